@@ -305,6 +305,16 @@ def _lit_text(v: Any) -> str:
     return str(v)
 
 
+_KEYWORDS = ("and", "or", "not", "true", "false")
+
+
+def col_text(name: str) -> str:
+    """A column reference as written in the DSL: bare when it is an identifier, else `quoted`."""
+    import re
+
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name not in _KEYWORDS else f"`{name}`"
+
+
 def _call_text(op: str, args, params) -> str:
     parts = [expr_text(a) for a in args] + [f"{k}={_lit_text(v)}" for k, v in params]
     return f"{op}({', '.join(parts)})"
@@ -314,7 +324,7 @@ def expr_text(e: Expr, parent_prec: int = 0) -> str:
     """Render an expression in canonical DSL syntax (minimal parentheses)."""
     match e:
         case Col(name=name):
-            return name
+            return col_text(name)
         case Lit(value=value):
             return _lit_text(value)
         case ListLit(items=items):
@@ -341,7 +351,7 @@ def step_text(s: Step) -> str:
         case Filter(predicate=p):
             return f"filter: {expr_text(p)}"
         case Assign(name=name, value=value):
-            return f"{name} = {expr_text(value)}"
+            return f"{col_text(name)} = {expr_text(value)}"
         case Where(predicate=p):
             return f"where: {expr_text(p)}"
     raise TypeError(f"not a step: {s!r}")

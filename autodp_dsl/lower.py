@@ -76,7 +76,10 @@ class Context:
         params = op.Params(**call.kwargs)
         args = [lower_expr(a, self) for a in call.args]
         spec = {"op": call.op, "v": op.version, "args": [ir.expr_to_json(a) for a in call.args], "params": params.model_dump(mode="json")}
-        return self.statistic(lf, call.op, spec, op.expr(args, params))
+        extra = op.identity(params, self)
+        if extra:
+            spec["identity"] = extra
+        return self.statistic(lf, call.op, spec, op.signal_expr(args, params, self))
 
 
 def lower_expr(e: ir.Expr, ctx: Context) -> pl.Expr:
@@ -93,7 +96,7 @@ def lower_expr(e: ir.Expr, ctx: Context) -> pl.Expr:
             if col is not None:
                 return pl.col(col)
             op = ctx.registry.get(op_name)()
-            return op.expr([lower_expr(a, ctx) for a in args], op.Params(**dict(params)))
+            return op.signal_expr([lower_expr(a, ctx) for a in args], op.Params(**dict(params)), ctx)
         case BinOp(op=op, left=left, right=right):
             a, b = lower_expr(left, ctx), lower_expr(right, ctx)
             if op == "+" and left.type.name == "str":

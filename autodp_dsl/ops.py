@@ -177,6 +177,17 @@ class Op:
     def expr(self, args: list[pl.Expr], params: Params) -> pl.Expr:
         raise NotImplementedError(f"{self.name} is not a signal")
 
+    def signal_expr(self, args: list[pl.Expr], params: Params, ctx: LowerContext) -> pl.Expr:
+        """Signals: like ``expr`` but with the lowering context, for signals that need a run-scoped
+        service (a model backend: ``ctx.service("model_backend")``). The default calls ``expr``."""
+        return self.expr(args, params)
+
+    def identity(self, params: Params, ctx: LowerContext) -> dict[str, Any]:
+        """What the value depends on besides op name, version, arguments and parameters (e.g. the
+        model and prompt version of a model-backed op). Part of statistic specs and cache keys;
+        ``{}`` (the default) for pure operators."""
+        return {}
+
     def map_expr(self, col: pl.Expr, params: Params) -> pl.Expr:
         raise NotImplementedError(f"{self.name} has no vectorised map")
 

@@ -1,0 +1,423 @@
+"""The type checker: untyped AST + column schema -> typed IR, with every problem at once.
+
+Checking never stops at the first error: each step is checked against the columns that exist at
+that point (assignments add columns, ``drop`` removes them, ``where:`` blocks add theirs for all
+rows), and every problem becomes a located ``Diagnostic``. A strategy without errors is returned
+as an ``ir.Strategy`` whose expressions all carry their types.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import ir
+from .diagnostics import Diagnostic, Severity
+from .document import Locator, RawDocument, RawStep
+from .ops import OpKind, Registry
+from .syntax import AAssign, ABin, ACall, ACol, AKwarg, AList, ALit, AUn, SyntaxProblem, parse_expr, parse_step
+from .types import BOOL, FLOAT, INT, STR, Type, assignable, list_of, parse_type
+
+__all__ = ["DEFAULT_COLUMNS", "check_document"]
+
+# Assumed when neither the data nor the document says which columns exist: the Alpaca shape.
+DEFAULT_COLUMNS: dict[str, Type] = {"instruction": STR, "input": STR, "output": STR}
+DEFAULT_REQUIRED = ("instruction", "output")
+
+_SYNTAX_HINTS = {
+    "≥": "write `>=`",
+    "≤": "write `<=`",
+    "≠": "write `!=`",
+    "&": "write `and`",
+    "|": "write `or`",
+    "!": "write `not` (or `!=` to compare)",
+    "=": "write `==` to compare; `name = expr` defines a column only as a whole step",
+    "'": "strings use double or single quotes, closed on the same line",
+    ":": "a step with `: ` inside must be quoted in YAML, or use the `filter:` / `where:` mapping form",
+}
+
+
+def _did_you_mean(names: list[str]) -> list[str]:
+    return [f"did you mean {' or '.join(f'`{n}`' for n in names)}?"] if names else []
+
+
+class _Checker:
+    def __init__(self, registry: Registry, file: str | None):
+        self.reg = registry
+        self.file = file
+        self.diags: list[Diagnostic] = []
+
+    # ---------------------------------------------------------------- reporting
+    def error(self, code: str, message: str, loc: Locator, start: int, end: int, hints=(), path=None, severity=Severity.ERROR):
+        line, col = loc.at(start)
+        end_line, end_col = loc.at(end)
+        self.diags.append(Diagnostic(code, message, line, col, end_col if end_line == line and end_col > col else None,
+                                     severity, list(hints), path, self.file))
+
+    # ---------------------------------------------------------------- expressions
+    def expr(self, node, env: dict[str, Type], loc: Locator, path: str) -> ir.Expr | None:
+        match node:
+            case ALit(value=v):
+                t = BOOL if isinstance(v, bool) else INT if isinstance(v, int) else FLOAT if isinstance(v, float) else STR
+                return ir.Lit(v, t)
+            case AList(items=items):
+                typed = [self.expr(i, env, loc, path) for i in items]
+                if any(t is None for t in typed):
+                    return None
+                item_types = {str(t.type) for t in typed}
+                if len(item_types) > 1 and not item_types <= {"int", "float"}:
+                    self.error("type-mismatch", f"list items must have one type, found {', '.join(sorted(item_types))}", loc, node.start, node.end, path=path)
+                    return None
+                item = FLOAT if item_types == {"int", "float"} else (typed[0].type if typed else STR)
+                return ir.ListLit(tuple(typed), list_of(item))
+            case ACol(name=name):
+                if name not in env:
+                    hints = _did_you_mean(difflib.get_close_matches(name, list(env), n=2))
+                    hints.append("available columns: " + (", ".join(env) or "(none)"))
+                    self.error("unknown-column", f"unknown column `{name}`", loc, node.start, node.end, hints, path)
+                    return None
+                return ir.Col(name, env[name])
+            case ACall():
+                return self.signal_call(node, env, loc, path)
+            case AUn(op=op, operand=operand):
+                inner = self.expr(operand, env, loc, path)
+                if inner is None:
+                    return None
+                if op == "not":
+                    if not assignable(inner.type, BOOL):
+                        self.error("type-mismatch", f"`not` needs a bool, found {inner.type}", loc, node.start, node.end, path=path)
+                        return None
+                    return ir.UnOp("not", inner, BOOL)
+                if not inner.type.is_numeric and inner.type.name != "any":
+                    self.error("type-mismatch", f"unary `-` needs a number, found {inner.type}", loc, node.start, node.end, path=path)
+                    return None
+                if isinstance(inner, ir.Lit):  # -3 is a literal, not an operation
+                    return ir.Lit(-inner.value, inner.type)
+                return ir.UnOp("-", inner, inner.type)
+            case ABin(op=op, left=left, right=right):
+                a, b = self.expr(left, env, loc, path), self.expr(right, env, loc, path)
+                if a is None or b is None:
+                    return None
+                t = self.binop_type(op, a.type, b.type)
+                if t is None:
+                    self.error("type-mismatch", f"`{op}` cannot combine {a.type} and {b.type}", loc, node.op_start, node.op_end,
+                               self.binop_hints(op, a.type, b.type), path)
+                    return None
+                return ir.BinOp(op, a, b, t)
+        self.error("syntax-error", "unsupported expression", loc, getattr(node, "start", 0), getattr(node, "end", 1), path=path)
+        return None
+
+    @staticmethod
+    def binop_type(op: str, a: Type, b: Type) -> Type | None:
+        anyish = "any" in (a.name, b.name)
+        num = (a.is_numeric or a.name == "any") and (b.is_numeric or b.name == "any")
+        if op in ("and", "or"):
+            return BOOL if assignable(a, BOOL) and assignable(b, BOOL) else None
+        if op in ("==", "!="):
+            ok = anyish or num or a == b or (a.name == b.name == "list")
+            return BOOL if ok else None
+        if op in ("<", "<=", ">", ">="):
+            return BOOL if num or (a.name == b.name == "str") or (anyish and "bool" not in (a.name, b.name)) else None
+        if op == "+":
+            if a.name == b.name == "str" or (anyish and "str" in (a.name, b.name)):
+                return STR
+            if num:
+                return INT if a.name == b.name == "int" else FLOAT
+            return None
+        if op in ("-", "*"):
+            return (INT if a.name == b.name == "int" else FLOAT) if num else None
+        if op == "/":
+            return FLOAT if num else None
+        return None
+
+    @staticmethod
+    def binop_hints(op: str, a: Type, b: Type) -> list[str]:
+        if op == "+" and "str" in (a.name, b.name):
+            return ["`+` joins two strings or adds two numbers; convert with a signal such as `chars(...)`"]
+        if op in ("and", "or"):
+            return ["`and`/`or` combine conditions, e.g. `words(output) >= 5 and chars(output) < 20000`"]
+        return []
+
+    def literal_params(self, kwargs: tuple[AKwarg, ...], loc: Locator, path: str) -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        ok = True
+        for kw in kwargs:
+            if kw.name in out:
+                self.error("duplicate-parameter", f"parameter `{kw.name}` is given twice", loc, kw.start, kw.end, path=path)
+                ok = False
+                continue
+            value = self.literal_value(kw.value)
+            if value is _NOT_LITERAL:
+                self.error("non-literal-parameter", f"parameter `{kw.name}` must be a literal value", loc, kw.value.start, kw.value.end,
+                           ["parameters are fixed per step; columns and signals go in positional arguments"], path)
+                ok = False
+                continue
+            out[kw.name] = value
+        return out if ok else None
+
+    def literal_value(self, node):
+        match node:
+            case ALit(value=v):
+                return v
+            case AUn(op="-", operand=ALit(value=v)) if isinstance(v, int | float) and not isinstance(v, bool):
+                return -v
+            case AList(items=items):
+                vals = [self.literal_value(i) for i in items]
+                return _NOT_LITERAL if any(v is _NOT_LITERAL for v in vals) else vals
+        return _NOT_LITERAL
+
+    def validate_params(self, op, kwargs: dict[str, Any], node: ACall, loc: Locator, path: str):
+        try:
+            return op.Params.model_validate(kwargs, strict=True)
+        except ValidationError as e:
+            fields = list(op.Params.model_fields)
+            spans = {kw.name: (kw.start, kw.end) for kw in node.kwargs}
+            for err in e.errors(include_url=False):
+                name = str(err["loc"][0]) if err["loc"] else None
+                start, end = spans.get(name, (node.start, node.name_end or node.end))
+                kind, msg = err["type"], err["msg"]
+                if kind == "extra_forbidden":
+                    hints = _did_you_mean(difflib.get_close_matches(name or "", fields, n=2))
+                    hints.append(f"`{op.name}` takes: " + (", ".join(fields) or "no parameters"))
+                    self.error("unknown-parameter", f"`{op.name}` has no parameter `{name}`", loc, start, end, hints, path)
+                elif kind == "missing":
+                    self.error("missing-parameter", f"`{op.name}` needs parameter `{name}`", loc, node.start, node.end,
+                               [f"signature: {op.signature()}"], path)
+                elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short", "too_long"):
+                    self.error("out-of-range", f"`{name}` {msg.lower()}, got {err.get('input')!r}", loc, start, end,
+                               [f"signature: {op.signature()}"], path)
+                elif kind == "value_error":
+                    text = msg.removeprefix("Value error, ")
+                    code = "contradictory-bounds" if "contradict" in text or " > " in text else "invalid-parameter"
+                    self.error(code, text[0].lower() + text[1:] if text else text, loc, node.start, node.end, [f"signature: {op.signature()}"], path)
+                elif kind in ("literal_error", "enum"):
+                    self.error("invalid-parameter", f"`{name}`: {msg[0].lower() + msg[1:]}", loc, start, end, path=path)
+                else:
+                    field = op.Params.model_fields.get(name) if name else None
+                    want = getattr(field.annotation, "__name__", str(field.annotation)) if field else "another type"
+                    self.error("invalid-parameter-type", f"`{name}` must be {want}, got {type(err.get('input')).__name__} {err.get('input')!r}",
+                               loc, start, end, [f"signature: {op.signature()}"], path)
+            return None
+
+    def call_args(self, op, node: ACall, env, loc, path, targets: bool) -> list[ir.Expr] | None:
+        """Check positional arguments against the operator's signature."""
+        specs = list(op.args)
+        n = len(node.args)
+        variadic = bool(specs) and specs[-1].variadic
+        required = len(specs)
+        ok = True
+        if n < required:
+            missing = specs[n].name
+            self.error("missing-argument", f"`{op.name}` needs argument `{missing}`", loc, node.start, node.end,
+                       [f"signature: {op.signature()}"], path)
+            ok = False
+        if n > len(specs) and not variadic:
+            extra = node.args[len(specs)]
+            self.error("too-many-arguments", f"`{op.name}` takes {len(specs)} positional argument{'s' * (len(specs) != 1)}, got {n}",
+                       loc, extra.start, node.args[-1].end, [f"signature: {op.signature()}"], path)
+            ok = False
+        typed: list[ir.Expr] = []
+        for i, a in enumerate(node.args):
+            spec = specs[min(i, len(specs) - 1)] if specs else None
+            if spec is None:
+                break
+            if spec.column and not isinstance(a, ACol):
+                self.error("expected-column", f"argument `{spec.name}` of `{op.name}` must be a column name", loc, a.start, a.end,
+                           [f"`{op.name}` rewrites the columns it is given, e.g. `{op.name}(output)`"], path)
+                ok = False
+                continue
+            t = self.expr(a, env, loc, path)
+            if t is None:
+                ok = False
+                continue
+            if not assignable(t.type, spec.type):
+                self.error("type-mismatch", f"argument `{spec.name}` of `{op.name}` must be {spec.type}, found {t.type}", loc, a.start, a.end,
+                           [f"signature: {op.signature()}"], path)
+                ok = False
+                continue
+            typed.append(t)
+        return typed if ok else None
+
+    def lookup(self, node: ACall, loc: Locator, path: str, kinds: tuple[OpKind, ...]):
+        cls = self.reg.get(node.name)
+        if cls is None:
+            hints = _did_you_mean(self.reg.suggest(node.name, kinds))
+            family = node.name.split(".")[0] + "."
+            same = [n for n in self.reg.names() if n.startswith(family) and "." in node.name]
+            if same:
+                hints.append(f"operators in `{family[:-1]}`: " + ", ".join(same))
+            hints.append("`autodp ops` lists every operator")
+            self.error("unknown-op", f"unknown operator `{node.name}`", loc, node.start, node.name_end or node.end, hints, path)
+            return None
+        return cls()
+
+    def signal_call(self, node: ACall, env, loc, path) -> ir.Expr | None:
+        op = self.lookup(node, loc, path, (OpKind.SIGNAL,))
+        if op is None:
+            return None
+        if op.kind != OpKind.SIGNAL:
+            self.error("wrong-op-kind", f"`{op.name}` is a {op.kind} step, not a value", loc, node.start, node.name_end or node.end,
+                       ["use it as a step of its own; expressions can call signals such as `words(...)`"], path)
+            return None
+        args = self.call_args(op, node, env, loc, path, targets=False)
+        kwargs = self.literal_params(node.kwargs, loc, path)
+        if kwargs is None:
+            return None
+        params = self.validate_params(op, kwargs, node, loc, path)
+        if args is None or params is None:
+            return None
+        t = op.result_type([a.type for a in args], params)
+        return ir.Call(op.name, tuple(args), tuple(kwargs.items()), t)
+
+    # ---------------------------------------------------------------- steps
+    def parse(self, raw: RawStep, fn):
+        try:
+            return fn(raw.text)
+        except SyntaxProblem as p:
+            hints = []
+            bad = raw.text[p.start : p.end] if p.start < len(raw.text) else ""
+            if bad in _SYNTAX_HINTS:
+                hints.append(_SYNTAX_HINTS[bad])
+            elif bad.strip() and bad.strip()[0] in _SYNTAX_HINTS:
+                hints.append(_SYNTAX_HINTS[bad.strip()[0]])
+            if p.expected:
+                hints.append("expected " + ", ".join(p.expected))
+            self.error("syntax-error", p.message, raw.loc, p.start, p.end, hints, raw.path)
+            return None
+
+    def predicate(self, raw: RawStep, env) -> ir.Expr | None:
+        node = self.parse(raw, parse_expr)
+        if node is None:
+            return None
+        e = self.expr(node, env, raw.loc, raw.path)
+        if e is None:
+            return None
+        if not assignable(e.type, BOOL):
+            self.error("type-mismatch", f"`{raw.kind}:` needs a condition (bool), found {e.type}", raw.loc, node.start, node.end,
+                       ["compare a value, e.g. `words(output) >= 5`"], raw.path)
+            return None
+        if not any(isinstance(x, ir.Col) for x in ir.walk_exprs(e)):
+            self.error("constant-predicate", f"this `{raw.kind}:` does not depend on the row: it keeps {'all' if raw.kind == 'filter' else 'selects all'} or no rows",
+                       raw.loc, node.start, node.end, path=raw.path, severity=Severity.WARNING)
+        return e
+
+    def steps(self, raws: list[RawStep], env: dict[str, Type], in_where: bool) -> list[ir.Step] | None:
+        out: list[ir.Step] = []
+        ok = True
+        prev_text = None
+        for raw in raws:
+            step = self.step(raw, env, in_where)
+            if step is None:
+                ok = False
+                prev_text = None
+                continue
+            text = ir.step_text(step)
+            if text == prev_text and not isinstance(step, ir.Where):
+                self.error("duplicate-step", "this step repeats the one before it", raw.loc, 0, len(raw.text), path=raw.path,
+                           severity=Severity.WARNING)
+            prev_text = text
+            out.append(step)
+        return out if ok else None
+
+    def step(self, raw: RawStep, env: dict[str, Type], in_where: bool) -> ir.Step | None:
+        if raw.kind == "filter":
+            p = self.predicate(raw, env)
+            return ir.Filter(p) if p is not None else None
+        if raw.kind == "where":
+            p = self.predicate(raw, env)
+            inner_env = dict(env)
+            body = self.steps(raw.children, inner_env, True)
+            for name, t in inner_env.items():  # columns a block defines exist for all rows (null elsewhere)
+                env.setdefault(name, t)
+            if p is None or body is None:
+                return None
+            return ir.Where(p, tuple(body))
+        node = self.parse(raw, parse_step)
+        if node is None:
+            return None
+        if isinstance(node, AAssign):
+            if node.name.startswith("__"):
+                self.error("reserved-name", f"column names starting with `__` are reserved, got `{node.name}`", raw.loc, node.start, node.name_end, path=raw.path)
+                return None
+            value = self.expr(node.value, env, raw.loc, raw.path)
+            if value is None:
+                return None
+            env[node.name] = value.type
+            return ir.Assign(node.name, value)
+        return self.op_step(node, raw, env, in_where)
+
+    def op_step(self, node: ACall, raw: RawStep, env, in_where: bool) -> ir.Step | None:
+        loc, path = raw.loc, raw.path
+        op = self.lookup(node, loc, path, (OpKind.MAP, OpKind.FILTER, OpKind.GLOBAL, OpKind.GENERATE))
+        if op is None:
+            return None
+        if op.kind == OpKind.SIGNAL:
+            arg = raw.text[node.start : node.end]
+            self.error("wrong-op-kind", f"`{op.name}` is a signal (a value per row), not a step", loc, node.start, node.name_end or node.end,
+                       [f"use it in a condition, e.g. `filter: {arg} > 0`, or define a column: `x = {arg}`"], path)
+            return None
+        if op.kind == OpKind.GLOBAL and in_where:
+            self.error("global-in-where", f"`{op.name}` needs all rows and cannot run inside a `where:` block", loc, node.start, node.name_end or node.end,
+                       ["move it before or after the block"], path)
+            return None
+        args = self.call_args(op, node, env, loc, path, targets=True)
+        kwargs = self.literal_params(node.kwargs, loc, path)
+        params = self.validate_params(op, kwargs, node, loc, path) if kwargs is not None else None
+        if args is None or params is None:
+            return None
+        cols = [a.name for a in args if isinstance(a, ir.Col)]
+        for c in op.removed_columns(cols, params):
+            env.pop(c, None)
+        return ir.OpStep(op.name, tuple(args), tuple(kwargs.items()))
+
+
+_NOT_LITERAL = object()
+
+
+def _locate_field(doc: RawDocument, key: str) -> Locator:
+    return doc.field_locs.get(key, Locator(1, 1))
+
+
+def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type] | None, file: str | None,
+                   diags: list[Diagnostic], default_name: str = "strategy") -> ir.Strategy | None:
+    """Type-check a loaded document; ``columns`` (from the data) wins over declared columns."""
+    c = _Checker(registry, file)
+    declared: dict[str, Type] = {}
+    for name, t in (doc.fields.get("columns") or {}).items():
+        try:
+            declared[str(name)] = parse_type(str(t))
+        except ValueError as e:
+            loc = _locate_field(doc, "columns")
+            c.diags.append(Diagnostic("unknown-type", str(e), loc.line, loc.col, None, Severity.ERROR,
+                                      ["types: str, int, float, bool, list[str], list[int], list[float]"], None, file))
+    env: dict[str, Type] = dict(columns) if columns is not None else dict(declared or DEFAULT_COLUMNS)
+    initial = dict(env)
+    body = c.steps(doc.steps, env, in_where=False)
+    if not doc.steps and "steps" in doc.field_locs:
+        loc = _locate_field(doc, "steps")
+        c.diags.append(Diagnostic("empty-strategy", "the strategy has no steps", loc.line, loc.col, None, Severity.WARNING, [], None, file))
+    require = tuple(doc.fields.get("require") or [n for n in DEFAULT_REQUIRED if n in initial])
+    loc = _locate_field(doc, "require") if "require" in doc.fields else Locator(1, 1)
+    for name in require:
+        if name not in initial:
+            c.diags.append(Diagnostic("unknown-column", f"required column `{name}` is not in the input", loc.line, loc.col, None,
+                                      Severity.ERROR, ["available columns: " + ", ".join(initial)], None, file))
+        elif body is not None and name not in env:
+            c.diags.append(Diagnostic("lost-required-column", f"the output loses required column `{name}`", loc.line, loc.col, None,
+                                      Severity.ERROR, ["remove the step that drops it, or take it out of `require:`"], None, file))
+        elif body is not None and env[name] != initial[name] and "any" not in (env[name].name, initial[name].name):
+            c.diags.append(Diagnostic("lost-required-column", f"required column `{name}` changes type from {initial[name]} to {env[name]}",
+                                      loc.line, loc.col, None, Severity.ERROR, ["assign the new value to a new column instead"], None, file))
+    diags.extend(c.diags)
+    if body is None or any(d.severity == Severity.ERROR for d in c.diags):
+        return None
+    return ir.Strategy(
+        name=str(doc.fields.get("name") or default_name),
+        description=str(doc.fields.get("description") or ""),
+        columns=tuple(declared.items()),
+        require=require,
+        steps=tuple(body),
+        dp=int(doc.fields.get("dp") or 1),
+    )
