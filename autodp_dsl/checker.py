@@ -48,6 +48,7 @@ class _Checker:
         self.reg = registry
         self.file = file
         self.diags: list[Diagnostic] = []
+        self.written: dict[str, tuple] = {}  # column -> where a step last assigned or removed it
 
     # ---------------------------------------------------------------- reporting
     def error(self, code: str, message: str, loc: Locator, start: int, end: int, hints=(), path=None, severity=Severity.ERROR):
@@ -278,13 +279,17 @@ class _Checker:
         except SyntaxProblem as p:
             hints = []
             bad = raw.text[p.start : p.end] if p.start < len(raw.text) else ""
-            if bad in _SYNTAX_HINTS:
+            message = p.message
+            if bad in ("'", '"'):
+                message = "unterminated string"
+                hints.append("close the string with the same quote on the same line")
+            elif bad in _SYNTAX_HINTS:
                 hints.append(_SYNTAX_HINTS[bad])
             elif bad.strip() and bad.strip()[0] in _SYNTAX_HINTS:
                 hints.append(_SYNTAX_HINTS[bad.strip()[0]])
             if p.expected:
                 hints.append("expected " + ", ".join(p.expected))
-            self.error("syntax-error", p.message, raw.loc, p.start, p.end, hints, raw.path)
+            self.error("syntax-error", message, raw.loc, p.start, p.end, hints, raw.path)
             return None
 
     def predicate(self, raw: RawStep, env) -> ir.Expr | None:
@@ -345,6 +350,7 @@ class _Checker:
             if value is None:
                 return None
             env[node.name] = value.type
+            self.written[node.name] = (raw.loc, node.start, node.end, raw.path)
             return ir.Assign(node.name, value)
         return self.op_step(node, raw, env, in_where)
 
@@ -370,10 +376,17 @@ class _Checker:
         cols = [a.name for a in args if isinstance(a, ir.Col)]
         for c in op.removed_columns(cols, params):
             env.pop(c, None)
+            self.written[c] = (loc, node.start, node.end, path)
         return ir.OpStep(op.name, tuple(args), tuple(kwargs.items()))
 
 
 _NOT_LITERAL = object()
+
+
+def _where_written(c: _Checker, name: str, fallback: Locator) -> tuple:
+    """(loc, start, end) of the step that last wrote ``name``, else the `require:` field."""
+    loc, start, end, _ = c.written.get(name, (fallback, 0, 1, None))
+    return loc, start, end
 
 
 def _locate_field(doc: RawDocument, key: str) -> Locator:
@@ -395,7 +408,7 @@ def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type
     env: dict[str, Type] = dict(columns) if columns is not None else dict(declared or DEFAULT_COLUMNS)
     initial = dict(env)
     body = c.steps(doc.steps, env, in_where=False)
-    if not doc.steps and "steps" in doc.field_locs:
+    if doc.fields.get("__n_steps") == 0 and "steps" in doc.field_locs:
         loc = _locate_field(doc, "steps")
         c.diags.append(Diagnostic("empty-strategy", "the strategy has no steps", loc.line, loc.col, None, Severity.WARNING, [], None, file))
     require = tuple(doc.fields.get("require") or [n for n in DEFAULT_REQUIRED if n in initial])
@@ -405,13 +418,13 @@ def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type
             c.diags.append(Diagnostic("unknown-column", f"required column `{name}` is not in the input", loc.line, loc.col, None,
                                       Severity.ERROR, ["available columns: " + ", ".join(initial)], None, file))
         elif body is not None and name not in env:
-            c.diags.append(Diagnostic("lost-required-column", f"the output loses required column `{name}`", loc.line, loc.col, None,
-                                      Severity.ERROR, ["remove the step that drops it, or take it out of `require:`"], None, file))
+            c.error("lost-required-column", f"the output loses required column `{name}`", *_where_written(c, name, loc),
+                    ["remove the step that drops it, or take it out of `require:`"])
         elif body is not None and env[name] != initial[name] and "any" not in (env[name].name, initial[name].name):
-            c.diags.append(Diagnostic("lost-required-column", f"required column `{name}` changes type from {initial[name]} to {env[name]}",
-                                      loc.line, loc.col, None, Severity.ERROR, ["assign the new value to a new column instead"], None, file))
+            c.error("lost-required-column", f"required column `{name}` changes type from {initial[name]} to {env[name]}",
+                    *_where_written(c, name, loc), ["assign the new value to a new column instead"])
     diags.extend(c.diags)
-    if body is None or any(d.severity == Severity.ERROR for d in c.diags):
+    if body is None or any(d.severity == Severity.ERROR for d in diags):
         return None
     return ir.Strategy(
         name=str(doc.fields.get("name") or default_name),
@@ -419,5 +432,5 @@ def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type
         columns=tuple(declared.items()),
         require=require,
         steps=tuple(body),
-        dp=int(doc.fields.get("dp") or 1),
+        dp=1,  # the only version; load_document reported any other
     )

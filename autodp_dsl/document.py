@@ -165,6 +165,7 @@ def load_document(source: str, diags: list[Diagnostic]) -> RawDocument | None:
         if key == "steps":
             seen_steps = True
             steps = _load_steps(v, "", lines, diags)
+            fields["__n_steps"] = len(v.value) if isinstance(v, yaml.SequenceNode) else 0
             continue
         try:
             fields[key] = yaml.safe_load(yaml.serialize(v))

@@ -66,6 +66,9 @@ class Context:
         return self.services.get(name)
 
     # -- hooks for the executor
+    def enter(self, step: ir.Step, path: str) -> None:
+        """Called as each step (nested ones too) starts lowering; the executor tracks frame keys here."""
+
     def drop(self, lf: pl.LazyFrame, path: str, step: ir.Step) -> pl.LazyFrame:
         """Remove the rows whose ``KEEP`` is false (``path`` names the step, e.g. ``3`` or ``5.2``)."""
         return lf.filter(pl.col(KEEP)).drop(KEEP)
@@ -121,6 +124,7 @@ def hoist_signals(lf: pl.LazyFrame, e: ir.Expr, ctx: Context) -> pl.LazyFrame:
 
 def lower_step(step: ir.Step, lf: pl.LazyFrame, ctx: Context, path: str) -> pl.LazyFrame:
     """Apply one step; rows it drops are removed through ``ctx.drop``."""
+    ctx.enter(step, path)
     ctx.hoisted = {}
     match step:
         case OpStep(op=op_name, args=args, params=params):

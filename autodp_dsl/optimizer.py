@@ -112,11 +112,18 @@ def fold_constants(s: ir.Strategy, reg: Registry) -> ir.Strategy:
     return replace(s, steps=tuple(_map_steps(s.steps, lambda st: st, lambda e: _map_expr(e, _fold))))
 
 
+def _defines_columns(st: ir.Where) -> bool:
+    # a block that selects no rows still defines its columns (null everywhere): keep it
+    return any(isinstance(x, ir.Assign) or (isinstance(x, ir.Where) and _defines_columns(x)) for x in st.steps)
+
+
 def drop_true_filters(s: ir.Strategy, reg: Registry) -> ir.Strategy:
     def fix(st):
         if isinstance(st, ir.Filter) and isinstance(st.predicate, ir.Lit) and st.predicate.value is True:
             return None
-        if isinstance(st, ir.Where) and (not st.steps or (isinstance(st.predicate, ir.Lit) and st.predicate.value is False)):
+        if isinstance(st, ir.Where) and not st.steps:  # everything inside was removed
+            return None
+        if isinstance(st, ir.Where) and isinstance(st.predicate, ir.Lit) and st.predicate.value is False and not _defines_columns(st):
             return None
         return st
 

@@ -1,0 +1,204 @@
+"""What a run reports: per-step row accounting, cache use, timings; and what ``explain`` shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+__all__ = ["StatRecord", "StepReport", "Accounting", "RunResult", "ExplainNode", "Explanation", "DROPPED_SCHEMA"]
+
+DROPPED_SCHEMA = {"rid": pl.UInt64, "step": pl.String, "reason": pl.String}
+
+
+@dataclass(slots=True)
+class StatRecord:
+    name: str
+    key: str
+    source: str  # hit | computed | memo | planned
+    seconds: float = 0.0
+    persisted: bool = False
+    bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "key": self.key, "source": self.source, "seconds": round(self.seconds, 6), "persisted": self.persisted, "bytes": self.bytes}
+
+
+@dataclass(slots=True)
+class StepReport:
+    step: str  # the step's number in the strategy as written ("3"; nested drops are "5.2")
+    text: str  # the step's DSL text
+    kind: str  # map | filter | global | generate | assign | where
+    key: str
+    rows_in: int
+    rows_out: int
+    modified: int
+    added: int
+    dropped: dict[str, int]  # reason -> rows
+    seconds: float
+    cache: str  # hit | computed
+    persisted: bool
+    policy: str  # why (not) persisted
+    shared: int = 1  # strategies of the batch that share this node
+    stats: list[StatRecord] = field(default_factory=list)
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "text": self.text,
+            "kind": self.kind,
+            "key": self.key,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "modified": self.modified,
+            "added": self.added,
+            "dropped": self.dropped_total,
+            "dropped_by_reason": dict(self.dropped),
+            "seconds": round(self.seconds, 6),
+            "cache": self.cache,
+            "persisted": self.persisted,
+            "policy": self.policy,
+            "shared": self.shared,
+            "statistics": [s.to_json() for s in self.stats],
+        }
+
+
+@dataclass(slots=True)
+class Accounting:
+    rows_in: int  # input records, quarantined ones included
+    kept: int
+    dropped: int
+    quarantined: int
+    generated: int
+    steps: list[StepReport]
+    dropped_ids: pl.DataFrame  # rid, step, reason (DROPPED_SCHEMA)
+
+    @property
+    def balanced(self) -> bool:
+        """rows in + generated = kept + dropped + quarantined."""
+        return self.rows_in + self.generated == self.kept + self.dropped + self.quarantined
+
+    def by_reason(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.steps:
+            for r, n in s.dropped.items():
+                out[r] = out.get(r, 0) + n
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rows_in": self.rows_in,
+            "kept": self.kept,
+            "dropped": self.dropped,
+            "quarantined": self.quarantined,
+            "generated": self.generated,
+            "balanced": self.balanced,
+            "steps": [s.to_json() for s in self.steps],
+        }
+
+
+@dataclass(slots=True)
+class RunResult:
+    strategy: str
+    frame: pl.DataFrame  # kept rows, user columns only, in row-id order
+    ids: pl.Series  # their row ids (same order)
+    accounting: Accounting
+    quarantine: pl.DataFrame  # rid, line, reason, detail, raw
+    fingerprint: str  # the input's
+    root_key: str
+    keys: list[str]  # node keys, in execution order
+    final_key: str
+    seconds: float  # wall time of the batch this result came from (shared by its results)
+    read_seconds: float = 0.0
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(1 for s in self.accounting.steps if s.cache == "hit")
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return {s.step: s.seconds for s in self.accounting.steps}
+
+    def to_json(self) -> dict[str, Any]:
+        q = self.quarantine
+        by_reason = {}
+        if q.height:
+            by_reason = dict(q.group_by("reason").len().sort("reason").iter_rows())
+        return {
+            "strategy": self.strategy,
+            "fingerprint": self.fingerprint,
+            "root_key": self.root_key,
+            "final_key": self.final_key,
+            "keys": self.keys,
+            "cache_hits": self.cache_hits,
+            "seconds": round(self.seconds, 6),
+            "read_seconds": round(self.read_seconds, 6),
+            "accounting": self.accounting.to_json(),
+            "quarantine": {"rows": q.height, "by_reason": by_reason},
+        }
+
+
+@dataclass(slots=True)
+class ExplainNode:
+    key: str
+    parent: str
+    depth: int
+    text: str
+    kind: str
+    labels: dict[str, str]  # strategy name -> the step's number there
+    finals: list[str]  # strategies ending here
+    policy: str  # always | auto | never
+    policy_reason: str
+    cache: str  # hit | miss | n/a
+    stats: list[StatRecord] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "parent": self.parent,
+            "depth": self.depth,
+            "text": self.text,
+            "kind": self.kind,
+            "strategies": self.labels,
+            "shared": len(self.labels),
+            "final_of": self.finals,
+            "materialise": self.policy,
+            "policy": self.policy_reason,
+            "cache": self.cache,
+            "statistics": [s.to_json() for s in self.stats],
+        }
+
+
+@dataclass(slots=True)
+class Explanation:
+    root_key: str
+    fingerprint: str | None
+    data: str | None
+    rows: int | None
+    quarantined: int | None
+    nodes: list[ExplainNode]  # depth-first, parents before children
+    strategies: dict[str, list[str]]  # name -> node keys in execution order
+    cache_dir: str | None
+
+    @property
+    def shared(self) -> list[ExplainNode]:
+        return [n for n in self.nodes if len(n.labels) > 1]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root_key": self.root_key,
+            "fingerprint": self.fingerprint,
+            "data": self.data,
+            "rows": self.rows,
+            "quarantined": self.quarantined,
+            "cache_dir": self.cache_dir,
+            "strategies": self.strategies,
+            "nodes": [n.to_json() for n in self.nodes],
+            "shared_nodes": len(self.shared),
+            "hits": sum(1 for n in self.nodes if n.cache == "hit"),
+        }

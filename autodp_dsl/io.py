@@ -1,0 +1,601 @@
+"""Reading and writing data sets, with quarantine instead of failure.
+
+``read_data`` reads jsonl, json, parquet and Hugging Face ``datasets`` folders (written by
+``save_to_disk``: arrow files plus ``dataset_info.json``/``state.json``; read with Polars, without
+importing ``datasets``). Every input record gets a stable row id (``__rid``, UInt64): its 0-based
+record index in the input (blank lines of a jsonl file are not records). A record that cannot be
+used -- bad JSON, invalid UTF-8, not an object, a required field missing or null or of the wrong
+type, a line over the size limit -- is *quarantined* with its id, line number, reason and a raw
+excerpt instead of failing the run or vanishing, so ``rows in = kept + dropped + quarantined``.
+
+The fingerprint is a sha256 over the file bytes (for a folder: over each data file's sha256) and the
+reader's settings: it is the root of every node key.
+
+Reading jsonl has a fast path (Polars parses the whole file; cheap regex checks prove every line has
+each required field exactly once, as a JSON string) and an exact slow path (``json.loads`` per line)
+that runs whenever the fast path cannot prove a file clean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .ops import ROW_ID
+from .plan_keys import stable_hash
+from .types import ANY, STR, Type, from_polars, parse_type
+
+__all__ = [
+    "DataError",
+    "Loaded",
+    "read_data",
+    "write_data",
+    "peek_columns",
+    "data_format",
+    "QUARANTINE_SCHEMA",
+    "DEFAULT_MAX_ROW_BYTES",
+]
+
+READER_VERSION = 1
+DEFAULT_MAX_ROW_BYTES = 8 * 1024 * 1024
+EXCERPT_CHARS = 200
+QUARANTINE_SCHEMA = {"rid": pl.UInt64, "line": pl.Int64, "reason": pl.String, "detail": pl.String, "raw": pl.String}
+
+
+class DataError(ValueError):
+    """The input cannot be read at all (missing file, unknown format, not JSON as a whole)."""
+
+
+@dataclass(slots=True)
+class Loaded:
+    frame: pl.DataFrame  # __rid (UInt64) first, then the data's columns; sorted by __rid
+    quarantine: pl.DataFrame  # rid, line, reason, detail, raw (QUARANTINE_SCHEMA)
+    fingerprint: str  # sha256 over content + reader settings: the root of node keys
+    path: str = ""
+    format: str = ""
+    rows_total: int = 0  # records in the input = frame.height + quarantine.height
+    dropped_columns: list[str] = field(default_factory=list)  # reserved "__*" input columns left out
+    content_sha256: str = ""
+
+    @property
+    def columns(self) -> dict[str, Type]:
+        return {n: from_polars(t) for n, t in self.frame.schema.items() if n != ROW_ID}
+
+
+# ---------------------------------------------------------------- formats
+
+
+def data_format(path: str | Path) -> str:
+    p = Path(path)
+    if p.is_dir():
+        if (p / "dataset_dict.json").exists() or (p / "state.json").exists() or (p / "dataset_info.json").exists() or any(p.glob("*.arrow")):
+            return "hf"
+        raise DataError(f"{p} is a folder but not a Hugging Face datasets folder (no state.json or *.arrow)")
+    name = p.name.lower()
+    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet"), (".arrow", "arrow")):
+        if name.endswith(suffix):
+            return fmt
+    raise DataError(f"unknown data format of {p}: expected .jsonl, .ndjson, .json, .parquet or a datasets folder")
+
+
+def _normalise_required(required) -> dict[str, Type]:
+    if required is None:
+        return {}
+    if isinstance(required, Mapping):
+        return {k: (parse_type(v) if isinstance(v, str) else v) for k, v in required.items()}
+    return {name: STR for name in required}
+
+
+def _type_ok(v: Any, t: Type) -> bool:
+    match t.name:
+        case "any":
+            return True
+        case "str":
+            return isinstance(v, str)
+        case "int":
+            return isinstance(v, int) and not isinstance(v, bool)
+        case "float" | "number":
+            return isinstance(v, int | float) and not isinstance(v, bool)
+        case "bool":
+            return isinstance(v, bool)
+        case "list":
+            return isinstance(v, list) and (t.item is None or all(x is None or _type_ok(x, t.item) for x in v))
+    return True
+
+
+def _pytype(v: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "object"}.get(type(v), type(v).__name__)
+
+
+def _check_record(obj: Any, required: dict[str, Type]) -> tuple[str, str] | None:
+    if not isinstance(obj, dict):
+        return "not-an-object", f"expected a JSON object, got {_pytype(obj)}"
+    for name, t in required.items():
+        v = obj.get(name)
+        if v is None:
+            return "missing-field", f"required field {name!r} is {'null' if name in obj else 'missing'}"
+        if not _type_ok(v, t):
+            return "wrong-type", f"field {name!r} should be {t}, got {_pytype(v)}"
+    return None
+
+
+def _excerpt(raw: bytes | str) -> str:
+    if isinstance(raw, bytes):
+        raw = raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    return raw[:EXCERPT_CHARS]
+
+
+def _quarantine_frame(rows: list[tuple[int, int, str, str, str]]) -> pl.DataFrame:
+    if not rows:
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    rid, line, reason, detail, raw = zip(*rows, strict=True)
+    return pl.DataFrame({"rid": list(rid), "line": list(line), "reason": list(reason), "detail": list(detail), "raw": list(raw)}, schema=QUARANTINE_SCHEMA)
+
+
+# ---------------------------------------------------------------- frames from records
+
+
+def _frame_from_records(records: list[dict[str, Any]]) -> pl.DataFrame:
+    """Like ``pl.read_ndjson`` on the records' JSON (the fast path's semantics), falling back to a
+    column-wise build where Polars cannot merge the types (mixed types become JSON text)."""
+    if not records:
+        return pl.DataFrame()
+    try:
+        return pl.read_ndjson(io.BytesIO("\n".join(json.dumps(r, ensure_ascii=False, allow_nan=True) for r in records).encode("utf-8")))
+    except Exception:
+        pass
+    names: dict[str, None] = {}
+    for r in records:
+        for k in r:
+            names.setdefault(k, None)
+    cols = {}
+    for name in names:
+        vals = [r.get(name) for r in records]
+        kinds = {_pytype(v) for v in vals if v is not None}
+        if kinds <= {"int", "float"} and kinds:
+            vals = [None if v is None else (float(v) if "float" in kinds else v) for v in vals]
+            cols[name] = pl.Series(name, vals, strict=False)
+            continue
+        if len(kinds) > 1 or kinds & {"object", "list"}:
+            try:
+                if len(kinds) == 1:
+                    cols[name] = pl.Series(name, vals, strict=False)
+                    continue
+            except Exception:
+                pass
+            vals = [None if v is None else (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for v in vals]
+        cols[name] = pl.Series(name, vals, strict=False)
+    return pl.DataFrame(cols)
+
+
+# ---------------------------------------------------------------- jsonl
+
+
+def _field_patterns(name: str) -> tuple[str, str, str]:
+    k = re.escape(json.dumps(name, ensure_ascii=False))
+    return (rf'(?:^|[^\\]){k}\s*:', rf'(?:^|[^\\]){k}\s*:\s*"', rf'(?:^|[^\\]){k}\s*:\s*null')
+
+
+def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.DataFrame | None:
+    """The whole file parsed by Polars, or None when a line needs the exact slow path."""
+    if not b.strip():
+        return None
+    if any(t.name not in ("str", "any") for t in required.values()):
+        return None
+    n_lines = b.count(b"\n") + (0 if b.endswith(b"\n") else 1)
+    try:
+        lines = pl.read_csv(
+            io.BytesIO(b), has_header=False, separator="\x1f", quote_char=None, new_columns=["line"], schema={"line": pl.String}
+        )
+    except Exception:  # invalid UTF-8, a line with the separator byte ...
+        return None
+    if lines.height != n_lines:
+        return None
+    checks = [
+        pl.col("line").is_null().any().alias("null"),
+        (pl.col("line").str.strip_chars() == "").any().alias("blank"),
+        (~pl.col("line").str.strip_chars_start().str.starts_with("{")).any().alias("nonobj"),
+        (pl.col("line").str.len_bytes() > max_row_bytes).any().alias("big"),
+    ]
+    for i, (name, t) in enumerate(required.items()):
+        any_p, str_p, null_p = _field_patterns(name)
+        checks.append((pl.col("line").str.count_matches(any_p) != 1).any().alias(f"f{i}"))
+        if t.name == "str":
+            checks.append((pl.col("line").str.count_matches(str_p) != 1).any().alias(f"s{i}"))
+        else:
+            checks.append((pl.col("line").str.count_matches(null_p) != 0).any().alias(f"n{i}"))
+    bad = lines.select(checks).row(0)
+    if any(bad):
+        return None
+    try:
+        df = pl.read_ndjson(io.BytesIO(b), infer_schema_length=None)
+    except Exception:
+        return None
+    if df.height != n_lines:
+        return None
+    for name, t in required.items():
+        if name not in df.columns or df[name].null_count() > 0:
+            return None
+        if t.name == "str" and df.schema[name] != pl.String:
+            return None
+    return df
+
+
+def _jsonl_slow(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[list[int], list[dict], list[tuple]]:
+    rids: list[int] = []
+    records: list[dict] = []
+    quarantine: list[tuple] = []
+    rid = 0
+    for lineno, raw in enumerate(b.split(b"\n"), 1):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if not raw.strip():
+            continue
+        this = rid
+        rid += 1
+        if len(raw) > max_row_bytes:
+            quarantine.append((this, lineno, "row-too-large", f"{len(raw)} bytes > limit {max_row_bytes}", _excerpt(raw)))
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            quarantine.append((this, lineno, "invalid-utf8", f"invalid UTF-8 at byte {e.start}", _excerpt(raw)))
+            continue
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant)
+        except ValueError as e:
+            quarantine.append((this, lineno, "invalid-json", str(e)[:200], _excerpt(text)))
+            continue
+        problem = _check_record(obj, required)
+        if problem:
+            quarantine.append((this, lineno, problem[0], problem[1], _excerpt(text)))
+            continue
+        if _has_non_finite(obj):
+            quarantine.append((this, lineno, "invalid-json", "number out of range (inf or nan)", _excerpt(text)))
+            continue
+        rids.append(this)
+        records.append(obj)
+    return rids, records, quarantine
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _has_non_finite(obj) -> bool:
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, dict):
+        return any(_has_non_finite(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_has_non_finite(v) for v in obj)
+    return False
+
+
+def _read_jsonl_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    if b.startswith(b"\xef\xbb\xbf"):
+        b = b[3:]
+    fast = _jsonl_fast(b, required, max_row_bytes)
+    if fast is not None:
+        frame = fast.with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
+        return frame, _quarantine_frame([]), frame.height
+    rids, records, quarantine = _jsonl_slow(b, required, max_row_bytes)
+    return _assemble(rids, records, quarantine)
+
+
+def _assemble(rids: list[int], records: list[dict], quarantine: list[tuple]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    df = _frame_from_records(records)
+    df = df.with_columns(pl.Series(ROW_ID, rids, dtype=pl.UInt64)) if df.width else pl.DataFrame({ROW_ID: pl.Series(rids, dtype=pl.UInt64)})
+    df = df.select(ROW_ID, pl.exclude(ROW_ID))
+    return df, _quarantine_frame(quarantine), len(rids) + len(quarantine)
+
+
+def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    if b.startswith(b"\xef\xbb\xbf"):
+        b = b[3:]
+    head = b.lstrip()[:1]
+    if head == b"[" or head == b"{":
+        try:
+            doc = json.loads(b.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError):
+            doc = None
+        if isinstance(doc, dict):  # {"data": [...]} style: the one list of records
+            lists = [v for v in doc.values() if isinstance(v, list)]
+            doc = lists[0] if len(doc) == 1 and len(lists) == 1 else None
+            if doc is None:
+                return _read_jsonl_bytes(b, required, max_row_bytes)
+        if isinstance(doc, list):
+            rids, records, quarantine = [], [], []
+            for i, obj in enumerate(doc):
+                raw = None
+                problem = _check_record(obj, required)
+                if problem is None:
+                    raw = json.dumps(obj, ensure_ascii=False)
+                    if len(raw.encode("utf-8")) > max_row_bytes:
+                        problem = ("row-too-large", f"{len(raw.encode('utf-8'))} bytes > limit {max_row_bytes}")
+                    elif _has_non_finite(obj):
+                        problem = ("invalid-json", "number out of range (inf or nan)")
+                if problem:
+                    raw = raw or json.dumps(obj, ensure_ascii=False, default=str)
+                    quarantine.append((i, i + 1, problem[0], problem[1], _excerpt(raw)))
+                else:
+                    rids.append(i)
+                    records.append(obj)
+            return _assemble(rids, records, quarantine)
+        if head == b"[":
+            raise DataError("not valid JSON (a .json file must hold an array of objects, or JSON lines)")
+    return _read_jsonl_bytes(b, required, max_row_bytes)
+
+
+# ---------------------------------------------------------------- columnar (parquet, arrow, hf)
+
+
+def _validate_columnar(df: pl.DataFrame, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    n = df.height
+    df = df.with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
+    reasons = []  # (mask expr, reason, detail expr)
+    for name, t in required.items():
+        if name not in df.columns:
+            reasons.append((pl.lit(True), "missing-field", pl.lit(f"required field {name!r} is missing")))
+            continue
+        want = t.to_polars() if t.name != "any" else None
+        dt = df.schema[name]
+        if want is not None and not _dtype_ok(dt, t):
+            reasons.append((pl.col(name).is_not_null(), "wrong-type", pl.lit(f"field {name!r} should be {t}, got {from_polars(dt)}")))
+        reasons.append((pl.col(name).is_null(), "missing-field", pl.lit(f"required field {name!r} is null")))
+    strs = [c for c, t in df.schema.items() if t == pl.String]
+    if strs:
+        size = pl.sum_horizontal([pl.col(c).str.len_bytes().fill_null(0) for c in strs])
+        reasons.append((size > max_row_bytes, "row-too-large", pl.format("{} bytes of text > limit " + str(max_row_bytes), size)))
+    if not reasons:
+        return df, _quarantine_frame([]), n
+    reason = pl.when(reasons[0][0]).then(pl.lit(reasons[0][1]))
+    detail = pl.when(reasons[0][0]).then(reasons[0][2])
+    for mask, r, d in reasons[1:]:
+        reason = reason.when(mask).then(pl.lit(r))
+        detail = detail.when(mask).then(d)
+    marked = df.with_columns(reason.otherwise(None).alias("__q_reason"), detail.otherwise(None).alias("__q_detail"))
+    bad = marked.filter(pl.col("__q_reason").is_not_null())
+    good = marked.filter(pl.col("__q_reason").is_null()).drop("__q_reason", "__q_detail")
+    if bad.height:
+        raw = bad.drop(ROW_ID, "__q_reason", "__q_detail").select(pl.struct(pl.all()).struct.json_encode().str.slice(0, EXCERPT_CHARS).alias("raw"))["raw"]
+        q = pl.DataFrame(
+            {"rid": bad[ROW_ID], "line": (bad[ROW_ID].cast(pl.Int64) + 1), "reason": bad["__q_reason"], "detail": bad["__q_detail"], "raw": raw},
+            schema=QUARANTINE_SCHEMA,
+        )
+    else:
+        q = _quarantine_frame([])
+    return good, q, n
+
+
+def _dtype_ok(dt, t: Type) -> bool:
+    if t.name == "any":
+        return True
+    if t.name in ("float", "number"):
+        return dt.is_float() or dt.is_integer()
+    if t.name == "int":
+        return dt.is_integer()
+    if t.name == "list":
+        return isinstance(dt, pl.List | pl.Array)
+    return dt == t.to_polars()
+
+
+def _hf_files(p: Path, split: str | None) -> list[Path]:
+    if (p / "dataset_dict.json").exists():
+        splits = json.loads((p / "dataset_dict.json").read_text()).get("splits", [])
+        if split is None:
+            split = "train" if "train" in splits else (splits[0] if len(splits) == 1 else None)
+        if split is None or split not in splits:
+            raise DataError(f"{p} holds the splits {', '.join(splits)}; name one (e.g. {p}/train)")
+        p = p / split
+    state = p / "state.json"
+    if state.exists():
+        files = [p / f["filename"] for f in json.loads(state.read_text()).get("_data_files", [])]
+        if files:
+            return files
+    files = sorted(p.glob("*.arrow"))
+    if not files:
+        raise DataError(f"{p} holds no .arrow files")
+    return files
+
+
+def _read_arrow(f: Path) -> pl.DataFrame:
+    try:
+        return pl.read_ipc_stream(f)
+    except Exception:
+        try:
+            return pl.read_ipc(f, memory_map=False)
+        except Exception as e:
+            raise DataError(f"cannot read arrow file {f}: {e}") from e
+
+
+# ---------------------------------------------------------------- public
+
+
+def read_data(
+    path: str | Path,
+    required: Iterable[str] | Mapping[str, Type | str] | None = ("instruction", "output"),
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
+    split: str | None = None,
+) -> Loaded:
+    """Read a data set; unusable records go to ``quarantine``. ``required``: the fields every record
+    must have (non-null), as names (type ``str``) or a mapping name -> type (``any`` accepts every type).
+
+    Raises ``DataError`` (a ``ValueError``) only when the input cannot be read as a whole.
+    """
+    p = Path(path)
+    req = _normalise_required(required)
+    if not p.exists():
+        raise DataError(f"no such file or folder: {p}")
+    fmt = data_format(p)
+    if fmt == "hf":
+        files = _hf_files(p, split)
+        digest = hashlib.sha256()
+        frames = []
+        for f in files:
+            digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+            frames.append(_read_arrow(f))
+        content = digest.hexdigest()
+        df = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+        frame, quarantine, total = _validate_columnar(df, req, max_row_bytes)
+    else:
+        try:
+            b = p.read_bytes()
+        except OSError as e:
+            raise DataError(f"cannot read {p}: {e.strerror or e}") from e
+        content = hashlib.sha256(b).hexdigest()
+        if fmt == "jsonl":
+            frame, quarantine, total = _read_jsonl_bytes(b, req, max_row_bytes)
+        elif fmt == "json":
+            frame, quarantine, total = _read_json_bytes(b, req, max_row_bytes)
+        else:
+            try:
+                df = pl.read_parquet(io.BytesIO(b)) if fmt == "parquet" else _read_arrow(p)
+            except DataError:
+                raise
+            except Exception as e:
+                raise DataError(f"cannot read {p}: {e}") from e
+            frame, quarantine, total = _validate_columnar(df, req, max_row_bytes)
+    reserved = [c for c in frame.columns if c.startswith("__") and c != ROW_ID]
+    if reserved:
+        frame = frame.drop(reserved)
+    fingerprint = stable_hash(
+        {"content": content, "reader": {"v": READER_VERSION, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes, "split": split}}
+    )
+    return Loaded(frame, quarantine, fingerprint, str(p), fmt, total, reserved, content)
+
+
+def loaded_from_frame(df: pl.DataFrame, required: Iterable[str] | Mapping[str, Type | str] | None = None, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Loaded:
+    """A ``Loaded`` from an in-memory frame (tests, the search's samples); ids are row positions
+    unless the frame already has ``__rid``."""
+    req = _normalise_required(required)
+    if ROW_ID in df.columns:
+        base = df.drop(ROW_ID)
+        frame, q, total = _validate_columnar(base, req, max_row_bytes)
+        ids = df[ROW_ID].cast(pl.UInt64)
+        frame = frame.with_columns(ids.gather(frame[ROW_ID].cast(pl.Int64)).alias(ROW_ID))
+        q = q.with_columns(ids.gather(q["rid"].cast(pl.Int64)).alias("rid"))
+    else:
+        frame, q, total = _validate_columnar(df, req, max_row_bytes)
+    buf = io.BytesIO()
+    df.write_ipc(buf, compression="uncompressed")
+    content = hashlib.sha256(buf.getvalue()).hexdigest()
+    fp = stable_hash({"content": content, "frame": True, "reader": {"v": READER_VERSION, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes}})
+    return Loaded(frame.sort(ROW_ID), q, fp, "<frame>", "frame", total, [], content)
+
+
+def peek_columns(path: str | Path, n: int = 1000) -> dict[str, Type]:
+    """The data's columns and types from its first records (cheap; for type-checking strategies)."""
+    p = Path(path)
+    fmt = data_format(p)
+    if fmt == "parquet":
+        schema = pl.read_parquet_schema(p)
+    elif fmt in ("hf", "arrow"):
+        f = _hf_files(p, None)[0] if fmt == "hf" else p
+        schema = _read_arrow(f).schema
+    else:
+        with open(p, "rb") as fh:
+            head = fh.read(4 * 1024 * 1024)
+        if fmt == "json" and head.lstrip()[:1] == b"[":
+            schema = read_data(p, required=()).frame.schema
+        else:
+            lines = [ln for ln in head.split(b"\n")[:n] if ln.strip()]
+            if len(head) == 4 * 1024 * 1024 and lines:
+                lines = lines[:-1]  # possibly cut
+            recs = []
+            for ln in lines:
+                try:
+                    obj = json.loads(ln.decode("utf-8", errors="replace"))
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    recs.append(obj)
+            schema = _frame_from_records(recs).schema if recs else {}
+    out = {}
+    for name, dt in dict(schema).items():
+        if name.startswith("__"):
+            continue
+        t = from_polars(dt)
+        out[name] = t if t is not None else ANY
+    return out
+
+
+def write_data(frame: pl.DataFrame, path: str | Path, fmt: str | None = None) -> None:
+    """Write ``frame`` (internal ``__*`` columns left out) atomically, in the format of the path's
+    extension: .jsonl/.ndjson, .json (an array), .parquet, or a folder (Hugging Face datasets layout)."""
+    from .atomic import write_bytes_atomic
+
+    p = Path(path)
+    frame = frame.select([c for c in frame.columns if not c.startswith("__")])
+    if fmt is None:
+        name = p.name.lower()
+        fmt = next((f for s, f in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet")) if name.endswith(s)), "hf")
+    if fmt == "hf":
+        _write_hf(frame, p)
+        return
+    buf = io.BytesIO()
+    if fmt == "jsonl":
+        frame.write_ndjson(buf)
+    elif fmt == "json":
+        frame.write_json(buf)
+    elif fmt == "parquet":
+        frame.write_parquet(buf, compression="zstd")
+    else:
+        raise DataError(f"unknown output format {fmt!r}")
+    write_bytes_atomic(p, buf.getvalue())
+
+
+def _hf_feature(dt) -> dict[str, Any]:
+    if isinstance(dt, pl.List | pl.Array):
+        return {"feature": _hf_feature(dt.inner), "_type": "Sequence"}
+    if isinstance(dt, pl.Struct):
+        return {f.name: _hf_feature(f.dtype) for f in dt.fields}
+    names = {
+        pl.String: "large_string", pl.Boolean: "bool", pl.Int8: "int8", pl.Int16: "int16", pl.Int32: "int32", pl.Int64: "int64",
+        pl.UInt8: "uint8", pl.UInt16: "uint16", pl.UInt32: "uint32", pl.UInt64: "uint64", pl.Float32: "float32", pl.Float64: "float64", pl.Null: "null",
+    }
+    return {"dtype": names.get(dt, "large_string"), "_type": "Value"}
+
+
+def _write_hf(frame: pl.DataFrame, p: Path) -> None:
+    """A ``save_to_disk``-style folder: one arrow stream file plus dataset_info.json and state.json."""
+    parent = p.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=parent))
+    try:
+        name = "data-00000-of-00001.arrow"
+        frame.write_ipc_stream(tmp / name, compat_level=pl.CompatLevel.oldest())
+        info = {"citation": "", "description": "", "features": {c: _hf_feature(t) for c, t in frame.schema.items()}, "homepage": "", "license": ""}
+        (tmp / "dataset_info.json").write_text(json.dumps(info, indent=2))
+        state = {
+            "_data_files": [{"filename": name}],
+            "_fingerprint": hashlib.sha256((tmp / name).read_bytes()).hexdigest()[:16],
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": None,
+        }
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        if p.exists():
+            old = parent / f".{p.name}.old.{os.getpid()}"
+            os.replace(p, old)
+            os.replace(tmp, p)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, p)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

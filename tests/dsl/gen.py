@@ -1,0 +1,98 @@
+"""Hypothesis generators of valid .dp strategies, written messily on purpose.
+
+Every generated strategy type-checks against ``COLUMNS`` and uses only vectorised operators, so it
+can be executed on generated frames. The text is rendered with random spacing and redundant
+parentheses, so formatting and parsing are exercised, not just the canonical spelling.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from hypothesis import strategies as st
+
+COLUMNS = {"instruction": pl.String, "output": pl.String, "n": pl.Int64, "x": pl.Float64}
+TEXT_COLS = ("instruction", "output")
+NUM_SIGNALS = ("chars", "words")
+
+
+def _sp(draw) -> str:
+    return draw(st.sampled_from(["", " ", "  "]))
+
+
+@st.composite
+def num_expr(draw, depth=0) -> str:
+    choices = ["lit", "col", "signal"] + (["bin", "neg", "paren"] if depth < 2 else [])
+    kind = draw(st.sampled_from(choices))
+    if kind == "lit":
+        v = draw(st.one_of(st.integers(-50, 500), st.floats(-10, 100, allow_nan=False, allow_infinity=False).map(lambda f: round(f, 3))))
+        return repr(v) if isinstance(v, float) else str(v)
+    if kind == "col":
+        return draw(st.sampled_from(["n", "x"]))
+    if kind == "signal":
+        return f"{draw(st.sampled_from(NUM_SIGNALS))}({_sp(draw)}{draw(st.sampled_from(TEXT_COLS))}{_sp(draw)})"
+    if kind == "neg":
+        return f"-{draw(st.sampled_from(['n', 'x', 'chars(output)']))}"
+    if kind == "paren":
+        return f"({draw(num_expr(depth + 1))})"
+    op = draw(st.sampled_from(["+", "-", "*"]))
+    return f"{draw(num_expr(depth + 1))}{_sp(draw)}{op}{_sp(draw)}{draw(num_expr(depth + 1))}"
+
+
+@st.composite
+def bool_expr(draw, depth=0) -> str:
+    choices = ["cmp", "cmp"] + (["and", "or", "not", "paren"] if depth < 2 else [])
+    kind = draw(st.sampled_from(choices))
+    if kind == "cmp":
+        op = draw(st.sampled_from(["==", "!=", "<", "<=", ">", ">="]))
+        return f"{draw(num_expr(1))} {op} {draw(num_expr(1))}"
+    if kind == "not":
+        return f"not {draw(bool_expr(depth + 1))}" if depth else f"not ({draw(bool_expr(depth + 1))})"
+    if kind == "paren":
+        return f"({draw(bool_expr(depth + 1))})"
+    return f"({draw(bool_expr(depth + 1))}) {kind} ({draw(bool_expr(depth + 1))})"
+
+
+@st.composite
+def step(draw, depth=0, defined=()) -> str:
+    kinds = ["filter", "filter", "assign", "dedup"] + (["where"] if depth == 0 else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "filter":
+        return f"- filter: {draw(bool_expr())}"
+    if kind == "assign":
+        name = draw(st.sampled_from(["s1", "s2", "x"]))
+        return f"- {name} = {draw(num_expr())}"
+    if kind == "dedup" and depth == 0:
+        cols = draw(st.sampled_from(["output", "instruction, output", 'instruction + " " + output']))
+        lc = draw(st.sampled_from(["", ", lowercase=true", ", lowercase=false"]))
+        return f"- dedup.exact({cols}{lc})"
+    if kind == "dedup":
+        return f"- filter: {draw(bool_expr())}"
+    inner = draw(st.lists(step(depth=1), min_size=1, max_size=3))
+    body = "\n".join("      " + s for s in inner)
+    return f"- where: {draw(bool_expr())}\n    do:\n{body}"
+
+
+@st.composite
+def strategy_text(draw) -> str:
+    steps = draw(st.lists(step(), min_size=1, max_size=6))
+    body = "\n".join("  " + s for s in steps)
+    cols = "\n".join(f"  {n}: {'str' if t == pl.String else 'int' if t == pl.Int64 else 'float'}" for n, t in COLUMNS.items())
+    return f"dp: 1\nname: gen\ncolumns:\n{cols}\nsteps:\n{body}\n"
+
+
+WORDS = ["a", "b", "heart", "the", "x<y", "&amp;", "  ", "é", "Doctor", "ok"]
+
+
+@st.composite
+def frame(draw) -> pl.DataFrame:
+    n = draw(st.integers(0, 12))
+    text = st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join)
+    return pl.DataFrame(
+        {
+            "instruction": draw(st.lists(text, min_size=n, max_size=n)),
+            "output": draw(st.lists(text, min_size=n, max_size=n)),
+            "n": draw(st.lists(st.integers(-5, 50), min_size=n, max_size=n)),
+            "x": draw(st.lists(st.floats(-5, 50, allow_nan=False), min_size=n, max_size=n)),
+        },
+        schema=COLUMNS,
+    )
