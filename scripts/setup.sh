@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv and install autodp with everything the search and the tests need.
+# Idempotent: a second run only checks. torch comes first, pinned, so pip takes the CPU build that
+# lies on these machines instead of resolving a multi-GB CUDA build through peft/transformers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+stamp=.venv/.autodp-installed
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+  exit 0
+fi
+[ -d .venv ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q "torch==${AUTODP_TORCH_VERSION:-2.13.0}"
+python -m pip install -q -e ".[ml,dev]"
+touch "$stamp"
+echo "autodp installed in .venv"
