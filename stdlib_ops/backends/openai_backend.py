@@ -1,0 +1,181 @@
+"""A backend for any OpenAI-compatible chat-completions server: OpenAI, vLLM's server, Ollama, ...
+
+>>> b = OpenAIBackend("gpt-4o-mini")                                      # doctest: +SKIP
+>>> b = OpenAIBackend("Qwen/Qwen2.5-7B-Instruct", base_url="http://gpu:8000/v1")  # doctest: +SKIP
+
+The ``openai`` package is imported when the first request is made. Its own retries are turned off
+(``max_retries=0``): retries, backoff and their counting are ``BaseBackend``'s. Errors map to
+failure kinds: timeouts -> ``timeout``, connection errors -> ``connection``, 429 -> ``rate_limit``,
+5xx -> ``server`` (all retried), other 4xx -> ``client`` (not retried), except 401/403/404 (wrong
+key, forbidden, unknown model), which are configuration errors and stop the run.
+
+API key: the ``api_key`` parameter, else the environment variable named by ``api_key_env``
+(default ``AUTODP_LLM_API_KEY``), else ``OPENAI_API_KEY``; a server of your own (a ``base_url``)
+needs none. This backend cannot score log-likelihoods (chat completions give none for the prompt).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Literal
+
+from .base import BaseBackend, ChatPrompt, Sampling
+from .errors import ConfigError, FailureKind, PermanentError, TransientError
+
+__all__ = ["OpenAIBackend"]
+
+
+class OpenAIBackend(BaseBackend):
+    """Chat completions over HTTP with the ``openai`` client.
+
+    ``structured``: how ``Sampling.json_schema`` is passed on: ``"json_schema"`` (default; OpenAI,
+    vLLM), ``"json_object"`` (JSON mode only), or ``"none"`` (prompt only; outputs are still
+    validated). ``timeout`` is the per-request limit in seconds. ``token_param``: the name of the
+    length limit sent (``auto``: ``max_completion_tokens`` for OpenAI itself, ``max_tokens`` for a
+    ``base_url`` of your own). ``extra_body`` is merged into every request (e.g. vLLM's ``top_k``).
+    """
+
+    kind = "openai"
+    supports_score = False
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        api_key_env: str = "AUTODP_LLM_API_KEY",
+        timeout: float = 60.0,
+        structured: Literal["json_schema", "json_object", "none"] = "json_schema",
+        token_param: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto",
+        extra_body: dict[str, Any] | None = None,
+        **kw: Any,
+    ):
+        super().__init__(**kw)
+        if not model:
+            raise ConfigError("the openai backend needs a model name, e.g. 'openai:gpt-4o-mini@https://api.openai.com/v1'")
+        if structured not in ("json_schema", "json_object", "none"):
+            raise ConfigError(f"unknown structured mode {structured!r}; expected one of json_schema, json_object, none")
+        self._model = model
+        self.base_url = base_url.rstrip("/") if base_url else None
+        key = api_key or os.environ.get(api_key_env) or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if self.base_url is None:
+                raise ConfigError(f"no API key for OpenAI: set {api_key_env} (or OPENAI_API_KEY), or give a base_url of your own server")
+            key = "EMPTY"  # vLLM, Ollama and friends accept any key
+        self._api_key = key
+        self.timeout = timeout
+        self.structured = structured
+        if token_param not in ("auto", "max_tokens", "max_completion_tokens"):
+            raise ConfigError(f"unknown token_param {token_param!r}; expected auto, max_tokens or max_completion_tokens")
+        # OpenAI's newer models only take max_completion_tokens; most other servers know max_tokens
+        self.token_param = token_param if token_param != "auto" else ("max_completion_tokens" if self.base_url is None else "max_tokens")
+        self.extra_body = extra_body or None
+        self._client = None
+        self._client_lock = threading.Lock()
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self._model, "base_url": self.base_url or "https://api.openai.com/v1"}
+
+    def describe(self) -> str:
+        return f"openai:{self._model}@{self.base_url or 'https://api.openai.com/v1'}"
+
+    def _get_client(self):
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    try:
+                        import openai
+                    except ImportError as e:  # pragma: no cover - depends on the install
+                        raise ConfigError("the openai backend needs the 'openai' package: pip install 'autodp[ml]'") from e
+                    self._client = openai.OpenAI(api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # pragma: no cover
+                pass
+            self._client = None
+        super().close()
+
+    def _request_kwargs(self, prompt: ChatPrompt, sampling: Sampling) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "model": self._model,
+            "messages": prompt.to_openai(),
+            "temperature": sampling.temperature,
+            self.token_param: sampling.max_tokens,
+        }
+        if sampling.top_p != 1.0:
+            kw["top_p"] = sampling.top_p
+        if sampling.seed is not None:
+            kw["seed"] = sampling.seed
+        if sampling.stop:
+            kw["stop"] = list(sampling.stop)
+        if sampling.json_schema is not None:
+            if self.structured == "json_schema":
+                kw["response_format"] = {"type": "json_schema", "json_schema": {"name": sampling.schema_name, "schema": sampling.json_schema}}
+            elif self.structured == "json_object":
+                kw["response_format"] = {"type": "json_object"}
+        if self.extra_body:
+            kw["extra_body"] = self.extra_body
+        return kw
+
+    def _complete_one(self, prompt: ChatPrompt, sampling: Sampling) -> str:
+        client = self._get_client()
+        import openai
+
+        try:
+            resp = client.chat.completions.create(**self._request_kwargs(prompt, sampling))
+        except openai.APITimeoutError as e:
+            raise TransientError(FailureKind.TIMEOUT, f"no answer within {self.timeout:g} s") from e
+        except openai.APIConnectionError as e:
+            raise TransientError(FailureKind.CONNECTION, str(e) or "connection error") from e
+        except openai.APIStatusError as e:
+            raise _status_error(e) from e
+        except openai.APIResponseValidationError as e:
+            raise TransientError(FailureKind.SERVER, f"invalid response body: {e}") from e
+        try:
+            choice = resp.choices[0]
+            content = choice.message.content
+        except (AttributeError, IndexError, TypeError) as e:
+            raise TransientError(FailureKind.SERVER, f"response without a choice: {e}") from e
+        if content is None:
+            refusal = getattr(choice.message, "refusal", None)
+            raise PermanentError(FailureKind.CLIENT, f"no content in the response (refusal: {refusal!r})" if refusal else "no content in the response")
+        return content
+
+
+def _status_error(e) -> Exception:
+    status = e.status_code
+    msg = _error_message(e)
+    if status in (401, 403):
+        return ConfigError(f"the server refused the credentials (HTTP {status}): {msg}")
+    if status == 404:
+        return ConfigError(f"not found (HTTP 404) — is the model name and base_url right? {msg}")
+    if status == 429:
+        return TransientError(FailureKind.RATE_LIMIT, f"HTTP 429: {msg}", retry_after=_retry_after(e))
+    if status == 408:
+        return TransientError(FailureKind.TIMEOUT, f"HTTP 408: {msg}")
+    if status >= 500:
+        return TransientError(FailureKind.SERVER, f"HTTP {status}: {msg}", retry_after=_retry_after(e))
+    return PermanentError(FailureKind.CLIENT, f"HTTP {status}: {msg}")
+
+
+def _error_message(e) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and "message" in err:
+            return str(err["message"])[:300]
+    return str(getattr(e, "message", e))[:300]
+
+
+def _retry_after(e) -> float | None:
+    try:
+        v = e.response.headers.get("retry-after")
+        return float(v) if v is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
