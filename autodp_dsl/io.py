@@ -40,6 +40,12 @@ from .types import ANY, STR, Type, from_polars, parse_type
 __all__ = [
     "DataError",
     "Loaded",
+    "Source",
+    "open_source",
+    "parse_source",
+    "source_stat",
+    "validate_lazy",
+    "normalise_required",
     "read_data",
     "write_data",
     "peek_columns",
@@ -90,7 +96,7 @@ def data_format(path: str | Path) -> str:
     raise DataError(f"unknown data format of {p}: expected .jsonl, .ndjson, .json, .parquet or a datasets folder")
 
 
-def _normalise_required(required) -> dict[str, Type]:
+def normalise_required(required) -> dict[str, Type]:
     if required is None:
         return {}
     if isinstance(required, Mapping):
@@ -153,9 +159,10 @@ def _frame_from_records(records: list[dict[str, Any]]) -> pl.DataFrame:
     if not records:
         return pl.DataFrame()
     try:
-        return pl.read_ndjson(io.BytesIO("\n".join(json.dumps(r, ensure_ascii=False, allow_nan=True) for r in records).encode("utf-8")))
-    except Exception:
-        pass
+        return pl.read_ndjson(io.BytesIO("\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode("utf-8")), infer_schema_length=None)
+    except BaseException as e:  # Polars may panic on types it cannot merge
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            raise
     names: dict[str, None] = {}
     for r in records:
         for k in r:
@@ -184,44 +191,44 @@ def _frame_from_records(records: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def _field_patterns(name: str) -> tuple[str, str, str]:
+    # Plain patterns keep Polars' literal-prefix search fast. An occurrence inside a JSON string
+    # cannot match (its quotes are escaped); a nested key of the same name makes the count differ
+    # from 1, and a top-level key that is absent shows up as a null after parsing: both send the
+    # file to the exact slow path.
     k = re.escape(json.dumps(name, ensure_ascii=False))
-    return (rf'(?:^|[^\\]){k}\s*:', rf'(?:^|[^\\]){k}\s*:\s*"', rf'(?:^|[^\\]){k}\s*:\s*null')
+    return (rf"{k}\s*:", rf'{k}\s*:\s*"', rf"{k}\s*:\s*null")
 
 
 def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.DataFrame | None:
     """The whole file parsed by Polars, or None when a line needs the exact slow path."""
-    if not b.strip():
-        return None
-    if any(t.name not in ("str", "any") for t in required.values()):
+    if not b or any(t.name not in ("str", "any") for t in required.values()):
         return None
     n_lines = b.count(b"\n") + (0 if b.endswith(b"\n") else 1)
     try:
         lines = pl.read_csv(
             io.BytesIO(b), has_header=False, separator="\x1f", quote_char=None, new_columns=["line"], schema={"line": pl.String}
         )
-    except Exception:  # invalid UTF-8, a line with the separator byte ...
-        return None
-    if lines.height != n_lines:
-        return None
-    checks = [
-        pl.col("line").is_null().any().alias("null"),
-        (pl.col("line").str.strip_chars() == "").any().alias("blank"),
-        (~pl.col("line").str.strip_chars_start().str.starts_with("{")).any().alias("nonobj"),
-        (pl.col("line").str.len_bytes() > max_row_bytes).any().alias("big"),
-    ]
-    for i, (name, t) in enumerate(required.items()):
-        any_p, str_p, null_p = _field_patterns(name)
-        checks.append((pl.col("line").str.count_matches(any_p) != 1).any().alias(f"f{i}"))
-        if t.name == "str":
-            checks.append((pl.col("line").str.count_matches(str_p) != 1).any().alias(f"s{i}"))
-        else:
-            checks.append((pl.col("line").str.count_matches(null_p) != 0).any().alias(f"n{i}"))
-    bad = lines.select(checks).row(0)
-    if any(bad):
-        return None
-    try:
+        if lines.height != n_lines:
+            return None
+        line = pl.col("line")
+        checks = [
+            line.is_null().any().alias("null"),
+            (~line.str.contains(r"^\s*\{")).any().alias("not_object"),  # blank lines too
+            (line.str.len_bytes().max() > max_row_bytes).alias("big"),
+        ]
+        for i, (name, t) in enumerate(required.items()):
+            any_p, str_p, null_p = _field_patterns(name)
+            checks.append((line.str.count_matches(any_p) != 1).any().alias(f"f{i}"))
+            if t.name == "str":
+                checks.append((line.str.count_matches(str_p) != 1).any().alias(f"s{i}"))
+            else:
+                checks.append((line.str.count_matches(null_p) != 0).any().alias(f"n{i}"))
+        if any(lines.select(checks).row(0)):
+            return None
         df = pl.read_ndjson(io.BytesIO(b), infer_schema_length=None)
-    except Exception:
+    except BaseException as e:  # invalid UTF-8, a separator byte, a Polars panic: the slow path decides
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            raise
         return None
     if df.height != n_lines:
         return None
@@ -342,42 +349,52 @@ def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) ->
 # ---------------------------------------------------------------- columnar (parquet, arrow, hf)
 
 
-def _validate_columnar(df: pl.DataFrame, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    n = df.height
-    df = df.with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
+def validate_lazy(lf: pl.LazyFrame, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.LazyFrame, pl.LazyFrame | None]:
+    """(usable rows, quarantined rows as QUARANTINE_SCHEMA) of a columnar input that has ``__rid``;
+    lazy, so the streaming engine can validate an input larger than memory."""
+    schema = lf.collect_schema()
     reasons = []  # (mask expr, reason, detail expr)
     for name, t in required.items():
-        if name not in df.columns:
+        if name not in schema:
             reasons.append((pl.lit(True), "missing-field", pl.lit(f"required field {name!r} is missing")))
             continue
-        want = t.to_polars() if t.name != "any" else None
-        dt = df.schema[name]
-        if want is not None and not _dtype_ok(dt, t):
+        dt = schema[name]
+        if t.name != "any" and not _dtype_ok(dt, t):
             reasons.append((pl.col(name).is_not_null(), "wrong-type", pl.lit(f"field {name!r} should be {t}, got {from_polars(dt)}")))
         reasons.append((pl.col(name).is_null(), "missing-field", pl.lit(f"required field {name!r} is null")))
-    strs = [c for c, t in df.schema.items() if t == pl.String]
+    strs = [c for c, t in schema.items() if t == pl.String]
     if strs:
         size = pl.sum_horizontal([pl.col(c).str.len_bytes().fill_null(0) for c in strs])
         reasons.append((size > max_row_bytes, "row-too-large", pl.format("{} bytes of text > limit " + str(max_row_bytes), size)))
     if not reasons:
-        return df, _quarantine_frame([]), n
+        return lf, None
     reason = pl.when(reasons[0][0]).then(pl.lit(reasons[0][1]))
     detail = pl.when(reasons[0][0]).then(reasons[0][2])
     for mask, r, d in reasons[1:]:
         reason = reason.when(mask).then(pl.lit(r))
         detail = detail.when(mask).then(d)
-    marked = df.with_columns(reason.otherwise(None).alias("__q_reason"), detail.otherwise(None).alias("__q_detail"))
-    bad = marked.filter(pl.col("__q_reason").is_not_null())
+    marked = lf.with_columns(reason.otherwise(None).alias("__q_reason"), detail.otherwise(None).alias("__q_detail"))
     good = marked.filter(pl.col("__q_reason").is_null()).drop("__q_reason", "__q_detail")
-    if bad.height:
-        raw = bad.drop(ROW_ID, "__q_reason", "__q_detail").select(pl.struct(pl.all()).struct.json_encode().str.slice(0, EXCERPT_CHARS).alias("raw"))["raw"]
-        q = pl.DataFrame(
-            {"rid": bad[ROW_ID], "line": (bad[ROW_ID].cast(pl.Int64) + 1), "reason": bad["__q_reason"], "detail": bad["__q_detail"], "raw": raw},
-            schema=QUARANTINE_SCHEMA,
-        )
-    else:
-        q = _quarantine_frame([])
-    return good, q, n
+    user = [c for c in schema.names() if c != ROW_ID]
+    raw = pl.struct(user).struct.json_encode().str.slice(0, EXCERPT_CHARS) if user else pl.lit("")
+    bad = marked.filter(pl.col("__q_reason").is_not_null()).select(
+        pl.col(ROW_ID).alias("rid"),
+        (pl.col(ROW_ID).cast(pl.Int64) + 1).alias("line"),
+        pl.col("__q_reason").alias("reason"),
+        pl.col("__q_detail").alias("detail"),
+        raw.alias("raw"),
+    )
+    return good, bad
+
+
+def _validate_columnar(df: pl.DataFrame, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    n = df.height
+    lf = df.lazy().with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
+    good, bad = validate_lazy(lf, required, max_row_bytes)
+    if bad is None:
+        return good.collect(), _quarantine_frame([]), n
+    g, q = pl.collect_all([good, bad])
+    return g, q.cast(QUARANTINE_SCHEMA), n
 
 
 def _dtype_ok(dt, t: Type) -> bool:
@@ -411,17 +428,107 @@ def _hf_files(p: Path, split: str | None) -> list[Path]:
     return files
 
 
-def _read_arrow(f: Path) -> pl.DataFrame:
+def _read_arrow(f, name: str | None = None) -> pl.DataFrame:
+    """An arrow file: the IPC stream format ``save_to_disk`` writes, or the IPC file format."""
     try:
         return pl.read_ipc_stream(f)
     except Exception:
         try:
+            if hasattr(f, "seek"):
+                f.seek(0)
             return pl.read_ipc(f, memory_map=False)
         except Exception as e:
-            raise DataError(f"cannot read arrow file {f}: {e}") from e
+            raise DataError(f"cannot read arrow file {name or f}: {e}") from e
 
 
 # ---------------------------------------------------------------- public
+
+
+@dataclass(slots=True)
+class Source:
+    """An input opened and hashed but not parsed yet (the executor looks up a parsed copy first)."""
+
+    path: Path
+    format: str
+    content_sha256: str
+    payload: bytes | list[tuple[str, bytes]] | None  # file bytes, or (name, bytes) of each arrow file
+    split: str | None = None
+
+    def load_payload(self) -> None:
+        if self.payload is None:
+            fresh = open_source(self.path, self.split)
+            if fresh.content_sha256 != self.content_sha256:
+                raise DataError(f"{self.path} changed while it was being read")
+            self.payload = fresh.payload
+
+    def fingerprint(self, required=("instruction", "output"), max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> str:
+        req = normalise_required(required)
+        reader = {"v": READER_VERSION, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes, "split": self.split}
+        return stable_hash({"content": self.content_sha256, "reader": reader})
+
+
+def open_source(path: str | Path, split: str | None = None, known_sha256: str | None = None) -> Source:
+    """Read the input's bytes and hash them (raises ``DataError`` when it cannot be read).
+
+    With ``known_sha256`` (the caller vouches for the content, e.g. from a stat memo) nothing is read
+    until ``Source.payload`` is needed."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"no such file or folder: {p}")
+    fmt = data_format(p)
+    if known_sha256 is not None:
+        return Source(p, fmt, known_sha256, None, split)
+    try:
+        if fmt == "hf":
+            files = _hf_files(p, split)
+            digest = hashlib.sha256()
+            payload = []
+            for f in files:
+                b = f.read_bytes()
+                digest.update(f.name.encode() + b"\0" + hashlib.sha256(b).digest())
+                payload.append((str(f), b))
+            return Source(p, fmt, digest.hexdigest(), payload, split)
+        b = p.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {p}: {e.strerror or e}") from e
+    return Source(p, fmt, hashlib.sha256(b).hexdigest(), b, split)
+
+
+def source_stat(path: str | Path, split: str | None = None) -> list:
+    """What identifies an input's bytes without reading them: path, size, mtime_ns, inode of each file."""
+    p = Path(path).resolve()
+    files = _hf_files(p, split) if p.is_dir() else [p]
+    out = []
+    for f in files:
+        st = os.stat(f)
+        out.append([str(f), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev])
+    return out
+
+
+def parse_source(src: Source, required=("instruction", "output"), max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Loaded:
+    req = normalise_required(required)
+    src.load_payload()
+    fmt = src.format
+    if fmt == "hf":
+        frames = [_read_arrow(io.BytesIO(b), name) for name, b in src.payload]
+        df = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+        frame, quarantine, total = _validate_columnar(df, req, max_row_bytes)
+    elif fmt == "jsonl":
+        frame, quarantine, total = _read_jsonl_bytes(src.payload, req, max_row_bytes)
+    elif fmt == "json":
+        frame, quarantine, total = _read_json_bytes(src.payload, req, max_row_bytes)
+    else:
+        try:
+            df = pl.read_parquet(io.BytesIO(src.payload)) if fmt == "parquet" else _read_arrow(io.BytesIO(src.payload), str(src.path))
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(f"cannot read {src.path}: {e}") from e
+        frame, quarantine, total = _validate_columnar(df, req, max_row_bytes)
+    reserved = [c for c in frame.columns if c.startswith("__") and c != ROW_ID]
+    if reserved:
+        frame = frame.drop(reserved)
+    return Loaded(frame, quarantine, src.fingerprint(req, max_row_bytes), str(src.path), fmt, total, reserved, src.content_sha256)
 
 
 def read_data(
@@ -435,52 +542,13 @@ def read_data(
 
     Raises ``DataError`` (a ``ValueError``) only when the input cannot be read as a whole.
     """
-    p = Path(path)
-    req = _normalise_required(required)
-    if not p.exists():
-        raise DataError(f"no such file or folder: {p}")
-    fmt = data_format(p)
-    if fmt == "hf":
-        files = _hf_files(p, split)
-        digest = hashlib.sha256()
-        frames = []
-        for f in files:
-            digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
-            frames.append(_read_arrow(f))
-        content = digest.hexdigest()
-        df = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
-        frame, quarantine, total = _validate_columnar(df, req, max_row_bytes)
-    else:
-        try:
-            b = p.read_bytes()
-        except OSError as e:
-            raise DataError(f"cannot read {p}: {e.strerror or e}") from e
-        content = hashlib.sha256(b).hexdigest()
-        if fmt == "jsonl":
-            frame, quarantine, total = _read_jsonl_bytes(b, req, max_row_bytes)
-        elif fmt == "json":
-            frame, quarantine, total = _read_json_bytes(b, req, max_row_bytes)
-        else:
-            try:
-                df = pl.read_parquet(io.BytesIO(b)) if fmt == "parquet" else _read_arrow(p)
-            except DataError:
-                raise
-            except Exception as e:
-                raise DataError(f"cannot read {p}: {e}") from e
-            frame, quarantine, total = _validate_columnar(df, req, max_row_bytes)
-    reserved = [c for c in frame.columns if c.startswith("__") and c != ROW_ID]
-    if reserved:
-        frame = frame.drop(reserved)
-    fingerprint = stable_hash(
-        {"content": content, "reader": {"v": READER_VERSION, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes, "split": split}}
-    )
-    return Loaded(frame, quarantine, fingerprint, str(p), fmt, total, reserved, content)
+    return parse_source(open_source(path, split), required, max_row_bytes)
 
 
 def loaded_from_frame(df: pl.DataFrame, required: Iterable[str] | Mapping[str, Type | str] | None = None, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Loaded:
     """A ``Loaded`` from an in-memory frame (tests, the search's samples); ids are row positions
     unless the frame already has ``__rid``."""
-    req = _normalise_required(required)
+    req = normalise_required(required)
     if ROW_ID in df.columns:
         base = df.drop(ROW_ID)
         frame, q, total = _validate_columnar(base, req, max_row_bytes)

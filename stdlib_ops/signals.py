@@ -53,6 +53,7 @@ class _TextSignal(Op):
     kind = OpKind.SIGNAL
     family = Family.CLEANING
     version = 1
+    commutes = True  # a value of the row alone: filters on it may be reordered
     args = (Arg("text", STR, doc="the text to measure"),)
     returns = FLOAT
 
@@ -407,6 +408,8 @@ class EchoesQuestion(Op):
     ``echoes_question("What is gout?", "Gout is arthritis") == 2/3``.
     Example: ``filter: echoes_question(instruction, output) < 0.9``.
     """
+
+    commutes = True  # a value of the row alone
 
     name = "echoes_question"
     version = 1

@@ -5,6 +5,7 @@ Layout under the cache root::
     FORMAT                          "autodp-cache 1"
     lock                            flock'ed around eviction and gc only (reads take no lock)
     tmp/                            temporary files of writes in progress
+    memo/<key>.json                 small memos: an input file's (path, size, mtime, inode) -> its sha256
     objects/ab/<key>.json           metadata: key, kind, op, created, size, sha256, data file name, ...
     objects/ab/<key>.<sha16>.parquet  the data, named after its own checksum
 
@@ -153,10 +154,14 @@ class CacheStore:
             finally:
                 os.close(dfd)
 
-    def put(self, key: str, frame: pl.DataFrame, meta: dict[str, Any]) -> int:
-        """Store ``frame`` under ``key`` with ``meta`` (kind, op, counts...). Returns bytes written."""
+    def put(self, key: str, frame: pl.DataFrame, meta: dict[str, Any], compression: str = "zstd") -> int:
+        """Store ``frame`` under ``key`` with ``meta`` (kind, op, counts...). Returns bytes written.
+        ``compression``: "zstd" (small) or "lz4" (several times faster to read, for large entries)."""
         buf = io.BytesIO()
-        frame.write_parquet(buf, compression="zstd", compression_level=3, statistics=False)
+        if compression == "lz4":
+            frame.write_parquet(buf, compression="lz4", statistics=False)
+        else:
+            frame.write_parquet(buf, compression="zstd", compression_level=3, statistics=False)
         data = buf.getvalue()
         sha = hashlib.sha256(data).hexdigest()
         dname = f"{key}.{sha[:16]}.parquet"
@@ -248,6 +253,20 @@ class CacheStore:
         if dpath is not None:
             with contextlib.suppress(FileNotFoundError):
                 dpath.unlink()
+
+    # ------------------------------------------------------------ small memos
+
+    def memo_get(self, key: str) -> dict[str, Any] | None:
+        """A small JSON memo (e.g. file stat -> content sha256); None when absent or unreadable."""
+        try:
+            v = json.loads((self.root / "memo" / f"{key}.json").read_bytes())
+            return v if isinstance(v, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def memo_put(self, key: str, value: dict[str, Any]) -> None:
+        (self.root / "memo").mkdir(exist_ok=True)
+        self._atomic_write(self.root / "memo" / f"{key}.json", json.dumps(value, sort_keys=True).encode())
 
     # ------------------------------------------------------------ listing
 
@@ -353,6 +372,8 @@ class CacheStore:
         """Evict least recently used entries until the cache fits ``max_bytes`` (pinned keys last)."""
         cap = self.max_bytes if max_bytes is None else max_bytes
         rep = GcReport()
+        if self._data_bytes() <= cap:  # cheap check (file sizes only) before reading any metadata
+            return rep
         with self.lock():
             es = self.entries()
             total = sum(e.size for e in es)
@@ -367,6 +388,16 @@ class CacheStore:
                 rep.evicted += 1
                 rep.evicted_bytes += e.size
         return rep
+
+    def _data_bytes(self) -> int:
+        total = 0
+        for sub in os.scandir(self.objects):
+            if sub.is_dir():
+                for f in os.scandir(sub.path):
+                    if f.name.endswith(".parquet"):
+                        with contextlib.suppress(FileNotFoundError):
+                            total += f.stat().st_size
+        return total
 
     def _evict(self, e: EntryInfo) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -409,7 +440,8 @@ class CacheStore:
                             f.unlink()
                     with contextlib.suppress(OSError):
                         sub.rmdir()
-            for f in list(self.tmp.iterdir()):
-                with contextlib.suppress(FileNotFoundError):
-                    f.unlink()
+            for d in (self.tmp, self.root / "memo"):
+                for f in list(d.iterdir()) if d.exists() else []:
+                    with contextlib.suppress(FileNotFoundError):
+                        f.unlink()
         return n

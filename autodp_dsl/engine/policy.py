@@ -14,8 +14,12 @@ Rules, first match wins (``explain`` shows the rule per node):
 5. maps, assignments and where-blocks: when the delta is at most ``max_delta_fraction`` of the
    rows or the step took ``slow_seconds`` or more; otherwise recomputing is cheaper than storing.
 
-Statistics (signal columns, MinHash signatures) are always persisted when ``statistics`` is on:
-candidates that differ only in a threshold share them.
+The parsed input of a JSON/JSONL file (validated, with its quarantine) is kept as compressed
+Parquet when ``inputs`` is on: reading it back is several times faster than parsing and validating
+the JSON again, and it is about a third of the JSON's size.
+
+Statistics (signal columns, MinHash signatures) are persisted when they are slow to compute or
+small (at most ``stat_bytes_per_row`` per row): candidates that differ only in a threshold share them.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ class Policy:
     filters: bool = True
     slow_seconds: float = 0.5
     max_delta_fraction: float = 0.5
+    stat_bytes_per_row: int = 64  # a fast statistic larger than this per row is recomputed, not stored
+    inputs: bool = True  # keep a parsed, compressed copy of JSON inputs (reading it beats parsing)
+    trust_file_stat: bool = True  # an input with unchanged path/size/mtime/inode keeps its sha256 (like git)
 
     @classmethod
     def none(cls) -> Policy:
@@ -80,7 +87,13 @@ class Policy:
             return True, f"small delta ({delta_rows} of {rows_in} rows)"
         return False, f"large delta ({delta_rows} of {rows_in} rows), fast step ({seconds:.2f} s)"
 
-    def keep_statistic(self) -> tuple[bool, str]:
+    def keep_statistic(self, seconds: float = 0.0, nbytes: int = 0, rows: int = 0) -> tuple[bool, str]:
+        """Statistics are stored when slow to compute or small (a number per row); a fast, wide one
+        (e.g. an exact-dedup key that is the text itself) is cheaper to recompute than to store."""
         if not self.write or not self.statistics:
             return False, "statistics not persisted"
-        return True, "statistic (shared by threshold variants)"
+        if seconds >= self.slow_seconds:
+            return True, f"slow statistic ({seconds:.2f} s)"
+        if nbytes <= self.stat_bytes_per_row * max(rows, 1):
+            return True, "small statistic (shared by threshold variants)"
+        return False, f"fast ({seconds:.2f} s) and wide ({nbytes // max(rows, 1)} bytes per row): recomputed"

@@ -115,6 +115,12 @@ class RunResult:
     final_key: str
     seconds: float  # wall time of the batch this result came from (shared by its results)
     read_seconds: float = 0.0
+    output: str | None = None  # streaming runs: where the kept rows were written (``frame`` is empty)
+    error: str | None = None  # run_batch(on_error="record"): why this strategy has no result
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
     @property
     def cache_hits(self) -> int:
@@ -131,6 +137,7 @@ class RunResult:
             by_reason = dict(q.group_by("reason").len().sort("reason").iter_rows())
         return {
             "strategy": self.strategy,
+            "error": self.error,
             "fingerprint": self.fingerprint,
             "root_key": self.root_key,
             "final_key": self.final_key,

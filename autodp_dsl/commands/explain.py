@@ -1,0 +1,53 @@
+"""``autodp explain A.dp [B.dp ...] --data DATA``: the combined plan, keys, sharing, policy, hit map."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+__all__ = ["register", "run"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("explain", help="show the combined plan of strategies: node keys, shared nodes, cache policy, hits")
+    p.add_argument("strategies", nargs="+", metavar="STRATEGY.dp")
+    p.add_argument("--data", metavar="DATA", help="the data the keys are computed on (without it: no hit map)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    from .run import _cache_args
+
+    _cache_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..engine.render import StrategyError, explain_tree, load_strategy
+    from ..io import DataError, peek_columns
+    from .run import _executor
+
+    try:
+        columns = peek_columns(args.data) if args.data else None
+        strategies = [load_strategy(s, columns) for s in args.strategies]
+    except StrategyError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except (DataError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    try:
+        args.max_row_bytes = None
+        ex = _executor(args)
+        expl = ex.explain(strategies, args.data)
+    except (DataError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(expl.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+
+    c = Console()
+    c.print(explain_tree(expl))
+    shared = len(expl.shared)
+    hits = sum(1 for n in expl.nodes if n.cache == "hit")
+    c.print(f"{len(expl.nodes)} nodes for {len(strategies)} strategies ({sum(len(k) for k in expl.strategies.values())} steps), {shared} shared, {hits} cached")
+    return 0

@@ -1,0 +1,258 @@
+"""Out-of-core runs: one strategy over an input larger than memory, on Polars' streaming engine.
+
+The input is validated in chunks into Parquet parts (quarantine as usual); then each step runs as
+one streaming query from the previous step's spill file to its own, so memory holds a chunk, not
+the data set (where the operators stream: global steps such as dedup may need their key columns in
+memory). Rows a step drops are split off its spill with their reasons; maps count modified rows
+against copies of the columns they may write. Row ids, accounting, keys and the report are the
+same as the in-memory executor's; the result cache is not used (nothing is shared in one run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+from .. import ir
+from ..io import (
+    QUARANTINE_SCHEMA,
+    DataError,
+    Loaded,
+    _read_jsonl_bytes,
+    data_format,
+    normalise_required,
+    validate_lazy,
+)
+from ..lower import Context, lower_step
+from ..ops import KEEP, REASON, ROW_ID
+from ..plan_keys import stable_hash
+from .keys import root_key
+from .report import DROPPED_SCHEMA, Accounting, RunResult, StepReport
+
+__all__ = ["run_streaming", "STREAM_FORMATS", "scan_input", "should_stream"]
+
+STREAM_FORMATS = ("jsonl", "parquet")
+_OUT_SINKS = {".parquet": "parquet", ".jsonl": "ndjson", ".ndjson": "ndjson", ".csv": "csv"}
+
+
+class _StreamContext(Context):
+    """Statistics are plain columns (nothing shared in one run); nested drops become side queries."""
+
+    def __init__(self, reg, services):
+        super().__init__(reg, services)
+        self.side: list[tuple[str, pl.LazyFrame]] = []
+
+    def drop(self, lf: pl.LazyFrame, path: str, step: ir.Step) -> pl.LazyFrame:
+        if "." not in path:
+            return lf  # split from the spilled frame
+        extra = [REASON] if REASON in lf.collect_schema().names() else []
+        reason = pl.lit(ir.step_text(step))
+        if extra:
+            reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
+        keep = pl.col(KEEP).fill_null(False)
+        self.side.append((path, lf.filter(~keep).select(pl.col(ROW_ID), reason.alias("reason"))))
+        return lf.filter(keep).drop([KEEP, *extra])
+
+
+def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_bytes: int = 64 << 20) -> tuple[pl.LazyFrame, Loaded]:
+    """Validate ``path`` chunk by chunk into ``spill``; returns the rows as a scan plus a ``Loaded``
+    whose frame is empty (the quarantine and fingerprint are filled)."""
+    req = normalise_required(required)
+    fmt = data_format(path)
+    if fmt not in STREAM_FORMATS:
+        raise DataError(f"streaming runs read {' or '.join(STREAM_FORMATS)} inputs, not {fmt}")
+    digest = hashlib.sha256()
+    quarantine = []
+    parts: list[Path] = []
+    total = 0
+    if fmt == "parquet":
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(8 << 20), b""):
+                digest.update(block)
+        lf = pl.scan_parquet(path).with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
+        good, bad = validate_lazy(lf, req, max_row_bytes)
+        good_path = spill / "input-00000.parquet"
+        queries = [good.sink_parquet(good_path, lazy=True)]
+        if bad is not None:
+            queries.append(bad.sink_parquet(spill / "quarantine.parquet", lazy=True))
+        pl.collect_all(queries)
+        parts.append(good_path)
+        if bad is not None:
+            quarantine.append(pl.read_parquet(spill / "quarantine.parquet"))
+        total = pl.scan_parquet(path).select(pl.len()).collect().item()
+    else:
+        rid_base = line_base = 0
+        with open(path, "rb") as f:
+            rest = b""
+            while True:
+                block = f.read(chunk_bytes)
+                digest.update(block)
+                data = rest + block
+                if block:
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:
+                        rest = data
+                        continue
+                    data, rest = data[:cut], data[cut:]
+                else:
+                    rest = b""
+                if data.strip():
+                    frame, q, n = _read_jsonl_bytes(data, req, max_row_bytes)
+                    frame = frame.with_columns(pl.col(ROW_ID) + rid_base)
+                    if q.height:
+                        quarantine.append(q.with_columns(pl.col("rid") + rid_base, pl.col("line") + line_base))
+                    part = spill / f"input-{len(parts):05d}.parquet"
+                    frame.write_parquet(part, compression="lz4")
+                    parts.append(part)
+                    rid_base += n
+                    total += n
+                line_base += data.count(b"\n")
+                if not block:
+                    break
+    content = digest.hexdigest()
+    fp = stable_hash(
+        {"content": content, "reader": {"v": 1, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes, "split": None}}
+    )
+    q = pl.concat(quarantine, how="vertical_relaxed").cast(QUARANTINE_SCHEMA) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    scans = [pl.scan_parquet(p) for p in parts]
+    lf = pl.concat(scans, how="diagonal_relaxed") if scans else pl.LazyFrame(schema={ROW_ID: pl.UInt64})
+    loaded = Loaded(pl.DataFrame(schema=lf.collect_schema()), q, fp, str(path), fmt, total, [], content)
+    return lf, loaded
+
+
+def _count(p: Path) -> int:
+    return pl.scan_parquet(p).select(pl.len()).collect().item()
+
+
+def run_streaming(
+    ex, strategy: ir.Strategy, data: str | Path, output: str | Path, spill_dir: str | Path | None = None, required=None, chunk_bytes: int = 64 << 20
+) -> RunResult:
+    """Run ``strategy`` over ``data`` out of core and sink the kept rows to ``output`` (.parquet,
+    .jsonl/.ndjson or .csv). ``RunResult.frame`` is empty: the rows are in ``output``."""
+    from .executor import plan_strategy, required_columns
+
+    t0 = time.perf_counter()
+    out = Path(output)
+    sink = _OUT_SINKS.get(out.suffix.lower())
+    if sink is None:
+        raise DataError(f"streaming runs write .parquet, .jsonl, .ndjson or .csv, not {out.name}")
+    spill = Path(tempfile.mkdtemp(prefix="autodp-stream-", dir=spill_dir))
+    try:
+        req = required if required is not None else required_columns([strategy])
+        cur, loaded = scan_input(Path(data), req, ex.max_row_bytes, spill, chunk_bytes)
+        read_s = time.perf_counter() - t0
+        root = root_key(loaded.fingerprint)
+        plan = plan_strategy(strategy, root, ex.registry, ex.services)
+        reports: list[StepReport] = []
+        dropped_files: list[Path] = []
+        rows = loaded.rows_total - loaded.quarantine.height
+        max_issued = loaded.rows_total - 1
+        for pos, key in enumerate(plan.keys):
+            t = time.perf_counter()
+            step = strategy.steps[plan.order[pos]]
+            label = str(plan.order[pos] + 1)
+            text = ir.step_text(step)
+            user = [c for c in cur.collect_schema().names() if c != ROW_ID and not c.startswith("__")]
+            rows_only = isinstance(step, ir.Filter) or (isinstance(step, ir.OpStep) and str(ex.registry.get(step.op).kind) in ("filter", "global"))
+            pre_cols = [] if rows_only else user
+            if pre_cols:
+                cur = cur.with_columns([pl.col(c).alias(f"__pre_{c}") for c in pre_cols])
+            ctx = _StreamContext(ex.registry, ex.services)
+            lf = lower_step(step, cur, ctx, "1")
+            if not rows_only:  # new rows of a generate step: fresh ids above every id issued so far
+                fresh = pl.col(ROW_ID).is_null().cast(pl.UInt64).cum_sum() + max_issued
+                lf = lf.with_columns(pl.coalesce(pl.col(ROW_ID), fresh).cast(pl.UInt64).alias(ROW_ID))
+            pre_path = spill / f"step-{pos:03d}-pre.parquet"
+            lf.sink_parquet(pre_path, compression="lz4")
+            pre = pl.scan_parquet(pre_path)
+            names = pre.collect_schema().names()
+            queries = []
+            drop_path = spill / f"dropped-{pos:03d}.parquet"
+            parts = []
+            if KEEP in names:
+                reason = pl.lit(text)
+                if REASON in names:
+                    reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
+                parts.append(pre.filter(~pl.col(KEEP).fill_null(False)).select(pl.col(ROW_ID).alias("rid"), pl.lit(label).alias("step"), reason.alias("reason")))
+                kept = pre.filter(pl.col(KEEP).fill_null(False))
+            else:
+                kept = pre
+            for path, side in ctx.side:
+                parts.append(side.select(pl.col(ROW_ID).alias("rid"), pl.lit(label + path[1:]).alias("step"), pl.col("reason")))
+            modified_q = None
+            if pre_cols:
+                common = [c for c in pre_cols if c in names]
+                if common:
+                    changed = pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"__pre_{c}")) for c in common])
+                    modified_q = kept.select(changed.sum().alias("m"))
+            node_path = spill / f"step-{pos:03d}.parquet"
+            keep_cols = [c for c in names if c == ROW_ID or not c.startswith("__")]
+            queries.append(kept.select(keep_cols).sink_parquet(node_path, compression="lz4", lazy=True))
+            if parts:
+                queries.append(pl.concat(parts, how="vertical_relaxed").cast(DROPPED_SCHEMA).sink_parquet(drop_path, lazy=True))
+                dropped_files.append(drop_path)
+            res = pl.collect_all(queries + ([modified_q] if modified_q is not None else []))
+            modified = int(res[-1].item() or 0) if modified_q is not None else 0
+            rows_out = _count(node_path)
+            if not rows_only:
+                max_issued = max(max_issued, int(pl.scan_parquet(node_path).select(pl.col(ROW_ID).max()).collect().item() or 0))
+            by_reason: dict[str, int] = {}
+            if parts:
+                from .executor import reason_counts
+
+                by_reason = reason_counts(pl.read_parquet(drop_path, columns=["reason"]))
+            dropped = sum(by_reason.values())
+            added = max(rows_out - rows + dropped, 0)
+            os.unlink(pre_path)
+            seconds = time.perf_counter() - t
+            reports.append(StepReport(label, text, _kind(step, ex.registry), key, rows, rows_out, modified, added, by_reason, seconds, "streamed", False, "streaming run: not cached"))
+            ex._emit("node", key=key, text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=seconds)
+            rows = rows_out
+            cur = pl.scan_parquet(node_path)
+        final = cur.select([c for c in cur.collect_schema().names() if not c.startswith("__")])
+        tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        getattr(final, f"sink_{sink}")(tmp_out)
+        os.replace(tmp_out, out)
+        ids = cur.select(ROW_ID).collect()[ROW_ID]
+        dropped_ids = pl.concat([pl.read_parquet(p) for p in dropped_files]) if dropped_files else pl.DataFrame(schema=DROPPED_SCHEMA)
+        acc = Accounting(loaded.rows_total, rows, dropped_ids.height, loaded.quarantine.height, sum(r.added for r in reports), reports, dropped_ids.cast(DROPPED_SCHEMA))
+        schema = {c: t for c, t in final.collect_schema().items()}
+        return RunResult(
+            strategy=strategy.name,
+            frame=pl.DataFrame(schema=schema),
+            ids=ids,
+            accounting=acc,
+            quarantine=loaded.quarantine,
+            fingerprint=loaded.fingerprint,
+            root_key=root,
+            keys=list(plan.keys),
+            final_key=plan.keys[-1] if plan.keys else root,
+            seconds=time.perf_counter() - t0,
+            read_seconds=read_s,
+            output=str(out),
+        )
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _kind(step: ir.Step, reg) -> str:
+    from .executor import _step_kind
+
+    return _step_kind(step, reg)[0]
+
+
+def should_stream(path: str | Path, fraction: float = 0.5) -> bool:
+    """True when the input is larger than ``fraction`` of the machine's memory."""
+    try:
+        size = sum(f.stat().st_size for f in Path(path).rglob("*")) if Path(path).is_dir() else Path(path).stat().st_size
+        mem = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return size > fraction * mem
+

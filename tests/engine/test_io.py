@@ -1,0 +1,145 @@
+"""Readers: quarantine with reasons instead of failure; formats; the accounting identity on broken rows."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from autodp_dsl.engine import Executor
+from autodp_dsl.io import DataError, peek_columns, read_data, write_data
+
+from .helpers import call, col, filt, make_registry, step, strategy
+
+REG = make_registry()
+
+GOOD = {"instruction": "What is X?", "output": "X is a thing that exists."}
+
+
+def _broken_bytes() -> tuple[bytes, dict[int, str]]:
+    """A jsonl file with every kind of broken row; returns the bytes and rid -> expected reason."""
+    rows: list[bytes] = []
+    expect: dict[int, str] = {}
+
+    def add(b: bytes, reason: str | None = None):
+        if reason:
+            expect[len(rows)] = reason
+        rows.append(b)
+
+    add(json.dumps(GOOD).encode())
+    add(b'{"instruction": "broken", "output": ', "invalid-json")
+    add(json.dumps({"instruction": "q", "output": "caf\u00e9"}).encode().replace(b"caf", b"caf\xff\xfe"), "invalid-utf8")
+    add(json.dumps({"instruction": "q", "output": 5}).encode(), "wrong-type")
+    add(json.dumps({"instruction": "q", "output": ["a", "b"]}).encode(), "wrong-type")
+    add(json.dumps({"instruction": "q"}).encode(), "missing-field")
+    add(json.dumps({"instruction": "q", "output": None}).encode(), "missing-field")
+    add(json.dumps({"instruction": "q", "output": "x" * 5000}).encode(), "row-too-large")
+    add(b"[1, 2, 3]", "not-an-object")
+    add(b'"just a string"', "not-an-object")
+    add(b'{"instruction": "q", "output": "ok", "score": NaN}', "invalid-json")
+    add(json.dumps({"instruction": "nested only", "meta": {"output": "s"}}).encode(), "missing-field")
+    add(json.dumps({**GOOD, "extra": {"k": 1}}).encode())
+    add(json.dumps({**GOOD, "output": "An answer with \\\"output\\\": \"quotes\" inside"}).encode())
+    return b"\n".join(rows[:4]) + b"\n\n   \n" + b"\n".join(rows[4:]) + b"\n", expect
+
+
+def test_broken_rows_are_quarantined_with_reasons(tmp_path):
+    b, expect = _broken_bytes()
+    p = tmp_path / "broken.jsonl"
+    p.write_bytes(b)
+    L = read_data(p, max_row_bytes=4096)
+    q = dict(zip(L.quarantine["rid"].to_list(), L.quarantine["reason"].to_list(), strict=True))
+    assert q == expect
+    assert L.rows_total == 14 == L.frame.height + L.quarantine.height
+    assert sorted(L.frame["__rid"].to_list() + L.quarantine["rid"].to_list()) == list(range(14))
+    lines = dict(zip(L.quarantine["rid"].to_list(), L.quarantine["line"].to_list(), strict=True))
+    assert lines[1] == 2 and lines[4] == 7  # blank lines are not records, but line numbers count them
+    assert all(isinstance(r, str) and r for r in L.quarantine["raw"].to_list())
+
+
+def test_accounting_identity_on_broken_file(tmp_path):
+    b, expect = _broken_bytes()
+    p = tmp_path / "broken.jsonl"
+    p.write_bytes(b)
+    s = strategy("b", step("t.strip", col("output")), filt(">=", call("t.len", col("output")), 12))
+    r = Executor(tmp_path / "cache", registry=REG, max_row_bytes=4096).run(s, p)
+    acc = r.accounting
+    assert acc.balanced and acc.rows_in == 14 and acc.quarantined == len(expect)
+    ids = set(r.ids.to_list()) | set(acc.dropped_ids["rid"].to_list()) | set(r.quarantine["rid"].to_list())
+    assert ids == set(range(14))
+
+
+def test_fast_and_slow_paths_agree(tmp_path):
+    rows = [{"instruction": f"q{i}", "output": f"a{i}", "n": i, "tags": ["x"] * (i % 3)} for i in range(50)]
+    p = tmp_path / "ok.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    fast = read_data(p)
+    p2 = tmp_path / "ok_bad.jsonl"
+    p2.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
+    slow = read_data(p2)
+    assert slow.quarantine.height == 1 and slow.quarantine["rid"][0] == 50
+    assert fast.frame.equals(slow.frame)
+    assert fast.fingerprint != slow.fingerprint
+
+
+def test_mixed_types_in_unrequired_fields_do_not_quarantine(tmp_path):
+    p = tmp_path / "mixed.jsonl"
+    p.write_text("\n".join(json.dumps({**GOOD, "id": v}) for v in (1, "two", 3.5, None, [1])) + "\n")
+    L = read_data(p)
+    assert L.frame.height == 5 and L.quarantine.height == 0
+
+
+def test_json_array_parquet_and_datasets_folder(tmp_path):
+    recs = [GOOD, {"instruction": "q2", "output": None}, {"instruction": "q3", "output": "a3"}]
+    pj = tmp_path / "d.json"
+    pj.write_text(json.dumps(recs))
+    L = read_data(pj)
+    assert L.frame.height == 2 and L.quarantine["reason"].to_list() == ["missing-field"] and L.format == "json"
+
+    df = pl.DataFrame(recs)
+    pq = tmp_path / "d.parquet"
+    df.write_parquet(pq)
+    Lq = read_data(pq)
+    assert Lq.frame.height == 2 and Lq.quarantine["rid"].to_list() == [1]
+
+    hf = tmp_path / "hf"
+    write_data(df, hf)  # save_to_disk layout: arrow stream + dataset_info.json + state.json
+    assert (hf / "state.json").exists() and (hf / "dataset_info.json").exists()
+    Lh = read_data(hf)
+    assert Lh.format == "hf" and Lh.frame.height == 2 and Lh.frame.drop("__rid").equals(Lq.frame.drop("__rid"))
+    assert peek_columns(hf) == peek_columns(pq)
+
+    # a DatasetDict folder: pick train
+    dd = tmp_path / "dd"
+    write_data(df, dd / "train")
+    write_data(df.head(1), dd / "test")
+    (dd / "dataset_dict.json").write_text(json.dumps({"splits": ["train", "test"]}))
+    assert read_data(dd).rows_total == 3
+    assert read_data(dd, split="test").rows_total == 1
+
+
+def test_wrong_column_type_in_parquet_quarantines_rows(tmp_path):
+    pq = tmp_path / "d.parquet"
+    pl.DataFrame({"instruction": ["a", "b"], "output": [1, 2]}).write_parquet(pq)
+    L = read_data(pq)
+    assert L.frame.height == 0 and L.quarantine["reason"].to_list() == ["wrong-type", "wrong-type"]
+
+
+def test_write_data_round_trips(tmp_path):
+    df = pl.DataFrame({"instruction": ["a", "b"], "output": ["x", "y"], "__rid": [0, 1]})
+    for name in ("o.jsonl", "o.json", "o.parquet"):
+        write_data(df, tmp_path / name)
+        back = read_data(tmp_path / name)
+        assert back.frame.drop("__rid").equals(df.drop("__rid"))
+
+
+def test_unreadable_inputs_raise_data_error(tmp_path):
+    with pytest.raises(DataError):
+        read_data(tmp_path / "missing.jsonl")
+    (tmp_path / "x.csv").write_text("a,b\n")
+    with pytest.raises(DataError):
+        read_data(tmp_path / "x.csv")
+    (tmp_path / "bad.json").write_text("[1, 2")
+    with pytest.raises(DataError):
+        read_data(tmp_path / "bad.json")
