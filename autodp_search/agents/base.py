@@ -1,0 +1,139 @@
+"""The agent protocol: what an agent is given (aggregate information only) and what it returns.
+
+An agent never receives a data frame, a row or a file path: ``AgentContext`` is built by the loop
+from aggregates (the profile text, the operator catalog, signal quantiles, the history of earlier
+candidates with their scores, per-step row counts and drop-reason *codes*, standardised judge
+feedback, and lint diagnostics of the agent's own text). Prompts are built from the context
+alone, so what an agent can send to an LLM is bounded by what the context holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "Agent",
+    "AgentContext",
+    "CandidateRecord",
+    "OpInfo",
+    "Proposal",
+    "RepairRequest",
+    "StepCount",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OpInfo:
+    """One operator of the catalog, as the agent sees it (generated from the registry)."""
+
+    name: str
+    kind: str  # signal / map / filter / global / generate
+    family: str
+    cost: str  # vectorised / model / llm
+    signature: str
+    summary: str
+    args: tuple[dict[str, Any], ...] = ()  # {"name", "type", "column", "variadic"}
+    params: tuple[dict[str, Any], ...] = ()  # {"name", "type", "default", "ge", "le", "gt", "lt", "choices"}
+    returns: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StepCount:
+    """Rows in and out of one step of a candidate, with counts per drop-reason code."""
+
+    path: str  # "3" or "5.2" inside a where-block
+    step: str  # the step's own text (written by the agent, never data)
+    rows_in: int
+    rows_out: int
+    reasons: tuple[tuple[str, int], ...] = ()  # (reason code, rows dropped)
+
+    @property
+    def dropped(self) -> int:
+        return max(self.rows_in - self.rows_out, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateRecord:
+    """One evaluated (or rejected) candidate of an earlier round."""
+
+    round: int
+    cid: str  # e.g. "r2c3"
+    dp_text: str
+    status: str  # "ok", "invalid", "duplicate", "failed"
+    key: str = ""  # canonical key (sha256 of the canonical IR)
+    delta: float | None = None  # score minus r0 (win rate minus 0.5)
+    win_rate: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
+    steps: tuple[StepCount, ...] = ()
+    feedback: str = ""  # standardised, aggregate (counts), never a judge's quote
+    duplicate_of: str | None = None
+    errors: tuple[str, ...] = ()  # diagnostic codes/messages for invalid candidates
+    origin: str = ""  # how the agent made it ("seed", "mutate:threshold", "llm", ...)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairRequest:
+    """A proposal that failed to lint, with its diagnostics (``Diagnostic.to_dict()``)."""
+
+    dp_text: str
+    diagnostics: tuple[dict[str, Any], ...]
+    attempt: int  # 1-based repair attempt
+
+
+@dataclass(frozen=True, slots=True)
+class AgentContext:
+    """Everything an agent may know. Aggregate only: no rows, no frames, no paths."""
+
+    task: str
+    round: int  # 1-based round about to be proposed
+    k: int  # suggested number of proposals
+    k_min: int
+    k_max: int
+    columns: tuple[tuple[str, str], ...]  # name, type
+    profile_text: str
+    catalog: tuple[OpInfo, ...]
+    signal_stats: tuple[tuple[str, str, tuple[tuple[str, float], ...]], ...] = ()  # (signal, column, quantiles)
+    history: tuple[CandidateRecord, ...] = ()
+    seed: int = 0
+    target_column: str | None = None  # the processing-target score column ("lowq"), when present
+    rounds_left: int | None = None
+    notes: tuple[str, ...] = ()  # short messages from the loop ("r2c1 equals r1c3 after canonicalisation")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def best(self, n: int = 1) -> list[CandidateRecord]:
+        ok = [c for c in self.history if c.status == "ok" and c.delta is not None]
+        ok.sort(key=lambda c: (-c.delta, c.round, c.cid))
+        return ok[:n]
+
+    def quantiles(self, signal: str, column: str) -> dict[str, float]:
+        for s, c, q in self.signal_stats:
+            if s == signal and c == column:
+                return dict(q)
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    dp_text: str
+    rationale: str = ""
+    origin: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """Proposes strategies. ``name`` identifies it in the journal and report."""
+
+    name: str
+
+    def propose(self, context: AgentContext) -> list[Proposal]:
+        """``context.k`` proposals (between ``k_min`` and ``k_max``; the loop clips)."""
+
+    def repair(self, context: AgentContext, request: RepairRequest) -> Proposal | None:
+        """A corrected version of a proposal that failed to lint, or None to give it up."""

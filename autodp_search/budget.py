@@ -1,0 +1,143 @@
+"""Budgets: when the search stops, and what it will cost before it starts.
+
+A search stops at the first of: ``max_rounds`` rounds, ``max_finetunes`` fine-tune runs (the
+baseline and every candidate arm actually trained; cached arms are free), ``max_wall_s`` seconds of
+wall time (summed over resumed sessions), ``patience`` rounds without an improvement of the best
+score, or a STOP file appearing. Repairs of invalid strategies count against ``max_agent_calls``.
+
+``estimate`` gives the pre-flight estimate printed before the first round.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Budget", "BudgetState", "Estimate", "estimate"]
+
+
+@dataclass
+class Budget:
+    max_rounds: int = 3
+    max_finetunes: int | None = None
+    max_wall_s: float | None = None
+    patience: int | None = None  # rounds without improvement
+    max_agent_calls: int | None = None  # proposals + repairs
+    max_repairs: int = 3  # per proposal
+    stop_file: str | None = None
+    min_improvement: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BudgetState:
+    budget: Budget
+    rounds_done: int = 0
+    finetunes: int = 0
+    agent_calls: int = 0
+    repairs: int = 0
+    evaluations: int = 0
+    wall_before_s: float = 0.0  # wall time of earlier (resumed) sessions
+    rounds_since_improvement: int = 0
+    best_delta: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def wall_s(self) -> float:
+        return self.wall_before_s + (time.monotonic() - self.started)
+
+    def note_round(self, best_delta_of_round: float | None) -> None:
+        self.rounds_done += 1
+        b = self.budget
+        if best_delta_of_round is not None and (
+            self.best_delta is None or best_delta_of_round > self.best_delta + b.min_improvement
+        ):
+            self.best_delta = best_delta_of_round
+            self.rounds_since_improvement = 0
+        else:
+            self.rounds_since_improvement += 1
+
+    def stop_reason(self) -> str | None:
+        """Why the search must stop before the next round, or None."""
+        b = self.budget
+        if b.stop_file and Path(b.stop_file).exists():
+            return f"stop file {b.stop_file} found"
+        if self.rounds_done >= b.max_rounds:
+            return f"{b.max_rounds} rounds done"
+        if b.max_finetunes is not None and self.finetunes >= b.max_finetunes:
+            return f"fine-tune budget spent ({self.finetunes}/{b.max_finetunes})"
+        if b.max_wall_s is not None and self.wall_s >= b.max_wall_s:
+            return f"time budget spent ({self.wall_s:.0f}/{b.max_wall_s:.0f} s)"
+        if b.patience is not None and self.rounds_since_improvement >= b.patience:
+            return f"no improvement for {self.rounds_since_improvement} rounds"
+        if b.max_agent_calls is not None and self.agent_calls >= b.max_agent_calls:
+            return f"agent-call budget spent ({self.agent_calls}/{b.max_agent_calls})"
+        return None
+
+    def candidate_stop(self) -> str | None:
+        """Checked between candidates: only the hard limits (STOP file, fine-tunes, wall time)."""
+        b = self.budget
+        if b.stop_file and Path(b.stop_file).exists():
+            return f"stop file {b.stop_file} found"
+        if b.max_finetunes is not None and self.finetunes >= b.max_finetunes:
+            return f"fine-tune budget spent ({self.finetunes}/{b.max_finetunes})"
+        if b.max_wall_s is not None and self.wall_s >= b.max_wall_s:
+            return f"time budget spent ({self.wall_s:.0f}/{b.max_wall_s:.0f} s)"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rounds_done": self.rounds_done,
+            "finetunes": self.finetunes,
+            "agent_calls": self.agent_calls,
+            "repairs": self.repairs,
+            "evaluations": self.evaluations,
+            "wall_s": round(self.wall_s, 3),
+            "rounds_since_improvement": self.rounds_since_improvement,
+            "best_delta": self.best_delta,
+        }
+
+
+@dataclass
+class Estimate:
+    finetunes: int
+    evaluations: int
+    seconds: float
+    search_rows: int
+    full_rows: int
+    basis: str
+
+    def text(self) -> str:
+        m, s = divmod(int(round(self.seconds)), 60)
+        return (f"pre-flight estimate: up to {self.evaluations} evaluations, {self.finetunes} fine-tune runs, "
+                f"about {m} min {s:02d} s ({self.search_rows} rows searched, {self.full_rows} rows in the "
+                f"final run; {self.basis})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def estimate(budget: Budget, k: int, search_rows: int, full_rows: int, seconds_per_eval: float,
+             final: bool = True, basis: str = "", same_steps: bool = False) -> Estimate:
+    """Cost of the whole search if every round runs: rounds x k candidate arms (+ the baseline, + the
+    final arm and its baseline on the full data). ``seconds_per_eval`` is for ``search_rows`` rows;
+    the final evaluation trains two arms, each scaling with the row count unless every arm trains
+    the same number of steps (``same_steps``)."""
+    rounds = budget.max_rounds
+    evals = rounds * k
+    finetunes = 1 + evals
+    if budget.max_finetunes is not None:
+        finetunes = min(finetunes, budget.max_finetunes)
+        evals = min(evals, max(budget.max_finetunes - 1, 0))
+    secs = seconds_per_eval * evals
+    if final:
+        finetunes += 2
+        evals += 1
+        secs += 2 * seconds_per_eval * (1.0 if same_steps else max(full_rows, 1) / max(search_rows, 1))
+    if budget.max_wall_s is not None:
+        secs = min(secs, budget.max_wall_s)
+    return Estimate(finetunes, evals, secs, search_rows, full_rows, basis)

@@ -1,0 +1,121 @@
+"""The search journal: every finished piece of work, written atomically, so a search can resume.
+
+Layout of ``<out>/journal/``::
+
+    meta.json                 what the search is (data fingerprint, seed, agent, settings); a resume
+                              with different settings is refused
+    setup.json                profile, sampling fidelity, target-selection metrics, baseline score
+    round-0001.plan.json      the round's candidates after linting, repairs and de-duplication,
+                              written before any evaluation (a resumed round reuses them: an LLM
+                              is not asked again)
+    cand-r1c2.json            one evaluated candidate (written as soon as it is scored)
+    round-0001.json           the finished round (all its records): the round is done
+    final.json                the final evaluation on the full data
+
+Every file is written with ``autodp_dsl.atomic.write_text_atomic`` (temp file, fsync, rename), so
+a killed search leaves whole files only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from autodp_dsl.atomic import write_text_atomic
+
+__all__ = ["Journal", "JournalMismatch"]
+
+JOURNAL_VERSION = 1
+
+
+class JournalMismatch(RuntimeError):
+    """``--resume`` on a journal written with different settings."""
+
+
+class Journal:
+    def __init__(self, folder: str | Path):
+        self.dir = Path(folder)
+
+    # ---------------------------------------------------------------- basics
+    def _write(self, name: str, obj: Any) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.dir / name, json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True, default=str))
+
+    def _read(self, name: str) -> Any | None:
+        p = self.dir / name
+        if not p.exists():
+            return None
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def exists(self) -> bool:
+        return (self.dir / "meta.json").exists()
+
+    def clear(self) -> None:
+        if self.dir.is_dir():
+            for p in self.dir.iterdir():
+                if p.is_file():
+                    p.unlink()
+
+    # ---------------------------------------------------------------- meta
+    def start(self, meta: dict[str, Any], resume: bool) -> bool:
+        """Create the journal, or check it on resume. Returns True when resuming earlier work."""
+        old = self._read("meta.json")
+        if old is not None and resume:
+            mismatched = sorted(k for k in set(old.get("identity", {})) | set(meta["identity"])
+                                if old.get("identity", {}).get(k) != meta["identity"].get(k))
+            if mismatched:
+                raise JournalMismatch(
+                    "cannot resume: the journal was written with different settings ("
+                    + ", ".join(f"{k}: {old['identity'].get(k)!r} -> {meta['identity'].get(k)!r}" for k in mismatched)
+                    + "); start a new search with --force or another --out")
+            return True
+        if old is not None and not resume:
+            self.clear()
+        self._write("meta.json", {"version": JOURNAL_VERSION, **meta})
+        return False
+
+    def meta(self) -> dict[str, Any] | None:
+        return self._read("meta.json")
+
+    # ---------------------------------------------------------------- setup, rounds, candidates
+    def write_setup(self, setup: dict[str, Any]) -> None:
+        self._write("setup.json", setup)
+
+    def setup(self) -> dict[str, Any] | None:
+        return self._read("setup.json")
+
+    def write_plan(self, rnd: int, plan: dict[str, Any]) -> None:
+        self._write(f"round-{rnd:04d}.plan.json", plan)
+
+    def plan(self, rnd: int) -> dict[str, Any] | None:
+        return self._read(f"round-{rnd:04d}.plan.json")
+
+    def write_candidate(self, cid: str, rec: dict[str, Any]) -> None:
+        self._write(f"cand-{cid}.json", rec)
+
+    def candidate(self, cid: str) -> dict[str, Any] | None:
+        return self._read(f"cand-{cid}.json")
+
+    def write_round(self, rnd: int, data: dict[str, Any]) -> None:
+        self._write(f"round-{rnd:04d}.json", data)
+
+    def round(self, rnd: int) -> dict[str, Any] | None:
+        return self._read(f"round-{rnd:04d}.json")
+
+    def rounds(self) -> list[dict[str, Any]]:
+        out = []
+        i = 1
+        while (r := self.round(i)) is not None:
+            out.append(r)
+            i += 1
+        return out
+
+    def write_final(self, data: dict[str, Any]) -> None:
+        self._write("final.json", data)
+
+    def final(self) -> dict[str, Any] | None:
+        return self._read("final.json")

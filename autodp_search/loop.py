@@ -1,0 +1,1147 @@
+"""The search loop (see ``docs/search.md``).
+
+    profile -> sample (fidelity check) -> target selection -> baseline r0
+    -> rounds: propose K -> lint / repair (<= 3) -> de-duplicate (canonical keys)
+               -> run the round as one batch through the cached executor -> evaluate each
+               -> journal the round -> group-relative feedback to the agent
+    -> stop on a budget -> apply the best strategy to the full data -> evaluate -> report
+
+The agent receives an ``AgentContext`` only, built here from aggregates; no frame, row or path
+ever reaches it. Drop reasons are reduced to identifier codes (``reason_code``) and judge feedback
+to counts (``standard_feedback``) before they enter the context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+
+from autodp_dsl import compile_text, ir
+from autodp_dsl.ops import ROW_ID
+from autodp_dsl.plan_keys import stable_hash
+from autodp_dsl.types import Type, from_polars
+
+from .agents import (
+    Agent,
+    AgentContext,
+    CandidateRecord,
+    LLMConfig,
+    Proposal,
+    RepairRequest,
+    StepCount,
+    make_agent,
+)
+from .agents._ir_tools import strategy_key
+from .budget import Budget, BudgetState, estimate
+from .journal import Journal
+from .prompts import DEFAULT_TASK, catalog_from_registry
+
+__all__ = [
+    "TARGET_COLUMN",
+    "AutodpEvaluator",
+    "CandidateRun",
+    "DataSet",
+    "EvalOutcome",
+    "Evaluator",
+    "ScriptedEvaluator",
+    "Search",
+    "SearchConfig",
+    "SearchResult",
+    "load_data",
+    "reason_code",
+    "run_search",
+    "run_strategies",
+    "standard_feedback",
+]
+
+TARGET_COLUMN = "lowq"
+SEARCH_VERSION = 1
+
+
+# ================================================================ data side and executor adapters
+#
+# They call the project's modules (``autodp_search.profile``/``sampling``/``targets``,
+# ``autodp_dsl.engine.Executor``, ``autodp_dsl.io.read_data``) and fall back to small built-in
+# versions while a part is missing, so the loop has one interface either way.
+
+_PLAIN = (pl.String, pl.Int64, pl.Int32, pl.Float64, pl.Float32, pl.Boolean, pl.UInt64, pl.UInt32, pl.Int16, pl.Int8)
+
+
+@dataclass
+class DataSet:
+    frame: pl.DataFrame  # __rid first, plain columns only
+    fingerprint: str
+    path: str = ""
+    quarantined: int = 0
+    dropped_columns: list[str] = field(default_factory=list)
+    raw: Any = None  # the reader's Loaded, when the engine's reader was used
+
+
+def load_data(path: str | Path) -> DataSet:
+    """Read a data set (jsonl/json/parquet/HF folder) with stable row ids; nested columns are set aside."""
+    try:
+        from autodp_dsl.io import read_data
+    except ImportError:  # pragma: no cover - the engine's reader is part of the core now
+        read_data = None
+    if read_data is not None:
+        loaded = read_data(path)
+        frame = loaded.frame
+        fp = loaded.fingerprint
+        quarantined = loaded.quarantine.height
+    else:  # pragma: no cover
+        frame = pl.read_ndjson(path).with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
+        fp = stable_hash({"file": Path(path).read_bytes().hex()[:0], "sha": __import__("hashlib").sha256(Path(path).read_bytes()).hexdigest()})
+        quarantined = 0
+        loaded = None
+    keep = [c for c, t in frame.schema.items() if c == ROW_ID or isinstance(t, _PLAIN) or t in _PLAIN]
+    dropped = [c for c in frame.columns if c not in keep]
+    return DataSet(frame.select(keep), fp, str(path), quarantined, dropped, loaded)
+
+
+def tidy_text_columns(frame: pl.DataFrame, columns=("instruction", "input", "output")) -> pl.DataFrame:
+    """Whitespace only: runs of spaces/tabs become one space, blank lines and indentation around line
+    breaks go, ends are stripped. Used on held-out questions and reference answers, so that the
+    likelihood judge scores answers, not scraped indentation (no word is changed)."""
+    exprs = []
+    for c in columns:
+        if c in frame.columns and frame.schema[c] == pl.String:
+            e = pl.col(c).str.replace_all(r"[ \t\u00a0]+", " ").str.replace_all(r" ?\n[\s]*", "\n").str.strip_chars()
+            exprs.append(e.alias(c))
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def output_fingerprint(frame: pl.DataFrame) -> str:
+    """sha256 of what the evaluator trains on (instruction, input, output, category; row order)."""
+    cols = [c for c in ("instruction", "input", "output", "category") if c in frame.columns]
+    body = frame.select(cols).write_ndjson()
+    return hashlib.sha256(body.encode("utf-8") if isinstance(body, str) else body).hexdigest()
+
+
+def user_columns(frame: pl.DataFrame) -> dict[str, Type]:
+    return {n: from_polars(t) for n, t in frame.schema.items() if not n.startswith("__")}
+
+
+def frame_fingerprint(frame: pl.DataFrame) -> str:
+    """Content hash of a frame (column names + row hashes), for derived frames (samples, targets)."""
+    import hashlib
+
+    body = frame.write_ndjson()
+    digest = hashlib.sha256(body.encode("utf-8") if isinstance(body, str) else body).hexdigest()
+    return stable_hash({"columns": [f"{n}:{t}" for n, t in frame.schema.items()], "rows": digest})
+
+
+# ---------------------------------------------------------------- profile
+
+
+def make_profile(frame: pl.DataFrame, k: int = 20) -> tuple[str, dict[str, Any], list[tuple[str, str, tuple]]]:
+    """(prompt text, JSON, signal quantiles) of an aggregate profile of ``frame``."""
+    try:
+        from .profile import profile
+    except ImportError:
+        profile = None
+    data = frame.select([c for c in frame.columns if not c.startswith("__")])
+    if profile is not None:
+        p = profile(data, k=k)
+        stats = []
+        for name, s in p.signals.items():
+            if getattr(s, "source", "op") != "op" or "." not in name:
+                continue
+            col, sig = name.split(".", 1)
+            qs = tuple((q, float(v)) for q, v in (s.quantiles or {}).items() if v is not None)
+            if qs:
+                stats.append((sig, col, qs))
+        return p.to_prompt_text(), json.loads(p.model_dump_json()), stats
+    # fallback: row count and k-anonymous length quantiles
+    n = data.height
+    lines = [f"rows: {n}", "columns: " + ", ".join(f"{c}:{t}" for c, t in data.schema.items())]
+    stats = []
+    for c, t in data.schema.items():
+        if t == pl.String and n >= 2 * k:
+            lens = data[c].fill_null("").str.len_chars()
+            qs = []
+            for name, q in (("p5", 0.05), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75), ("p95", 0.95)):
+                if q * n >= k and (1 - q) * n >= k:
+                    qs.append((name, float(lens.quantile(q))))
+            stats.append(("chars", c, tuple(qs)))
+            lines.append(f"{c}.chars: " + " ".join(f"{a}={b:g}" for a, b in qs))
+    return "\n".join(lines), {"n_rows": n, "fallback": True}, stats
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def make_sample(frame: pl.DataFrame, fraction: float, seed: int) -> tuple[pl.DataFrame, dict[str, Any], str]:
+    """(sample frame, fidelity JSON, fidelity report text)."""
+    try:
+        from .sampling import sample
+    except ImportError:
+        sample = None
+    if sample is not None:
+        s = sample(frame, fraction=fraction, seed=seed)
+        fid = s.fidelity
+        fid_json = _jsonable(fid)
+        return s.frame, fid_json, s.report()
+    n = max(1, int(round(frame.height * fraction)))
+    idx = sorted(random.Random(seed).sample(range(frame.height), n))
+    sub = frame[idx]
+    report = f"uniform random sample: {n} of {frame.height} rows (seed {seed})"
+    return sub, {"method": "uniform", "rows": n, "of": frame.height}, report
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "model_dump"):
+        return x.model_dump(mode="json")
+    if hasattr(x, "to_dict"):
+        try:
+            return x.to_dict()
+        except TypeError:
+            pass
+    if hasattr(x, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return json.loads(json.dumps(asdict(x), default=str))
+    try:
+        return json.loads(json.dumps(x, default=str))
+    except (TypeError, ValueError):
+        return str(x)
+
+
+# ---------------------------------------------------------------- target selection
+
+
+@dataclass
+class Selector:
+    model: Any
+    metrics: dict[str, Any]
+    seconds: float
+
+    def add(self, frame: pl.DataFrame, name: str) -> pl.DataFrame:
+        if self.model is None:
+            return frame.with_columns(pl.lit(1.0, pl.Float64).alias(name))
+        return self.model.add_column(frame, name=name)
+
+
+def make_selector(frame: pl.DataFrame, seed: int, enabled: bool) -> Selector:
+    """A low-quality-row classifier trained on ``frame``; disabled: every row is a target (score 1)."""
+    if not enabled:
+        return Selector(None, {"enabled": False, "note": "target selection off: every row is a target (lowq = 1)"}, 0.0)
+    try:
+        from .targets import train_selector
+    except ImportError:
+        return Selector(None, {"enabled": False, "note": "target selection unavailable: every row is a target"}, 0.0)
+    t = time.perf_counter()
+    sel = train_selector(frame.select([c for c in frame.columns if c != ROW_ID]), seed=seed)
+    metrics = _jsonable(sel.metrics)
+    if not isinstance(metrics, dict):
+        metrics = {"metrics": metrics}
+    metrics["enabled"] = True
+    return Selector(sel, metrics, time.perf_counter() - t)
+
+
+# ---------------------------------------------------------------- execution
+
+_REASON_CODE = re.compile(r"^[a-z][a-z0-9_.\-]{0,39}$")
+# The drop-reason templates of the standard operators, numbers replaced by N: each maps to a code.
+_REASON_TEMPLATES = (
+    (re.compile(r"^exact duplicate of row N$"), "exact-duplicate"),
+    (re.compile(r"^near-duplicate of row N$"), "near-duplicate"),
+    (re.compile(r"^rank N of N by .*, below the top N$"), "below-top-k"),
+    (re.compile(r"^not in the random sample \(seed N, N of N\)$"), "not-in-random-sample"),
+    (re.compile(r"^round N of the cluster of row N, beyond the N kept$"), "cluster-cap"),
+)
+
+
+def reason_code(reason: str | None, step_text: str, strategy_texts: frozenset[str] = frozenset()) -> str:
+    """A drop reason as the agent may see it: ``step`` (the step itself), the text of a step of the
+    strategy (written by the agent), a code for a known operator template, an identifier-like code,
+    or ``other``. A reason that could carry row content is never forwarded."""
+    if not reason or reason == step_text:
+        return "step"
+    r = reason.strip()
+    if r in strategy_texts:
+        return r
+    norm = re.sub(r"\d+(\.\d+)?", "N", r)
+    for pat, code in _REASON_TEMPLATES:
+        if pat.fullmatch(norm):
+            return code
+    if _REASON_CODE.fullmatch(r):
+        return r
+    return "other"
+
+
+def _step_texts(steps) -> set[str]:
+    out: set[str] = set()
+    for st in steps:
+        out.add(ir.step_text(st))
+        if isinstance(st, ir.Where):
+            out |= _step_texts(st.steps)
+    return out
+
+
+@dataclass
+class CandidateRun:
+    frame: pl.DataFrame | None  # kept rows (user columns, __rid kept when available)
+    steps: list[StepCount]
+    rows_in: int
+    rows_out: int
+    seconds: float
+    cache_hits: int = 0
+    error: str | None = None
+    raw_accounting: dict[str, Any] | None = None
+
+
+def _executor(cache_dir: Path | None):
+    try:
+        from autodp_dsl.engine import Executor
+    except ImportError:
+        return None
+    try:
+        return Executor(cache_dir=cache_dir) if cache_dir is not None else Executor(cache_dir=None)
+    except TypeError:
+        return Executor()
+
+
+def run_strategies(strategies: list[ir.Strategy], frame: pl.DataFrame, fingerprint: str,
+                   cache_dir: Path | None) -> list[CandidateRun]:
+    """Run every strategy on ``frame`` as one batch (the engine's cached executor when present)."""
+    ex = _executor(cache_dir)
+    if ex is not None:
+        try:
+            return _run_engine(ex, strategies, frame, fingerprint)
+        except Exception as e:  # noqa: BLE001 - fall back per strategy so one bad candidate does not sink the round
+            if len(strategies) == 1:
+                return [CandidateRun(None, [], frame.height, 0, 0.0, error=f"{type(e).__name__}: {e}")]
+            return [run_strategies([s], frame, fingerprint, cache_dir)[0] for s in strategies]
+    return [_run_plain(s, frame) for s in strategies]
+
+
+def _run_engine(ex, strategies, frame, fingerprint) -> list[CandidateRun]:
+    from autodp_dsl.io import Loaded
+
+    data = Loaded(frame=frame, quarantine=pl.DataFrame(schema={"rid": pl.UInt64, "line": pl.Int64, "reason": pl.String,
+                                                                 "detail": pl.String, "raw": pl.String}),
+                  fingerprint=fingerprint, rows_total=frame.height)
+    t = time.perf_counter()
+    results = ex.run_batch(list(strategies), data)
+    secs = time.perf_counter() - t
+    out = []
+    for strategy, r in zip(strategies, results, strict=True):
+        acc = r.accounting
+        texts = frozenset(_step_texts(strategy.steps))
+        steps = [
+            StepCount(s.step, s.text, s.rows_in, s.rows_out,
+                      tuple(sorted(_merge_reasons(s.dropped, s.text, texts).items())))
+            for s in acc.steps
+        ]
+        f = r.frame
+        if ROW_ID not in f.columns and getattr(r, "ids", None) is not None:
+            f = f.with_columns(pl.Series(ROW_ID, r.ids)).select([ROW_ID, *f.columns])
+        out.append(CandidateRun(f, steps, acc.rows_in, acc.kept, secs / max(len(results), 1),
+                                cache_hits=r.cache_hits, raw_accounting=None))
+    return out
+
+
+def _merge_reasons(dropped: dict[str, int], text: str, texts: frozenset[str] = frozenset()) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r, n in dropped.items():
+        c = reason_code(r, text, texts)
+        out[c] = out.get(c, 0) + int(n)
+    return out
+
+
+def _run_plain(strategy: ir.Strategy, frame: pl.DataFrame) -> CandidateRun:
+    """Step by step with ``lower_step``; counts rows after every top-level step."""
+    from autodp_dsl.lower import Context, lower_step, with_row_ids
+
+    t = time.perf_counter()
+    ctx = Context()
+    df = with_row_ids(frame.lazy()).collect()
+    rows_in = df.height
+    steps: list[StepCount] = []
+    try:
+        for i, st in enumerate(strategy.steps, 1):
+            before = df.height
+            df = lower_step(st, df.lazy(), ctx, str(i)).collect()
+            text = ir.step_text(st)
+            dropped = before - df.height
+            steps.append(StepCount(str(i), text, before, df.height, (("step", dropped),) if dropped > 0 else ()))
+    except Exception as e:  # noqa: BLE001
+        return CandidateRun(None, steps, rows_in, 0, time.perf_counter() - t, error=f"{type(e).__name__}: {e}")
+    keep = [c for c in df.columns if c == ROW_ID or not c.startswith("__")]
+    df = df.select(keep)
+    return CandidateRun(df, steps, rows_in, df.height, time.perf_counter() - t)
+
+
+# ================================================================ evaluators
+#
+# The evaluator seen by the loop: one protocol, the real ``autodp_eval`` behind it, and a scripted one.
+#
+# ``Evaluator.evaluate(candidate, baseline, heldout)`` returns an ``EvalOutcome`` whose ``feedback``
+# is *standardised*: counts and losses only. The judge's rationales (which could quote answers learned
+# from the data) never leave the evaluator's result; the loop forwards ``feedback`` to the agent.
+
+EVAL_COLUMNS = ("instruction", "input", "output", "category")
+
+
+@dataclass
+class EvalOutcome:
+    win_rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int = 0
+    wins: int = 0
+    ties: int = 0
+    losses: int = 0
+    failures: int = 0
+    candidate_loss: float | None = None
+    baseline_loss: float | None = None
+    seconds: float = 0.0
+    finetunes: int = 0  # arms actually trained by this call (cache hits: 0)
+    from_cache: bool = False
+    n_train: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def feedback(self) -> str:
+        return standard_feedback(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["feedback"] = self.feedback
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalOutcome:
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**d)
+
+
+def standard_feedback(o: EvalOutcome) -> str:
+    """Numbers only: wins/ties/losses/failures and held-out losses. Never a judge's words."""
+    if o.error:
+        return f"evaluation failed ({o.error.split(':', 1)[0][:40]})"
+    s = f"{o.wins} wins, {o.ties} ties, {o.losses} losses, {o.failures} failures over {o.n} held-out questions"
+    if o.candidate_loss is not None and o.baseline_loss is not None:
+        s += f"; held-out loss {o.candidate_loss:.3f} vs {o.baseline_loss:.3f} for r0 (lower is better)"
+    if o.n_train is not None:
+        s += f"; trained on {o.n_train} rows"
+    return s
+
+
+class Evaluator(Protocol):
+    name: str
+
+    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame) -> EvalOutcome: ...
+
+    def identity(self) -> dict[str, Any]:
+        """What changes scores (goes into the journal's identity: resume refuses a different one)."""
+
+
+def eval_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    cols = [c for c in EVAL_COLUMNS if c in frame.columns]
+    return frame.select(cols)
+
+
+class AutodpEvaluator:
+    """``autodp_eval.evaluate`` with a preset (default "tiny": the offline, honest default)."""
+
+    name = "autodp_eval"
+
+    def __init__(self, preset: str = "tiny", overrides: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
+                 log=None, judge=None, scratch: bool = False):
+        from autodp_eval import EvalConfig
+
+        overrides = dict(overrides or {})
+        overrides.setdefault("feedback_examples", 0)
+        self.preset = preset
+        self.config = EvalConfig.preset(preset, **overrides)
+        self.cache_dir = cache_dir
+        self.log = log
+        self.judge = judge  # overrides the config's judge (tests)
+        # scratch: every evaluation starts from an empty cache (nothing reused, not even the
+        # baseline arm): what ``--no-cache`` measures
+        self.scratch = scratch
+
+    def identity(self) -> dict[str, Any]:
+        return {"evaluator": self.name, "preset": self.preset, "config_key": self.config.cache_key()}
+
+    def same_steps(self, rows: int) -> int:
+        """Train every arm for the same number of optimizer steps: the preset's ``max_steps`` when it
+        sets one, else the preset's epochs over ``rows`` rows (the unprocessed search data). A candidate that drops rows then sees its rows a little
+        more often instead of getting fewer updates, so the comparison is about the data, not the
+        step count (DESIGN: one protocol for every arm, same steps)."""
+        t = self.config.train
+        steps = t.max_steps or max(1, -(-t.epochs * rows // t.batch_size))
+        self.config = self.config.with_overrides(train={"max_steps": steps, "epochs": 1000})
+        return steps
+
+    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame) -> EvalOutcome:
+        from autodp_eval import evaluate
+
+        t = time.perf_counter()
+        scratch = Path(tempfile.mkdtemp(prefix="autodp-eval-")) if self.scratch else None
+        try:
+            r = evaluate(eval_frame(candidate), eval_frame(baseline), eval_frame(heldout), self.config,
+                         cache_dir=scratch or self.cache_dir, log=self.log, judge=self.judge)
+        except Exception as e:  # noqa: BLE001 - a candidate that cannot be evaluated is a failed candidate
+            return EvalOutcome(None, None, None, error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        trained = int(r.candidate.trained_now) + int(r.baseline.trained_now)
+        if r.from_cache:
+            trained = 0
+        return EvalOutcome(
+            r.win_rate, r.ci_low, r.ci_high, r.n, r.wins, r.ties, r.losses, r.failures,
+            r.candidate_heldout_loss, r.baseline_heldout_loss, time.perf_counter() - t, trained, r.from_cache,
+            r.candidate.n_train, dict(r.timings),
+        )
+
+
+class ScriptedEvaluator:
+    """A deterministic stand-in for tests and benchmarks of the loop logic: the score is a function
+    of the candidate data (by default: share of rows whose output has at least ``min_words`` words
+    and no duplicate output, minus a penalty for dropping too much), optionally with a fixed delay
+    per trained row to mimic fine-tuning cost."""
+
+    name = "scripted"
+
+    def __init__(self, score_fn=None, seconds_per_row: float = 0.0, memo: bool = True):
+        self.score_fn = score_fn or default_scripted_score
+        self.seconds_per_row = seconds_per_row
+        self.memo = memo
+        self._seen: dict[str, EvalOutcome] = {}
+        self.calls = 0
+        self.trained = 0
+
+    def identity(self) -> dict[str, Any]:
+        return {"evaluator": self.name}
+
+    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame) -> EvalOutcome:
+        self.calls += 1
+        cand = eval_frame(candidate)
+        key = hashlib.sha256(pl.DataFrame(cand).write_ipc(None).getvalue()).hexdigest() if cand.height else "empty"
+        if self.memo and key in self._seen:
+            o = self._seen[key]
+            return EvalOutcome(**{**asdict(o), "finetunes": 0, "from_cache": True, "seconds": 0.0})
+        if cand.height == 0:
+            return EvalOutcome(None, None, None, error="EvalInputError: candidate training data is empty")
+        t = time.perf_counter()
+        if self.seconds_per_row:
+            time.sleep(self.seconds_per_row * cand.height)
+        self.trained += 1
+        wr = float(self.score_fn(cand, eval_frame(baseline)))
+        wr = min(1.0, max(0.0, wr))
+        n = max(heldout.height, 1)
+        wins = int(round(wr * n))
+        o = EvalOutcome(wr, max(0.0, wr - 0.08), min(1.0, wr + 0.08), n, wins, 0, n - wins, 0,
+                        1.0 - wr, 0.5, time.perf_counter() - t, 1, False, cand.height)
+        if self.memo:
+            self._seen[key] = o
+        return o
+
+
+def default_scripted_score(cand: pl.DataFrame, base: pl.DataFrame) -> float:
+    if cand.height == 0:
+        return 0.0
+    words = cand["output"].fill_null("").str.split(" ").list.len()
+    good = (words >= 8).mean()
+    dup = 1.0 - cand["output"].n_unique() / cand.height
+    keep = cand.height / max(base.height, 1)
+    base_words = base["output"].fill_null("").str.split(" ").list.len()
+    base_good = (base_words >= 8).mean()
+    base_dup = 1.0 - base["output"].n_unique() / max(base.height, 1)
+    gain = (good - base_good) - (dup - base_dup) - 0.5 * max(0.0, 0.6 - keep)
+    return round(0.5 + gain, 6)
+
+
+# ================================================================ the loop
+
+
+@dataclass
+class SearchConfig:
+    data: str
+    out_dir: str = ""
+    seed: int = 0
+    agent: str = "offline"  # offline | random | llm | automl
+    llm: LLMConfig | None = None
+    k: int = 4
+    k_min: int = 1
+    k_max: int = 8
+    budget: Budget = field(default_factory=Budget)
+    sampling: bool = True
+    sample_fraction: float = 0.2
+    target_selection: bool = True
+    cache: bool = True
+    cache_dir: str | None = None  # executor + evaluator cache (default: <out>/.cache)
+    eval_preset: str = "tiny"
+    eval_overrides: dict[str, Any] = field(default_factory=dict)
+    heldout_n: int = 100  # questions held out for the search's comparisons
+    final_heldout_n: int = 100  # other questions, for the final evaluation only
+    profile_k: int = 20
+    resume: bool = False
+    final: bool = True
+    task: str = DEFAULT_TASK
+    strategies_dir: str | None = "auto"
+    quiet: bool = False
+    min_rows: int = 10  # a candidate keeping fewer rows is not evaluated
+    same_steps: bool = True  # every arm trains for the same number of steps (see AutodpEvaluator.same_steps)
+    tidy_heldout: bool = True  # collapse whitespace runs in held-out questions and reference answers
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for ``--resume`` (budgets may change between sessions)."""
+        return {
+            "search_version": SEARCH_VERSION,
+            "seed": self.seed,
+            "agent": self.agent,
+            "llm_model": self.llm.model if self.llm else None,
+            "k": [self.k, self.k_min, self.k_max],
+            "sampling": [self.sampling, self.sample_fraction if self.sampling else None],
+            "target_selection": self.target_selection,
+            "heldout": [self.heldout_n, self.final_heldout_n],
+            "profile_k": self.profile_k,
+            "eval": [self.eval_preset, self.eval_overrides, self.same_steps, self.tidy_heldout],
+        }
+
+
+@dataclass
+class SearchResult:
+    out_dir: Path
+    best: CandidateRecord | None
+    best_text: str
+    records: list[CandidateRecord]
+    final: dict[str, Any] | None
+    report: dict[str, Any]
+    stop_reason: str
+    seconds: float
+
+
+class _Console:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self._c = None
+        if not quiet:
+            try:
+                from rich.console import Console
+
+                self._c = Console(highlight=False)
+            except ImportError:  # pragma: no cover
+                self._c = None
+
+    def print(self, *a, **kw):
+        if self.quiet:
+            return
+        if self._c is not None:
+            self._c.print(*a, **kw)
+        else:  # pragma: no cover
+            print(*a)
+
+    def table(self, title: str, header: list[str], rows: list[list[str]]):
+        if self.quiet:
+            return
+        if self._c is None:  # pragma: no cover
+            print(title)
+            for r in rows:
+                print("  ".join(r))
+            return
+        from rich.table import Table
+
+        t = Table(title=title, show_lines=False)
+        for h in header:
+            t.add_column(h, overflow="fold")
+        for r in rows:
+            t.add_row(*r)
+        self._c.print(t)
+
+
+def _record_to_json(r: CandidateRecord) -> dict[str, Any]:
+    return asdict(r)
+
+
+def _record_from_json(d: dict[str, Any]) -> CandidateRecord:
+    steps = tuple(
+        StepCount(s["path"], s["step"], s["rows_in"], s["rows_out"], tuple((a, b) for a, b in s.get("reasons", ())))
+        for s in d.get("steps", ())
+    )
+    return CandidateRecord(
+        round=d["round"], cid=d["cid"], dp_text=d["dp_text"], status=d["status"], key=d.get("key", ""),
+        delta=d.get("delta"), win_rate=d.get("win_rate"), ci_low=d.get("ci_low"), ci_high=d.get("ci_high"),
+        rows_in=d.get("rows_in"), rows_out=d.get("rows_out"), steps=steps, feedback=d.get("feedback", ""),
+        duplicate_of=d.get("duplicate_of"), errors=tuple(d.get("errors", ())), origin=d.get("origin", ""),
+    )
+
+
+class Search:
+    """One search. ``evaluator`` and ``agent`` can be injected (tests, benchmarks)."""
+
+    def __init__(self, config: SearchConfig, evaluator: Evaluator | None = None, agent: Agent | None = None):
+        self.cfg = config
+        data_name = Path(config.data).stem or "search"
+        self.out = Path(config.out_dir or Path("runs") / data_name)
+        self.journal = Journal(self.out / "journal")
+        self.console = _Console(config.quiet)
+        self._tmp: Path | None = None
+        if config.cache:
+            self.cache_dir = Path(config.cache_dir) if config.cache_dir else self.out / ".cache"
+        else:  # nothing reused across runs: a scratch folder for this run, removed at the end
+            self._tmp = Path(tempfile.mkdtemp(prefix="autodp-nocache-"))
+            self.cache_dir = self._tmp
+        if config.budget.stop_file is None:
+            config.budget.stop_file = str(self.out / "STOP")
+        self.evaluator = evaluator or AutodpEvaluator(config.eval_preset, config.eval_overrides,
+                                                      cache_dir=self.cache_dir / "eval", scratch=not config.cache)
+        kw = {}
+        if config.agent in ("offline",) and config.strategies_dir != "auto":
+            kw["strategies_dir"] = config.strategies_dir
+        self.agent = agent or make_agent(config.agent, seed=config.seed, llm=config.llm, **kw)
+        self.state = BudgetState(config.budget)
+        self.records: list[CandidateRecord] = []
+        self.notes: list[str] = []
+        self.timings: dict[str, float] = {}
+        self.round_meta: list[dict[str, Any]] = []
+        self.output_fps: dict[str, str] = {}  # fingerprint of a candidate's training data -> its cid
+
+    # ------------------------------------------------------------------ setup
+
+    def _exec_cache(self) -> Path | None:
+        return self.cache_dir / "exec" if self.cfg.cache else None
+
+    def prepare(self) -> None:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        self.data: DataSet = load_data(cfg.data)
+        full = self.data.frame
+        self.console.print(f"[bold]autodp search[/bold] {cfg.data}: {full.height} rows"
+                           + (f", {self.data.quarantined} quarantined" if self.data.quarantined else "")
+                           + (f"; nested columns set aside: {', '.join(self.data.dropped_columns)}" if self.data.dropped_columns else ""))
+        # held-out questions: one set for the search, another for the final evaluation only
+        from autodp_eval import split_heldout
+
+        n_h = cfg.heldout_n + (cfg.final_heldout_n if cfg.final else 0)
+        pool, held = split_heldout(full, n_h, seed=cfg.seed)
+        held = held.sample(fraction=1.0, shuffle=True, seed=cfg.seed)
+        if cfg.tidy_heldout:
+            held = tidy_text_columns(held)
+        self.heldout = held.head(cfg.heldout_n)
+        self.final_heldout = held.tail(held.height - cfg.heldout_n) if cfg.final else held.head(0)
+        self.pool = pool
+        self.timings["load"] = time.perf_counter() - t0
+
+        t = time.perf_counter()
+        self.profile_text, self.profile_json, self.signal_stats = make_profile(pool, k=cfg.profile_k)
+        self.timings["profile"] = time.perf_counter() - t
+        self.console.print(f"profile: {pool.height} rows, k-anonymity floor {cfg.profile_k} ({self.timings['profile']:.1f} s)")
+
+        t = time.perf_counter()
+        if cfg.sampling and cfg.sample_fraction < 1.0:
+            search, self.fidelity, self.fidelity_text = make_sample(pool, cfg.sample_fraction, cfg.seed)
+        else:
+            search, self.fidelity, self.fidelity_text = pool, {"method": "none", "rows": pool.height}, "sampling off: searching on all rows"
+        self.timings["sample"] = time.perf_counter() - t
+        self.console.print(f"sample: {search.height} of {pool.height} rows\n{self.fidelity_text}")
+
+        t = time.perf_counter()
+        self.selector = make_selector(search, cfg.seed, cfg.target_selection)
+        search = self.selector.add(search, TARGET_COLUMN)
+        self.full_frame = self.selector.add(full, TARGET_COLUMN)
+        self.timings["targets"] = time.perf_counter() - t
+        m = self.selector.metrics
+        if m.get("enabled"):
+            shown = {k: v for k, v in m.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            self.console.print("target selection: " + ", ".join(f"{k} {v:.3g}" for k, v in list(shown.items())[:6]))
+        else:
+            self.console.print(m.get("note", "target selection off"))
+        self.search_frame = search
+        self.search_fp = stable_hash({"parent": self.data.fingerprint, "derived": frame_fingerprint(search)})
+        self.full_fp = stable_hash({"parent": self.data.fingerprint, "derived": frame_fingerprint(self.full_frame)})
+        self.columns: dict[str, Type] = user_columns(search)
+        self.train_steps = None
+        if self.cfg.same_steps and hasattr(self.evaluator, "same_steps"):
+            self.train_steps = self.evaluator.same_steps(search.height)
+            self.console.print(f"evaluation: every arm trains {self.train_steps} steps (same-steps protocol)")
+        self.catalog = catalog_from_registry()
+
+    # ------------------------------------------------------------------ context
+
+    def context(self, rnd: int) -> AgentContext:
+        cfg = self.cfg
+        return AgentContext(
+            task=cfg.task,
+            round=rnd,
+            k=cfg.k,
+            k_min=cfg.k_min,
+            k_max=cfg.k_max,
+            columns=tuple((n, str(t)) for n, t in self.columns.items()),
+            profile_text=self.profile_text,
+            catalog=self.catalog,
+            signal_stats=tuple(self.signal_stats),
+            history=tuple(self.records),
+            seed=cfg.seed,
+            target_column=TARGET_COLUMN,
+            rounds_left=max(cfg.budget.max_rounds - rnd + 1, 0),
+            notes=tuple(self.notes[-10:]),
+        )
+
+    # ------------------------------------------------------------------ baseline
+
+    def baseline(self) -> None:
+        # a candidate that trains on exactly the unprocessed data scores r0: never evaluated
+        self.output_fps.setdefault(output_fingerprint(self.search_frame), "r0")
+        saved = self.journal.setup()
+        if saved and saved.get("baseline"):
+            self.r0 = EvalOutcome.from_dict(saved["baseline"])
+            self.console.print("baseline r0: from the journal")
+            return
+        self.console.print(f"baseline: fine-tuning on the unprocessed {'sample' if self.cfg.sampling else 'data'} ...")
+        o = self.evaluator.evaluate(self.search_frame, self.search_frame, self.heldout)
+        if o.error:
+            raise RuntimeError(f"the baseline cannot be evaluated: {o.error}")
+        self.state.finetunes += o.finetunes
+        self.r0 = o
+        self.console.print(f"baseline r0 = 0.5 by definition (win rate against itself: {o.win_rate}); held-out loss "
+                           f"{o.baseline_loss if o.baseline_loss is not None else 'n/a'}; {o.seconds:.1f} s")
+        self.journal.write_setup(self._setup_json())
+
+    def _setup_json(self) -> dict[str, Any]:
+        return {
+            "profile_text": self.profile_text,
+            "profile": self.profile_json,
+            "fidelity": self.fidelity,
+            "fidelity_text": self.fidelity_text,
+            "targets": self.selector.metrics,
+            "baseline": self.r0.to_dict(),
+            "rows": {"full": self.data.frame.height, "pool": self.pool.height, "search": self.search_frame.height,
+                     "heldout": self.heldout.height, "final_heldout": self.final_heldout.height},
+            "timings": self.timings,
+        }
+
+    # ------------------------------------------------------------------ a round
+
+    def _lint(self, text: str):
+        return compile_text(text, columns=self.columns, level="canonical")
+
+    def plan_round(self, rnd: int) -> dict[str, Any]:
+        """Proposals -> lint/repair -> de-duplicate. Journaled before any evaluation."""
+        saved = self.journal.plan(rnd)
+        if saved is not None:
+            self.state.agent_calls += saved.get("agent_calls", 0)
+            self.state.repairs += saved.get("repairs", 0)
+            return saved
+        ctx = self.context(rnd)
+        calls = repairs = 0
+        try:
+            proposals: list[Proposal] = list(self.agent.propose(ctx))
+        except Exception as e:  # noqa: BLE001 - an agent failure ends the search cleanly
+            raise RuntimeError(f"the agent failed to propose: {type(e).__name__}: {e}") from e
+        calls += 1
+        proposals = proposals[: self.cfg.k_max]
+        known = {r.key: r.cid for r in self.records if r.key and r.status in ("ok", "failed")}
+        cands: list[dict[str, Any]] = []
+        for i, p in enumerate(proposals, 1):
+            cid = f"r{rnd}c{i}"
+            text = p.dp_text
+            res = self._lint(text)
+            attempt = 0
+            while not res.ok and attempt < self.cfg.budget.max_repairs:
+                if self.cfg.budget.max_agent_calls is not None and self.state.agent_calls + calls >= self.cfg.budget.max_agent_calls:
+                    break
+                attempt += 1
+                diags = tuple(d.to_dict() for d in res.diagnostics)
+                fixed = self.agent.repair(ctx, RepairRequest(text, diags, attempt))
+                calls += 1
+                repairs += 1
+                if fixed is None:
+                    break
+                text = fixed.dp_text
+                res = self._lint(text)
+            entry: dict[str, Any] = {"cid": cid, "dp_text": text, "origin": p.origin, "rationale": p.rationale[:300],
+                                     "repairs": attempt}
+            if not res.ok:
+                errs = [f"{d.code} (line {d.line}): {d.message}" for d in res.diagnostics if str(d.severity).endswith("error")]
+                entry.update(status="invalid", key="", errors=errs[:8] or ["does not compile"])
+            else:
+                key = strategy_key(res.strategy)
+                entry["key"] = key
+                if key in known:
+                    entry.update(status="duplicate", duplicate_of=known[key])
+                else:
+                    known[key] = cid
+                    entry["status"] = "pending"
+            cands.append(entry)
+        plan = {"round": rnd, "candidates": cands, "agent_calls": calls, "repairs": repairs, "agent": self.agent.name}
+        self.state.agent_calls += calls
+        self.state.repairs += repairs
+        self.journal.write_plan(rnd, plan)
+        return plan
+
+    def run_round(self, rnd: int) -> tuple[list[CandidateRecord], str | None]:
+        t_round = time.perf_counter()
+        plan = self.plan_round(rnd)
+        cands = plan["candidates"]
+        records: dict[str, CandidateRecord] = {}
+        todo = []
+        for c in cands:
+            if c["status"] == "invalid":
+                records[c["cid"]] = CandidateRecord(rnd, c["cid"], c["dp_text"], "invalid", errors=tuple(c.get("errors", ())),
+                                                    origin=c.get("origin", ""))
+            elif c["status"] == "duplicate":
+                records[c["cid"]] = CandidateRecord(rnd, c["cid"], c["dp_text"], "duplicate", key=c["key"],
+                                                    duplicate_of=c["duplicate_of"], origin=c.get("origin", ""))
+            else:
+                done = self.journal.candidate(c["cid"])
+                if done is not None:
+                    records[c["cid"]] = _record_from_json(done["record"])
+                    self.state.finetunes += done.get("finetunes", 0)
+                    self.state.evaluations += int(done.get("evaluated", True))
+                    if done.get("output_fp") and records[c["cid"]].status == "ok":
+                        self.output_fps.setdefault(done["output_fp"], c["cid"])
+                    if records[c["cid"]].duplicate_of:
+                        self.notes.append(f"{c['cid']} produces the same data as {records[c['cid']].duplicate_of}: "
+                                          "not evaluated again")
+                else:
+                    todo.append(c)
+        stop = None
+        if todo:
+            strategies = [self._lint(c["dp_text"]).strategy for c in todo]
+            t = time.perf_counter()
+            runs = run_strategies(strategies, self.search_frame, self.search_fp, self._exec_cache())
+            exec_s = time.perf_counter() - t
+            self.console.print(f"round {rnd}: ran {len(todo)} candidates as one batch ({exec_s:.2f} s)")
+            for c, run in zip(todo, runs, strict=True):
+                stop = self.state.candidate_stop()
+                if stop:
+                    break
+                fp = output_fingerprint(run.frame) if run.frame is not None and not run.error else ""
+                if fp and fp in self.output_fps:
+                    # same training data as an evaluated candidate: same score, nothing to train
+                    rec = CandidateRecord(rnd, c["cid"], c["dp_text"], "duplicate", key=c["key"],
+                                          duplicate_of=self.output_fps[fp], rows_in=run.rows_in, rows_out=run.rows_out,
+                                          steps=tuple(run.steps), origin=c.get("origin", ""))
+                    self.notes.append(f"{c['cid']} produces the same data as {rec.duplicate_of}: not evaluated again")
+                    records[c["cid"]] = rec
+                    self.journal.write_candidate(c["cid"], {"record": _record_to_json(rec), "finetunes": 0,
+                                                            "evaluated": False, "output_fp": fp})
+                    self.console.print(f"  {c['cid']}: same data as {rec.duplicate_of}")
+                    continue
+                rec, finetunes = self._evaluate(rnd, c, run)
+                if fp and rec.status == "ok":
+                    self.output_fps[fp] = c["cid"]
+                records[c["cid"]] = rec
+                self.journal.write_candidate(c["cid"], {"record": _record_to_json(rec), "finetunes": finetunes,
+                                                        "output_fp": fp})
+                self._print_candidate(rec)
+        ordered = [records[c["cid"]] for c in cands if c["cid"] in records]
+        if stop is None:
+            for c in cands:
+                if c["status"] == "duplicate":
+                    self.notes.append(f"{c['cid']} equals {c['duplicate_of']} after canonicalisation: evaluated once")
+            self.journal.write_round(rnd, {"round": rnd, "records": [_record_to_json(r) for r in ordered],
+                                           "notes": self.notes[-10:], "output_fps": self.output_fps, "seconds": time.perf_counter() - t_round,
+                                           "wall_s": self.state.wall_s, "budget": self.state.to_dict()})
+        return ordered, stop
+
+    def _evaluate(self, rnd: int, c: dict[str, Any], run: CandidateRun) -> tuple[CandidateRecord, int]:
+        base = dict(round=rnd, cid=c["cid"], dp_text=c["dp_text"], key=c["key"], rows_in=run.rows_in,
+                    rows_out=run.rows_out, steps=tuple(run.steps), origin=c.get("origin", ""))
+        if run.error or run.frame is None:
+            code = (run.error or "error").split(":", 1)[0][:40]
+            return CandidateRecord(status="failed", feedback=f"execution failed ({code})", errors=(code,), **base), 0
+        if run.rows_out < self.cfg.min_rows:
+            return CandidateRecord(status="failed", feedback=f"kept {run.rows_out} rows: too few to fine-tune on", **base), 0
+        o = self.evaluator.evaluate(run.frame, self.search_frame, self.heldout)
+        self.state.evaluations += 1
+        self.state.finetunes += o.finetunes
+        if o.error or o.win_rate is None:
+            return CandidateRecord(status="failed", feedback=o.feedback, **base), o.finetunes
+        r0 = 0.5
+        return CandidateRecord(status="ok", delta=round(o.win_rate - r0, 6), win_rate=o.win_rate, ci_low=o.ci_low,
+                               ci_high=o.ci_high, feedback=o.feedback, **base), o.finetunes
+
+    def _print_candidate(self, r: CandidateRecord) -> None:
+        if r.status == "ok":
+            self.console.print(f"  {r.cid}: score - r0 = {r.delta:+.3f} [{r.ci_low:.2f}, {r.ci_high:.2f}]  "
+                               f"{r.rows_out}/{r.rows_in} rows  ({r.origin})")
+        else:
+            self.console.print(f"  {r.cid}: {r.status} {r.feedback}")
+
+    # ------------------------------------------------------------------ the whole search
+
+    def best(self) -> CandidateRecord | None:
+        ok = [r for r in self.records if r.status == "ok" and r.delta is not None]
+        if not ok:
+            return None
+        return sorted(ok, key=lambda r: (-r.delta, r.round, r.cid))[0]
+
+    def run(self) -> SearchResult:
+        t_start = time.perf_counter()
+        cfg = self.cfg
+        resuming = self.journal.start({"identity": cfg.identity(), "config": _config_json(cfg),
+                                       "agent": getattr(self.agent, "name", cfg.agent),
+                                       "evaluator": self.evaluator.identity()}, cfg.resume)
+        try:
+            self.prepare()
+            meta = self.journal.meta() or {}
+            data_id = {"data": self.data.fingerprint, "evaluator": self.evaluator.identity()}
+            if resuming and meta.get("data_identity") not in (None, data_id):
+                from .journal import JournalMismatch
+
+                raise JournalMismatch("cannot resume: the data or the evaluator differ from the journal's; "
+                                      "start a new search with --force or another --out")
+            if not resuming or meta.get("data_identity") is None:
+                self.journal._write("meta.json", {**meta, "data_identity": data_id})
+            # earlier sessions
+            done_rounds = self.journal.rounds() if resuming else []
+            for rd in done_rounds:
+                self.records.extend(_record_from_json(x) for x in rd["records"])
+                self.notes = list(rd.get("notes", []))
+                self.output_fps = dict(rd.get("output_fps", {}))
+                self.round_meta.append({"round": rd["round"], "seconds": rd.get("seconds")})
+                b = rd.get("budget", {})
+                self.state.agent_calls = b.get("agent_calls", self.state.agent_calls)
+                self.state.repairs = b.get("repairs", self.state.repairs)
+                self.state.finetunes = b.get("finetunes", self.state.finetunes)
+                self.state.evaluations = b.get("evaluations", self.state.evaluations)
+                self.state.wall_before_s = rd.get("wall_s", 0.0)
+                best = max((r.delta for r in self.records if r.status == "ok" and r.delta is not None), default=None)
+                self.state.note_round(best)
+            if done_rounds:
+                self.console.print(f"resuming after round {len(done_rounds)} ({len(self.records)} candidates in the journal)")
+            self.baseline()
+            # pre-flight estimate
+            per_eval = max(self.r0.seconds, 0.1)
+            est = estimate(cfg.budget, cfg.k, self.search_frame.height, self.full_frame.height, per_eval, cfg.final,
+                           basis=f"{per_eval:.1f} s per evaluation measured on the baseline",
+                           same_steps=self.train_steps is not None)
+            self.estimate = est
+            self.console.print(f"[cyan]{est.text()}[/cyan]")
+            stop_reason = ""
+            rnd = len(done_rounds) + 1
+            while True:
+                reason = self.state.stop_reason()
+                if reason:
+                    stop_reason = reason
+                    break
+                self.console.print(f"[bold]round {rnd}[/bold] (agent: {self.agent.name})")
+                recs, stop = self.run_round(rnd)
+                self.records.extend(recs)
+                if stop:
+                    stop_reason = stop
+                    break
+                best = max((r.delta for r in recs if r.status == "ok" and r.delta is not None), default=None)
+                self.state.note_round(best)
+                self.round_meta.append({"round": rnd})
+                self._round_table(rnd)
+                rnd += 1
+            self.console.print(f"search stopped: {stop_reason}")
+            best = self.best()
+            final = self.finish(best) if cfg.final else None
+            best = getattr(self, "final_best", best)
+            from .report import build_report, write_report
+
+            report = build_report(self, best, final, stop_reason, time.perf_counter() - t_start)
+            write_report(self.out, report)
+            self.console.print(f"wrote {self.out / 'report.json'} and {self.out / 'report.html'}")
+            return SearchResult(self.out, best, best.dp_text if best else "", self.records, final, report, stop_reason,
+                                time.perf_counter() - t_start)
+        finally:
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _round_table(self, rnd: int) -> None:
+        recs = sorted([r for r in self.records if r.status == "ok"], key=lambda r: r.delta)[-8:]
+        rows = [[r.cid, f"{r.delta:+.3f}", f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", f"{r.rows_out}/{r.rows_in}", r.origin]
+                for r in recs]
+        self.console.table(f"after round {rnd}: candidates by score - r0 (best last)",
+                           ["candidate", "score - r0", "CI", "rows kept", "origin"], rows)
+
+    # ------------------------------------------------------------------ final
+
+    def finish(self, best: CandidateRecord | None) -> dict[str, Any]:
+        from autodp_dsl.atomic import write_text_atomic
+
+        saved = self.journal.final()
+        text = best.dp_text if best else "dp: 1\nname: unprocessed\ndescription: no candidate was scored\nsteps: []\n"
+        key = best.key if best else ""
+        if saved is not None and saved.get("key") == key:
+            self.console.print("final evaluation: from the journal")
+            self._write_outputs(text, None)
+            return saved
+        # the best candidate that runs on the full data (a failure is reported, the next best tried)
+        ranked = [best] + [r for r in sorted((r for r in self.records if r.status == "ok" and r.delta is not None),
+                                             key=lambda r: (-r.delta, r.round, r.cid)) if best is None or r.cid != best.cid]
+        failed_on_full: list[dict[str, str]] = []
+        t = time.perf_counter()
+        for cand in ranked:
+            text = cand.dp_text if cand else text
+            run = run_strategies([self._lint(text).strategy], self.full_frame, self.full_fp, self._exec_cache())[0]
+            if not (run.error or run.frame is None):
+                best = cand
+                break
+            failed_on_full.append({"cid": cand.cid if cand else "", "error": run.error or "no output"})
+            self.console.print(f"[yellow]{cand.cid if cand else 'strategy'} failed on the full data: {run.error}; "
+                               "trying the next best[/yellow]")
+        else:
+            raise RuntimeError(f"no candidate runs on the full data: {failed_on_full}")
+        key = best.key if best else ""
+        self.final_best = best
+        exec_s = time.perf_counter() - t
+        self._write_outputs(text, run.frame)
+        self.console.print(f"final: best strategy {best.cid if best else '(none)'} kept {run.rows_out} of {run.rows_in} rows "
+                           f"of the full data ({exec_s:.1f} s); evaluating against the unprocessed data ...")
+        o = self.evaluator.evaluate(run.frame, self.full_frame, self.final_heldout)
+        self.state.finetunes += o.finetunes
+        final = {
+            "cid": best.cid if best else None,
+            "key": key,
+            "rows_in": run.rows_in,
+            "rows_out": run.rows_out,
+            "steps": [asdict(s) for s in run.steps],
+            "execution_seconds": exec_s,
+            "failed_on_full": failed_on_full,
+            "eval": o.to_dict(),
+            "heldout": self.final_heldout.height,
+        }
+        if o.win_rate is not None:
+            self.console.print(f"[bold]final win rate {o.win_rate:.3f} (95% CI {o.ci_low:.3f}-{o.ci_high:.3f})[/bold] "
+                               f"against the unprocessed data on {o.n} held-out questions not used by the search")
+        else:
+            self.console.print(f"final evaluation failed: {o.error}")
+        self.journal.write_final(final)
+        write_text_atomic(self.out / "best.dp", text)
+        return final
+
+    def _write_outputs(self, text: str, frame: pl.DataFrame | None) -> None:
+        from autodp_dsl.atomic import write_bytes_atomic, write_text_atomic
+
+        write_text_atomic(self.out / "best.dp", text)
+        if frame is not None:
+            cols = [c for c in frame.columns if not c.startswith("__") and c != TARGET_COLUMN]
+            if ROW_ID in frame.columns:
+                frame = frame.sort(ROW_ID)
+            buf = frame.select(cols).write_ndjson()
+            write_bytes_atomic(self.out / "processed.jsonl", buf.encode("utf-8") if isinstance(buf, str) else buf)
+
+
+def _config_json(cfg: SearchConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    if cfg.llm is not None:
+        d["llm"] = asdict(cfg.llm)
+    return d
+
+
+def run_search(config: SearchConfig, evaluator: Evaluator | None = None, agent: Agent | None = None) -> SearchResult:
+    """Run (or resume) a search; returns the best strategy, the records and the report."""
+    return Search(config, evaluator=evaluator, agent=agent).run()

@@ -1,0 +1,245 @@
+"""The search report: ``report.json`` and a self-contained ``report.html`` (inline SVG, no scripts).
+
+Plots: score minus r0 per round and candidate (with confidence intervals), rows dropped per step
+of the best strategy, and the sampling fidelity check.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from autodp_dsl.atomic import write_text_atomic
+
+__all__ = ["build_report", "write_report", "render_html"]
+
+
+def build_report(search, best, final: dict[str, Any] | None, stop_reason: str, seconds: float) -> dict[str, Any]:
+    cfg = search.cfg
+    setup = search._setup_json()
+    records = [asdict(r) for r in search.records]
+    best_steps = None
+    if final is not None:
+        best_steps = final.get("steps")
+    elif best is not None:
+        best_steps = [asdict(s) for s in best.steps]
+    return {
+        "version": 1,
+        "command": "autodp " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("autodp") else None,
+        "data": {"path": cfg.data, "fingerprint": search.data.fingerprint, **setup["rows"]},
+        "config": {
+            "seed": cfg.seed, "agent": search.agent.name, "k": cfg.k, "budget": cfg.budget.to_dict(),
+            "sampling": cfg.sampling, "sample_fraction": cfg.sample_fraction, "target_selection": cfg.target_selection,
+            "cache": cfg.cache, "eval": search.evaluator.identity(),
+        },
+        "profile_text": search.profile_text,
+        "fidelity": setup["fidelity"],
+        "fidelity_text": setup["fidelity_text"],
+        "targets": setup["targets"],
+        "baseline": setup["baseline"],
+        "estimate": search.estimate.to_dict() if getattr(search, "estimate", None) else None,
+        "candidates": records,
+        "best": None if best is None else {
+            "cid": best.cid, "delta": best.delta, "win_rate": best.win_rate, "ci_low": best.ci_low,
+            "ci_high": best.ci_high, "dp_text": best.dp_text, "rows_in": best.rows_in, "rows_out": best.rows_out,
+        },
+        "best_steps": best_steps,
+        "final": final,
+        "stop_reason": stop_reason,
+        "budget_used": search.state.to_dict(),
+        "timings": {**setup["timings"], "total": round(seconds, 3)},
+        "seconds": round(seconds, 3),
+    }
+
+
+def write_report(out: str | Path, report: dict[str, Any]) -> None:
+    out = Path(out)
+    write_text_atomic(out / "report.json", json.dumps(report, indent=1, ensure_ascii=False, default=str))
+    write_text_atomic(out / "report.html", render_html(report))
+
+
+# ---------------------------------------------------------------- SVG plots
+
+_W, _H, _P = 640, 300, 48
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _scatter(cands: list[dict[str, Any]], best_cid: str | None) -> str:
+    pts = [c for c in cands if c.get("status") == "ok" and c.get("delta") is not None]
+    if not pts:
+        return "<p>No scored candidates.</p>"
+    rounds = max(c["round"] for c in pts)
+    lo = min(min((c.get("ci_low") or c["win_rate"]) - 0.5 for c in pts), -0.05)
+    hi = max(max((c.get("ci_high") or c["win_rate"]) - 0.5 for c in pts), 0.05)
+
+    def X(rnd, i, n):
+        w = (_W - 2 * _P) / rounds
+        return _P + w * (rnd - 1) + w * (i + 1) / (n + 1)
+
+    def Y(v):
+        return _H - _P - (v - lo) / (hi - lo) * (_H - 2 * _P)
+
+    out = [f'<svg viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" role="img" aria-label="score per round">']
+    out.append(f'<line x1="{_P}" x2="{_W - _P}" y1="{Y(0):.1f}" y2="{Y(0):.1f}" stroke="#888" stroke-dasharray="4 3"/>')
+    out.append(f'<text x="{_W - _P + 4}" y="{Y(0) + 4:.1f}" font-size="11">r0</text>')
+    for v in (lo, hi):
+        out.append(f'<text x="4" y="{Y(v) + 4:.1f}" font-size="11">{v:+.2f}</text>')
+    for r in range(1, rounds + 1):
+        group = [c for c in pts if c["round"] == r]
+        out.append(f'<text x="{X(r, 0, 1) - 20:.1f}" y="{_H - _P + 18}" font-size="11">round {r}</text>')
+        for i, c in enumerate(group):
+            x = X(r, i, len(group))
+            color = "#d62728" if c["cid"] == best_cid else "#1f77b4"
+            if c.get("ci_low") is not None and c.get("ci_high") is not None:
+                out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{Y(c["ci_low"] - 0.5):.1f}" y2="{Y(c["ci_high"] - 0.5):.1f}" stroke="{color}" opacity="0.5"/>')
+            out.append(f'<circle cx="{x:.1f}" cy="{Y(c["delta"]):.1f}" r="4" fill="{color}"><title>{_esc(c["cid"])}: {c["delta"]:+.3f}</title></circle>')
+    out.append(f'<text x="{_P}" y="14" font-size="12">score − r0 per candidate (bars: 95% CI; red: best)</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _hbars(items: list[tuple[str, float]], title: str, fmt: str = "{:g}") -> str:
+    if not items:
+        return "<p>Nothing to show.</p>"
+    m = max(abs(v) for _, v in items) or 1.0
+    bh = 20
+    h = 30 + bh * len(items)
+    lab = 260
+    out = [f'<svg viewBox="0 0 {_W} {h}" width="{_W}" height="{h}" role="img" aria-label="{_esc(title)}">',
+           f'<text x="4" y="14" font-size="12">{_esc(title)}</text>']
+    for i, (name, v) in enumerate(items):
+        y = 24 + i * bh
+        w = (_W - lab - 60) * abs(v) / m
+        short = name if len(name) <= 40 else name[:37] + "..."
+        out.append(f'<text x="4" y="{y + 13}" font-size="11"><title>{_esc(name)}</title>{_esc(short)}</text>')
+        out.append(f'<rect x="{lab}" y="{y + 2}" width="{w:.1f}" height="{bh - 6}" fill="#ff7f0e"/>')
+        out.append(f'<text x="{lab + w + 4:.1f}" y="{y + 13}" font-size="11">{_esc(fmt.format(v))}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _numeric_leaves(obj: Any, prefix: str = "") -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _numeric_leaves(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, list) and len(obj) <= 50:
+        for i, v in enumerate(obj):
+            name = v.get("name") or v.get("signal") if isinstance(v, dict) else None
+            out += _numeric_leaves(v, f"{prefix}[{name or i}]")
+    elif isinstance(obj, int | float) and not isinstance(obj, bool):
+        out.append((prefix, float(obj)))
+    return out
+
+
+def _fidelity_plot(fid: Any) -> str:
+    if isinstance(fid, list) and fid and isinstance(fid[0], dict) and "ks" in fid[0]:
+        return _ks_bars(fid)
+    leaves = _numeric_leaves(fid)
+    # prefer distances/differences (what a fidelity check measures)
+    pref = [x for x in leaves if any(t in x[0].lower() for t in ("ks", "dist", "diff", "tv", "psi", "smd", "shift"))]
+    items = (pref or leaves)[:30]
+    return _hbars(items, "sampling fidelity: distance between sample and full data per statistic (lower is closer)", "{:.4g}")
+
+
+def _ks_bars(fid: list[dict[str, Any]]) -> str:
+    """Paired bars per signal: KS distance of the sample (blue) and of a uniform sample (grey)."""
+    rows = [f for f in fid if isinstance(f.get("ks"), int | float)][:40]
+    m = max([f["ks"] for f in rows] + [f.get("ks_uniform") or 0 for f in rows] + [1e-9])
+    bh, lab = 22, 260
+    h = 40 + bh * len(rows)
+    out = [f'<svg viewBox="0 0 {_W} {h}" width="{_W}" height="{h}" role="img" aria-label="sampling fidelity">',
+           '<text x="4" y="14" font-size="12">KS distance to the full data per signal: sample (blue) vs a uniform '
+           'random sample of the same size (grey); lower is closer</text>']
+    for i, f in enumerate(rows):
+        y = 26 + i * bh
+        out.append(f'<text x="4" y="{y + 13}" font-size="11">{_esc(f.get("signal", i))}</text>')
+        for j, (k, color) in enumerate((("ks", "#1f77b4"), ("ks_uniform", "#aaa"))):
+            v = f.get(k)
+            if not isinstance(v, int | float):
+                continue
+            w = (_W - lab - 60) * v / m
+            out.append(f'<rect x="{lab}" y="{y + 2 + j * 8}" width="{w:.1f}" height="7" fill="{color}"/>')
+            if j == 0:
+                out.append(f'<text x="{lab + w + 4:.1f}" y="{y + 9}" font-size="10">{v:.3f}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def render_html(rep: dict[str, Any]) -> str:
+    best = rep.get("best") or {}
+    final = rep.get("final") or {}
+    fe = final.get("eval") or {}
+    steps = rep.get("best_steps") or []
+    drop_items = [(f"{s.get('path', '')} {s.get('step', '')}", float(s.get("rows_in", 0) - s.get("rows_out", 0))) for s in steps]
+    cands = rep.get("candidates", [])
+    rows = []
+    for c in sorted(cands, key=lambda c: (c["round"], c["cid"])):
+        d = c.get("delta")
+        ds = "" if d is None else f"{d:+.3f}"
+        ci = "" if c.get("ci_low") is None else "{:.2f}–{:.2f}".format(c["ci_low"], c["ci_high"])
+        rows.append(
+            f"<tr><td>{_esc(c['cid'])}</td><td>{_esc(c['status'])}</td><td>{ds}</td>"
+            f"<td>{ci}</td>"
+            f"<td>{_esc(c.get('rows_out') or '')}/{_esc(c.get('rows_in') or '')}</td><td>{_esc(c.get('origin', ''))}</td>"
+            f"<td><details><summary>.dp</summary><pre>{_esc(c['dp_text'])}</pre></details></td></tr>"
+        )
+    fin = ""
+    if fe.get("win_rate") is not None:
+        fin = (f"<p class='big'>Final: win rate <b>{fe['win_rate']:.3f}</b> (95% CI {fe['ci_low']:.3f}–{fe['ci_high']:.3f}) "
+               f"against the unprocessed data, {fe.get('wins')} wins / {fe.get('ties')} ties / {fe.get('losses')} losses "
+               f"on {fe.get('n')} held-out questions not used during the search. Rows kept: {final.get('rows_out')} of "
+               f"{final.get('rows_in')}.</p>")
+    elif final:
+        fin = f"<p>Final evaluation failed: {_esc(fe.get('error'))}</p>"
+    if best:
+        best_line = "<p>score − r0 on the search sample: {:+.3f} (win rate {:.3f}, CI {:.3f}–{:.3f})</p>".format(
+            best["delta"], best["win_rate"], best["ci_low"], best["ci_high"])
+    else:
+        best_line = "<p>No candidate was scored.</p>"
+    cfg = rep.get("config", {})
+    used = rep.get("budget_used", {})
+    est = rep.get("estimate") or {}
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>autodp search report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 960px; margin: 2em auto; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }}
+pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }} .big {{ font-size: 1.1em; }}
+</style></head><body>
+<h1>autodp search report</h1>
+<p>Data: <code>{_esc(rep['data']['path'])}</code> — {rep['data'].get('full')} rows ({rep['data'].get('search')} searched).
+Agent: {_esc(cfg.get('agent'))}; seed {_esc(cfg.get('seed'))}; sampling {'on' if cfg.get('sampling') else 'off'},
+target selection {'on' if cfg.get('target_selection') else 'off'}, cache {'on' if cfg.get('cache') else 'off'}.
+Stopped: {_esc(rep.get('stop_reason'))}. Total time {rep.get('seconds', 0):.1f} s; {used.get('finetunes')} fine-tune runs,
+{used.get('evaluations')} evaluations, {used.get('agent_calls')} agent calls ({used.get('repairs')} repairs).
+Pre-flight estimate: {est.get('evaluations', '?')} evaluations, about {est.get('seconds', 0):.0f} s.</p>
+{fin}
+<p><small>Confidence intervals are bootstrap intervals over held-out questions for one trained pair of
+models; they do not include the variance between training runs.</small></p>
+<h2>Best strategy{(' — ' + _esc(best.get('cid'))) if best else ''}</h2>
+{best_line}
+<pre>{_esc(best.get('dp_text', ''))}</pre>
+<h2>Score per round and candidate</h2>
+{_scatter(cands, best.get('cid'))}
+<h2>Rows dropped per step (best strategy{', full data' if final else ''})</h2>
+{_hbars(drop_items, 'rows dropped by each step', '{:.0f}')}
+<h2>Sampling fidelity</h2>
+<pre>{_esc(rep.get('fidelity_text', ''))}</pre>
+{_fidelity_plot(rep.get('fidelity'))}
+<h2>Processing target selection</h2>
+<pre>{_esc(json.dumps(rep.get('targets'), indent=1, default=str))}</pre>
+<h2>All candidates</h2>
+<table><tr><th>id</th><th>status</th><th>score − r0</th><th>CI (win rate)</th><th>rows</th><th>origin</th><th>strategy</th></tr>
+{''.join(rows)}</table>
+<h2>Data profile (what the agent saw)</h2>
+<pre>{_esc(rep.get('profile_text', ''))}</pre>
+</body></html>
+"""

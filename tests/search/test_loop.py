@@ -1,0 +1,204 @@
+"""The loop's logic with a scripted evaluator: rounds, repairs, de-duplication, budgets, journal, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autodp_search import Budget, ScriptedEvaluator, SearchConfig, run_search
+from autodp_search.journal import JournalMismatch
+
+from .helpers import ScriptedAgent, dp, qa_rows, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("d") / "qa.jsonl", qa_rows(300))
+
+
+def cfg(data, out, **kw) -> SearchConfig:
+    budget = kw.pop("budget", Budget(max_rounds=3))
+    base = dict(data=str(data), out_dir=str(out), heldout_n=20, final_heldout_n=20, quiet=True, budget=budget,
+                sample_fraction=0.5)
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+GOOD = dp("good", "filter: words(output) >= 8", "dedup.exact(output)")
+MEH = dp("meh", "filter: words(output) >= 12")
+NOOP = dp("noop", "clean.whitespace(output)")  # the test data has clean whitespace: same data as r0
+BAD_SYNTAX = "dp: 1\nname: bad\nsteps:\n  - filter: wrds(output) >= 8\n"
+
+
+def test_offline_search_writes_everything(data, tmp_path):
+    res = run_search(cfg(data, tmp_path / "run"), evaluator=ScriptedEvaluator())
+    out = tmp_path / "run"
+    for name in ("best.dp", "processed.jsonl", "report.json", "report.html"):
+        assert (out / name).exists(), name
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["stop_reason"] == "3 rounds done"
+    assert len({c["round"] for c in rep["candidates"]}) == 3
+    assert res.best is not None and res.best.delta >= max(r.delta for r in res.records if r.status == "ok")
+    assert (out / "best.dp").read_text() == res.best_text
+    # processed data = the best strategy on the full data, internal columns dropped
+    first = json.loads((out / "processed.jsonl").read_text().splitlines()[0])
+    assert "lowq" not in first and not any(k.startswith("__") for k in first)
+    html = (out / "report.html").read_text()
+    assert html.count("<svg") == 3 and "<script" not in html and "http://" not in html.split("</style>")[0]
+    assert rep["fidelity"] and "ks" in rep["fidelity"][0]  # the sampling fidelity check, per signal
+    for r in range(1, 4):
+        assert (out / "journal" / f"round-{r:04d}.json").exists()
+
+
+def test_invalid_strategies_go_back_for_repair_and_count(data, tmp_path):
+    agent = ScriptedAgent([[BAD_SYNTAX, GOOD]], repairs=[BAD_SYNTAX, GOOD])
+    res = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=1)), evaluator=ScriptedEvaluator(), agent=agent)
+    assert len(agent.repair_requests) == 2
+    assert agent.repair_requests[0].diagnostics[0]["code"]
+    assert [r.attempt for r in agent.repair_requests] == [1, 2]
+    recs = {r.cid: r for r in res.records}
+    # the repaired r1c1 equals r1c2: evaluated once, reported as a duplicate
+    statuses = sorted(r.status for r in recs.values())
+    assert statuses == ["duplicate", "ok"]
+    assert res.report["budget_used"]["repairs"] == 2
+    assert res.report["budget_used"]["agent_calls"] == 3
+
+
+def test_repairs_stop_after_three(data, tmp_path):
+    agent = ScriptedAgent([[BAD_SYNTAX]], repairs=[BAD_SYNTAX] * 10)
+    res = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=1), final=False), evaluator=ScriptedEvaluator(),
+                     agent=agent)
+    assert len(agent.repair_requests) == 3
+    assert res.records[0].status == "invalid" and res.records[0].errors
+
+
+def test_duplicates_are_evaluated_once_and_the_agent_is_told(data, tmp_path):
+    same_but_spelled_differently = "dp: 1\nname: other\nsteps:\n  - filter: words(output)>=8\n  - dedup.exact(output, ignore_whitespace=true)\n"
+    agent = ScriptedAgent([[GOOD, same_but_spelled_differently], [GOOD, MEH]])
+    ev = ScriptedEvaluator(memo=False)
+    res = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=2), final=False), evaluator=ev, agent=agent)
+    st = {r.cid: (r.status, r.duplicate_of) for r in res.records}
+    assert st["r1c2"] == ("duplicate", "r1c1")
+    assert st["r2c1"] == ("duplicate", "r1c1")
+    assert st["r2c2"][0] == "ok"
+    assert ev.calls == 1 + 2  # baseline + r1c1 + r2c2
+    notes = agent.contexts[1].notes
+    assert any("r1c2 equals r1c1" in n for n in notes)
+
+
+def test_candidates_with_the_same_data_are_not_evaluated_again(data, tmp_path):
+    same_as_good = dp("g2", "dedup.exact(output)", "filter: words(output) >= 8")
+    agent = ScriptedAgent([[GOOD, NOOP], [same_as_good, MEH]])
+    ev = ScriptedEvaluator(memo=False)
+    res = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=2), final=False), evaluator=ev, agent=agent)
+    st = {r.cid: (r.status, r.duplicate_of) for r in res.records}
+    assert st["r1c2"] == ("duplicate", "r0")
+    assert st["r2c1"] == ("duplicate", "r1c1")
+    assert st["r2c2"][0] == "ok"
+    assert ev.calls == 1 + 2  # baseline, r1c1, r2c2
+    assert any("r1c2 produces the same data as r0" in n for n in agent.contexts[1].notes)
+
+
+def test_context_history_is_group_relative_and_aggregate(data, tmp_path):
+    agent = ScriptedAgent([[GOOD, MEH], [MEH]])
+    run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=2), final=False), evaluator=ScriptedEvaluator(), agent=agent)
+    c2 = agent.contexts[1]
+    assert {h.cid for h in c2.history} == {"r1c1", "r1c2"}
+    good = next(h for h in c2.history if h.cid == "r1c1")
+    assert good.delta == pytest.approx(good.win_rate - 0.5)
+    assert good.steps and good.steps[0].rows_in >= good.steps[0].rows_out
+    codes = {code for s in good.steps for code, _ in s.reasons}
+    assert codes and codes <= {"step", "exact-duplicate", "near-duplicate", "other"} | {s.step for s in good.steps}
+    assert ("exact-duplicate", ) == tuple(c for c, _ in good.steps[1].reasons) or good.steps[1].dropped == 0
+    assert "wins" in good.feedback and "held-out" in good.feedback
+
+
+@pytest.mark.parametrize(
+    ("budget", "reason"),
+    [
+        (Budget(max_rounds=10, max_finetunes=3), "fine-tune budget"),
+        (Budget(max_rounds=10, patience=1), "no improvement"),
+        (Budget(max_rounds=10, max_wall_s=0.0), "time budget"),
+    ],
+)
+def test_budgets_stop_the_search(data, tmp_path, budget, reason):
+    agent = ScriptedAgent([[GOOD], [MEH], [dp("x", "filter: words(output) >= 3")], [dp("y", "filter: words(output) >= 4")]])
+    res = run_search(cfg(data, tmp_path / "r", budget=budget, final=False), evaluator=ScriptedEvaluator(memo=False), agent=agent)
+    assert reason in res.stop_reason
+
+
+def test_stop_file(data, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "STOP").write_text("")
+    res = run_search(cfg(data, out, final=False), evaluator=ScriptedEvaluator())
+    assert "stop file" in res.stop_reason and not res.records
+
+
+class Killed(BaseException):
+    pass
+
+
+class KillMidRound(ScriptedEvaluator):
+    """Dies (like a SIGKILL) when asked to evaluate a candidate of a round that already has a finished
+    candidate in the journal, from round 2 on: a kill in the middle of a round."""
+
+    def __init__(self, journal):
+        super().__init__()
+        self.journal = journal
+        self.done = 0
+
+    def evaluate(self, candidate, baseline, heldout):
+        for r in range(2, 10):
+            if not (self.journal / f"round-{r:04d}.json").exists() and list(self.journal.glob(f"cand-r{r}c*.json")):
+                raise Killed()
+        out = super().evaluate(candidate, baseline, heldout)
+        self.done += 1
+        return out
+
+
+def test_resume_after_a_kill_mid_round_redoes_nothing_and_ends_the_same(data, tmp_path):
+    ev_full = ScriptedEvaluator()
+    full = run_search(cfg(data, tmp_path / "a", seed=5), evaluator=ev_full)
+    j = tmp_path / "b" / "journal"
+    killer = KillMidRound(j)
+    with pytest.raises(Killed):
+        run_search(cfg(data, tmp_path / "b", seed=5), evaluator=killer)
+    r = next(r for r in range(2, 10) if not (j / f"round-{r:04d}.json").exists())
+    assert (j / f"round-{r - 1:04d}.json").exists() and (j / f"round-{r:04d}.plan.json").exists()
+    assert list(j.glob(f"cand-r{r}c*.json"))  # killed in the middle of round r
+    ev = ScriptedEvaluator()
+    resumed = run_search(cfg(data, tmp_path / "b", seed=5, resume=True), evaluator=ev)
+    # nothing finished is evaluated again: the resumed run makes exactly the evaluations left
+    assert ev.calls == ev_full.calls - killer.done
+    assert resumed.best_text == full.best_text
+    assert [r.dp_text for r in resumed.records] == [r.dp_text for r in full.records]
+    assert [r.delta for r in resumed.records] == [r.delta for r in full.records]
+
+
+def test_resume_refuses_other_settings(data, tmp_path):
+    run_search(cfg(data, tmp_path / "a", budget=Budget(max_rounds=1), final=False), evaluator=ScriptedEvaluator())
+    with pytest.raises(JournalMismatch):
+        run_search(cfg(data, tmp_path / "a", seed=9, resume=True, final=False), evaluator=ScriptedEvaluator())
+
+
+def test_switches_change_what_is_searched(data, tmp_path):
+    res = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=1), sampling=False, target_selection=False,
+                         cache=False, final=False), evaluator=ScriptedEvaluator())
+    rep = res.report
+    assert rep["data"]["search"] == rep["data"]["pool"]
+    assert rep["targets"]["enabled"] is False
+    assert not (tmp_path / "r" / ".cache").exists()
+
+
+def test_heldout_tidying_changes_whitespace_only():
+    import polars as pl
+
+    from autodp_search.loop import tidy_text_columns
+
+    df = pl.DataFrame({"instruction": ["What is X ?  "], "output": ["Key Points\n        - a  b\t c\n   \n\n  d "]})
+    out = tidy_text_columns(df)
+    assert out["output"][0] == "Key Points\n- a b c\nd"
+    assert out["output"][0].split() == df["output"][0].split()
+    assert out["instruction"][0] == "What is X ?"

@@ -1,0 +1,141 @@
+"""Privacy: no row text reaches an agent's requests.
+
+Canary strings are planted in every row; a fake OpenAI-compatible server on 127.0.0.1 records
+every request the LLM agents send. No canary, and no substring of 20+ characters of any row,
+may appear in any request (prompts, repair prompts, JSON schema, everything in the body).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autodp_eval.testing import FakeFailure, FakeOpenAIServer
+from autodp_search import Budget, LLMConfig, ScriptedEvaluator, SearchConfig, run_search
+from autodp_search.loop import EvalOutcome, reason_code, standard_feedback
+
+from .helpers import canary_rows, write_jsonl
+
+W = 20
+
+
+def windows(text: str, w: int = W) -> set[str]:
+    return {text[i : i + w] for i in range(len(text) - w + 1)}
+
+
+def assert_no_leak(bodies: list[str], rows: list[dict], canaries: list[str]) -> None:
+    assert bodies, "the agent sent no request"
+    sent = set()
+    for b in bodies:
+        sent |= windows(b)
+    for c in canaries:
+        assert not any(c in b for b in bodies), f"canary {c} leaked"
+    for r in rows:
+        for field in ("instruction", "output"):
+            text = r[field]
+            leaked = windows(text) & sent
+            assert not leaked, f"a 20-character substring of a row leaked: {sorted(leaked)[:3]}"
+
+
+def llm_handler(requests_seen: list, *, structured: bool = True, bad_first: bool = True):
+    """Replies with strategies; the first reply has one invalid strategy so that a repair is asked."""
+    state = {"n": 0}
+
+    def handler(req: dict):
+        requests_seen.append(json.dumps(req, ensure_ascii=False))
+        if not structured and "response_format" in req:
+            return FakeFailure(status=400, message="response_format is not supported")
+        state["n"] += 1
+        strategies = [
+            {"rationale": "drop short answers", "strategy": {"dp": 1, "name": f"s{state['n']}",
+                                                             "steps": ["clean.html(output)", {"filter": f"words(output) >= {3 + state['n']}"}]}},
+            {"rationale": "dedup", "strategy": {"dp": 1, "name": f"d{state['n']}", "steps": ["dedup.exact(instruction, output)"]}},
+        ]
+        if bad_first and state["n"] == 1:
+            strategies.append({"rationale": "typo", "strategy": {"dp": 1, "name": "bad", "steps": [{"filter": "wrds(output) >= 3"}]}})
+        text = json.dumps({"strategies": strategies})
+        return text if structured else "Here are my ideas:\n```json\n" + text + "\n```"
+
+    return handler
+
+
+@pytest.fixture(scope="module")
+def canary_data(tmp_path_factory):
+    rows, canaries = canary_rows(200)
+    path = write_jsonl(tmp_path_factory.mktemp("canary") / "canary.jsonl", rows)
+    return path, rows, canaries
+
+
+@pytest.mark.parametrize(("agent", "structured"), [("llm", True), ("llm", False), ("automl", True)])
+def test_no_row_text_reaches_the_llm(canary_data, tmp_path, agent, structured):
+    path, rows, canaries = canary_data
+    seen: list[str] = []
+    with FakeOpenAIServer(llm_handler(seen, structured=structured)) as server:
+        cfg = SearchConfig(data=str(path), out_dir=str(tmp_path / "out"), agent=agent, quiet=True,
+                           llm=LLMConfig(base_url=server.base_url, model="fake", max_retries=0),
+                           budget=Budget(max_rounds=2), heldout_n=20, final_heldout_n=20, sample_fraction=0.5)
+        res = run_search(cfg, evaluator=ScriptedEvaluator())
+        bodies = [json.dumps(r, ensure_ascii=False) for r in server.requests]
+    assert len(bodies) >= 2
+    if agent == "llm":
+        assert any("repair attempt" in b for b in bodies), "the invalid strategy was not sent back for repair"
+        assert any("score - r0" in b for b in bodies[1:]), "round 2 prompt lacks the group-relative history"
+    assert_no_leak(bodies, rows, canaries)
+    assert res.best is not None
+
+
+def test_real_evaluator_rationales_are_not_forwarded(canary_data, tmp_path):
+    """A judge whose rationales quote the reference answers (which carry canaries): the loop must
+    forward counts only. Also the one end-to-end run with the real evaluator (smoke preset)."""
+    from autodp_eval import ScriptedJudge, Verdict
+    from autodp_search import AutodpEvaluator
+
+    path, rows, canaries = canary_data
+
+    def rule(item):
+        return Verdict(id=item.id, winner="a" if len(item.question) % 2 else "b",
+                       rationale=f"the reference says: {item.reference}")
+
+    ev = AutodpEvaluator("smoke", {"feedback_examples": 3}, cache_dir=tmp_path / "evalcache",
+                         judge=ScriptedJudge(rule, key="quote-v1"))
+    seen: list[str] = []
+    with FakeOpenAIServer(llm_handler(seen, bad_first=False)) as server:
+        cfg = SearchConfig(data=str(path), out_dir=str(tmp_path / "out"), agent="llm", quiet=True,
+                           llm=LLMConfig(base_url=server.base_url, model="fake", max_retries=0),
+                           budget=Budget(max_rounds=1), heldout_n=20, final_heldout_n=20, sample_fraction=0.5)
+        res = run_search(cfg, evaluator=ev)
+        bodies = [json.dumps(r, ensure_ascii=False) for r in server.requests]
+    assert any(r.status == "ok" for r in res.records)
+    assert_no_leak(bodies, rows, canaries)
+    assert res.final is not None and res.final["eval"]["win_rate"] is not None
+    for name in ("best.dp", "processed.jsonl", "report.json", "report.html"):
+        assert (tmp_path / "out" / name).exists()
+
+
+def test_the_leak_check_catches_a_leak(canary_data):
+    _, rows, canaries = canary_data
+    with pytest.raises(AssertionError):
+        assert_no_leak(["prompt " + rows[5]["output"][3:30]], rows, [])
+    with pytest.raises(AssertionError):
+        assert_no_leak(["prompt " + canaries[0]], rows, canaries)
+
+
+def test_drop_reasons_are_reduced_to_codes():
+    assert reason_code("dedup.exact", "dedup.exact(output)") == "dedup.exact"
+    assert reason_code("too_short", "x") == "too_short"
+    assert reason_code("dedup.exact(output)", "dedup.exact(output)") == "step"
+    assert reason_code("duplicate of: The patient has a fever since", "x") == "other"
+    assert reason_code("exact duplicate of row 1244", "dedup.exact(output)") == "exact-duplicate"
+    assert reason_code("near-duplicate of row 7", "x") == "near-duplicate"
+    assert reason_code("exact duplicate of row The patient has a fever", "x") == "other"
+    inner = "filter: words(output) >= 3"
+    assert reason_code(inner, "where: lowq > 0.5", frozenset({inner})) == inner
+    assert reason_code("x" * 60, "y") == "other"
+
+
+def test_feedback_is_numbers_only():
+    o = EvalOutcome(0.6, 0.5, 0.7, n=10, wins=6, ties=0, losses=4, candidate_loss=1.0, baseline_loss=1.1, n_train=5)
+    fb = standard_feedback(o)
+    assert "6 wins" in fb and "1.000 vs 1.100" in fb
+    assert not any(ch.isalpha() and ch.isupper() for ch in fb)
