@@ -1,0 +1,211 @@
+"""``autodp eval``: the subcommand, its errors (one line, exit 2) and its output."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from autodp_eval.cli import register, run
+from autodp_eval.testing import FakeOpenAIServer
+
+PKG = Path(__file__).resolve().parents[2] / "autodp_eval"
+
+
+@pytest.fixture(autouse=True)
+def _no_cache_in_the_repo(tmp_path, monkeypatch):
+    """Runs without --cache-dir must not leave a cache in the working tree."""
+    monkeypatch.setenv("AUTODP_CACHE_DIR", str(tmp_path / "env-cache"))
+
+
+def cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="autodp")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(["eval", *argv])
+    assert args.func is run
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def files(qa_split, tmp_path_factory):
+    clean, corrupted, held = qa_split
+    d = tmp_path_factory.mktemp("cli")
+    for name, rows in (("clean", clean), ("corrupted", corrupted), ("held", held)):
+        (d / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return d
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("autodp eval: error: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["missing.jsonl", "--baseline", "{d}/corrupted.jsonl"], "candidate file not found: missing.jsonl"),
+        (["{d}/clean.jsonl", "--baseline", "{d}/none.jsonl"], "baseline file not found"),
+        (
+            ["{d}/clean.jsonl", "--baseline", "{d}/corrupted.jsonl", "--preset", "huge"],
+            "unknown preset 'huge'",
+        ),
+        (
+            ["{d}/clean.jsonl", "--baseline", "{d}/corrupted.jsonl", "--set", "train.epochs=0"],
+            "invalid configuration: train.epochs",
+        ),
+        (
+            ["{d}/clean.jsonl", "--baseline", "{d}/corrupted.jsonl", "--set", "nonsense"],
+            "--set expects KEY=VALUE",
+        ),
+        (["{d}/clean.jsonl", "--baseline", "{d}/corrupted.jsonl", "--judge", "openai"], "needs a model name"),
+        (
+            ["{d}/clean.jsonl", "--baseline", "{d}/corrupted.jsonl", "--heldout-n", "5000"],
+            "cannot hold out 5000",
+        ),
+        (
+            ["{d}/clean.jsonl", "--baseline", "{d}/corrupted.jsonl", "--config", "{d}/nope.yaml"],
+            "no such config file",
+        ),
+        (["{d}/held.jsonl", "--baseline", "{d}/bad.jsonl"], "bad.jsonl:1: invalid JSON"),
+    ],
+)
+def test_errors_exit_2_with_one_line(argv, message, files, capsys):
+    (files / "bad.jsonl").write_text("{nope\n")
+    assert cli([a.format(d=files) for a in argv]) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_bad_config_file(files, capsys):
+    (files / "cfg.yaml").write_text("train:\n  epochs: many\n")
+    assert (
+        cli(
+            [
+                str(files / "clean.jsonl"),
+                "--baseline",
+                str(files / "corrupted.jsonl"),
+                "--config",
+                str(files / "cfg.yaml"),
+            ]
+        )
+        == 2
+    )
+    assert "invalid configuration: train.epochs" in one_error_line(capsys)
+
+
+def test_run_prints_a_summary_and_json(files, tmp_path, capsys):
+    common = [
+        str(files / "clean.jsonl"),
+        "--baseline",
+        str(files / "corrupted.jsonl"),
+        "--preset",
+        "smoke",
+        "--heldout",
+        str(files / "held.jsonl"),
+        "--set",
+        "train.max_steps=4",
+        "--cache-dir",
+        str(tmp_path),
+    ]
+    assert cli([*common, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "win rate of the candidate" in out and "stage times" in out
+    assert cli([*common, "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["from_cache"] is True and data["n"] == 60 and 0 <= data["win_rate"] <= 1
+    assert "[eval]" in captured.err  # progress goes to stderr
+
+    with FakeOpenAIServer() as server:  # always answers "tie"
+        rc = cli(
+            [
+                *common,
+                "--quiet",
+                "--json",
+                "--judge",
+                "openai",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "fake-judge",
+                "--set",
+                "judge.backoff_s=0.001",
+            ]
+        )
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["judge"] == "pairwise:fake-judge" and data["ties"] == 60 and data["win_rate"] == 0.5
+
+
+def test_every_question_failing_exits_1(files, tmp_path, capsys):
+    with FakeOpenAIServer(lambda req: "no verdict here") as server:
+        rc = cli(
+            [
+                str(files / "clean.jsonl"),
+                "--baseline",
+                str(files / "corrupted.jsonl"),
+                "--preset",
+                "smoke",
+                "--heldout",
+                str(files / "held.jsonl"),
+                "--set",
+                "train.max_steps=2",
+                "--cache-dir",
+                str(tmp_path),
+                "--quiet",
+                "--judge",
+                "openai",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--set",
+                "judge.max_retries=0",
+                "--set",
+                "generate.max_new_tokens=2",
+            ]
+        )
+    assert rc == 1
+    captured = capsys.readouterr()
+    assert "unparseable 60" in captured.out
+    assert "no question could be judged (60 failures)" in captured.err
+
+
+def test_entry_point_is_declared():
+    eps = [ep for ep in entry_points(group="autodp.commands") if ep.name == "eval"]
+    if not eps:
+        pytest.skip("the autodp distribution's entry points are not installed in this environment")
+    assert eps[0].value == "autodp_eval.cli:register"
+
+
+def test_import_is_light():
+    code = (
+        "import sys, autodp_eval, autodp_eval.cli, autodp_eval.testing; "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'tokenizers', 'openai', 'vllm') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PKG.parent
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_no_imports_from_the_language_or_the_search():
+    forbidden = {"autodp_dsl", "stdlib_ops", "autodp_search"}
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for n in names:
+                assert n.split(".")[0] not in forbidden, f"{path.name} imports {n}"
