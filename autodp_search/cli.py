@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     a.add_argument("--no-cache", action="store_true", help="reuse nothing across runs (executor and evaluator)")
     a.add_argument("--cache-dir", help="cache folder (default <out>/.cache)")
     e = p.add_argument_group("evaluation")
-    e.add_argument("--eval-preset", default="tiny", help="autodp_eval preset (tiny: offline default; smoke: wiring check only)")
+    e.add_argument("--eval-preset", default="quick", help="autodp_eval preset (quick: the offline default, 100 steps per arm; tiny: 300 steps, slower and steadier; smoke: wiring check only)")
     e.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an evaluation setting, e.g. train.epochs=6 (JSON values)")
     e.add_argument("--heldout", type=int, default=100, help="held-out questions for the search")

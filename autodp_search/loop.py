@@ -456,11 +456,11 @@ def eval_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class AutodpEvaluator:
-    """``autodp_eval.evaluate`` with a preset (default "tiny": the offline, honest default)."""
+    """``autodp_eval.evaluate`` with a preset (default "quick": the offline default of the search)."""
 
     name = "autodp_eval"
 
-    def __init__(self, preset: str = "tiny", overrides: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
+    def __init__(self, preset: str = "quick", overrides: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
                  log=None, judge=None, scratch: bool = False):
         from autodp_eval import EvalConfig
 
@@ -587,7 +587,7 @@ class SearchConfig:
     target_selection: bool = True
     cache: bool = True
     cache_dir: str | None = None  # executor + evaluator cache (default: <out>/.cache)
-    eval_preset: str = "tiny"
+    eval_preset: str = "quick"
     eval_overrides: dict[str, Any] = field(default_factory=dict)
     heldout_n: int = 100  # questions held out for the search's comparisons
     final_heldout_n: int = 100  # other questions, for the final evaluation only

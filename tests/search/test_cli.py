@@ -22,7 +22,7 @@ def test_defaults_are_the_offline_main_job():
     cfg = build_config(a)
     assert cfg.agent == "offline" and cfg.k == 4 and cfg.budget.max_rounds == 3
     assert cfg.sampling and cfg.target_selection and cfg.cache and cfg.sample_fraction == 0.2
-    assert cfg.eval_preset == "tiny"
+    assert cfg.eval_preset == "quick"
     assert cfg.out_dir.endswith("runs/medquad_sample")
     assert a.func.__name__ == "run"
 
