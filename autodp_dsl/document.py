@@ -16,6 +16,9 @@ from .diagnostics import Diagnostic, Severity
 
 __all__ = ["Locator", "RawStep", "RawDocument", "load_document", "TOP_LEVEL_KEYS"]
 
+# libyaml's loader when present (about 10x faster); it reports the same marks
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 TOP_LEVEL_KEYS = ("dp", "name", "description", "columns", "require", "steps")
 STEP_KEYS = ("filter", "where", "do")
 SUPPORTED_VERSIONS = (1,)
@@ -130,7 +133,7 @@ def _load_steps(seq: yaml.Node, prefix: str, lines: list[str], diags: list[Diagn
 def load_document(source: str, diags: list[Diagnostic]) -> RawDocument | None:
     """Parse the YAML of a .dp file; append problems to ``diags``; None if unusable."""
     try:
-        node = yaml.compose(source, Loader=yaml.SafeLoader)
+        node = yaml.compose(source, Loader=_LOADER)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -12,8 +12,8 @@ import ast as pyast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 __all__ = ["AST", "ACol", "ALit", "AList", "ACall", "AKwarg", "ABin", "AUn", "AAssign", "SyntaxProblem", "parse_step", "parse_expr"]
 
@@ -138,8 +138,9 @@ def _parser(start: str) -> Lark:
             GRAMMAR_PATH.read_text(encoding="utf-8"),
             parser="lalr",
             start=start,
-            propagate_positions=True,
+            keep_all_tokens=True,
             maybe_placeholders=True,
+            transformer=_TO_AST,  # build the AST while parsing: no intermediate parse tree
             cache=_cache_path(),
         )
         _parsers[start] = p
@@ -186,59 +187,79 @@ def _unescape(tok: str) -> str:
         raise ValueError(f"invalid string literal: {e}") from None
 
 
-@v_args(meta=True)
+def _span(x) -> tuple[int, int]:
+    """(start, end) of a token or an AST node."""
+    if isinstance(x, Token):
+        return x.start_pos, x.end_pos
+    return x.start, x.end
+
+
 class _ToAST(Transformer):
-    def assign(self, meta, children):
-        name, value = children
-        return AAssign(str(name), value, meta.start_pos, meta.end_pos, name.end_pos)
+    """Builds the AST inside the LALR parser (no parse tree). Punctuation tokens are kept
+    (``keep_all_tokens``) so that spans include the closing ``)`` and ``]``."""
 
-    def binop(self, meta, children):
-        left, op, right = children
-        return ABin(str(op), left, right, meta.start_pos, meta.end_pos, op.start_pos, op.end_pos)
+    def assign(self, c):
+        name, _eq, value = c
+        return AAssign(str(name), value, name.start_pos, value.end, name.end_pos)
 
-    def unop(self, meta, children):
-        op, operand = children
-        return AUn("not" if str(op) == "not" else "-", operand, meta.start_pos, meta.end_pos)
+    def binop(self, c):
+        left, op, right = c
+        return ABin(str(op), left, right, left.start, right.end, op.start_pos, op.end_pos)
 
-    def call(self, meta, children):
-        name, args = children
+    def unop(self, c):
+        op, operand = c
+        return AUn("not" if str(op) == "not" else "-", operand, op.start_pos, operand.end)
+
+    def atom(self, c):  # "(" expr ")": the expression, its span widened to the parentheses
+        lpar, e, rpar = c
+        return _widen(e, lpar.start_pos, rpar.end_pos)
+
+    def call(self, c):
+        name, _lpar, args, rpar = c
         pos, kws = [], []
         for a in args or ():
             (kws if isinstance(a, AKwarg) else pos).append(a)
-        return ACall(str(name), tuple(pos), tuple(kws), meta.start_pos, meta.end_pos, name.end_pos)
+        return ACall(str(name), tuple(pos), tuple(kws), name.start_pos, rpar.end_pos, name.end_pos)
 
-    def args(self, meta, children):
-        return [c for c in children if c is not None]
+    def args(self, c):
+        return [x for x in c if x is not None and not isinstance(x, Token)]
 
-    def kwarg(self, meta, children):
-        name, value = children
-        return AKwarg(str(name), value, meta.start_pos, meta.end_pos)
+    def kwarg(self, c):
+        name, _eq, value = c
+        return AKwarg(str(name), value, name.start_pos, value.end)
 
-    def list(self, meta, children):
-        return AList(tuple(c for c in children if c is not None), meta.start_pos, meta.end_pos)
+    def list(self, c):
+        items = tuple(x for x in c[1:-1] if x is not None and not isinstance(x, Token))
+        return AList(items, c[0].start_pos, c[-1].end_pos)
 
-    def column(self, meta, children):
-        (tok,) = children
+    def column(self, c):
+        (tok,) = c
         name = str(tok)
-        return ACol(name[1:-1] if name.startswith("`") else name, meta.start_pos, meta.end_pos)
+        return ACol(name[1:-1] if name.startswith("`") else name, tok.start_pos, tok.end_pos)
 
-    def string(self, meta, children):
-        (tok,) = children
-        return ALit(_unescape(str(tok)), *_pos(tok))
+    def string(self, c):
+        (tok,) = c
+        return ALit(_unescape(str(tok)), *_span(tok))
 
-    def int(self, meta, children):
-        (tok,) = children
-        return ALit(int(tok), *_pos(tok))
+    def int(self, c):
+        (tok,) = c
+        return ALit(int(tok), *_span(tok))
 
-    def float(self, meta, children):
-        (tok,) = children
-        return ALit(float(tok), *_pos(tok))
+    def float(self, c):
+        (tok,) = c
+        return ALit(float(tok), *_span(tok))
 
-    def true(self, meta, children):
-        return ALit(True, *_pos(children[0]))
+    def true(self, c):
+        return ALit(True, *_span(c[0]))
 
-    def false(self, meta, children):
-        return ALit(False, *_pos(children[0]))
+    def false(self, c):
+        return ALit(False, *_span(c[0]))
+
+
+def _widen(e, start: int, end: int):
+    from dataclasses import replace
+
+    return replace(e, start=start, end=end)
 
 
 _TO_AST = _ToAST()
@@ -264,10 +285,9 @@ def _parse(text: str, start: str):
         raise SyntaxProblem(f"unexpected {tok.value!r}", start_pos, end_pos, _describe_expected(e.expected, parser, text[:start_pos])) from None
     except UnexpectedInput as e:  # any other lark input error
         raise SyntaxProblem(str(e).splitlines()[0].lower(), 0, max(len(text), 1)) from None
-    try:
-        return _TO_AST.transform(tree)
-    except VisitError as e:
-        raise SyntaxProblem(str(e.orig_exc), 0, max(len(text), 1)) from None
+    except ValueError as e:  # raised while building the AST (a bad string escape)
+        raise SyntaxProblem(str(e), 0, max(len(text), 1)) from None
+    return tree
 
 
 def parse_step(text: str) -> AST:
