@@ -49,6 +49,7 @@ class Policy:
     slow_seconds: float = 0.5
     max_delta_fraction: float = 0.5
     stat_bytes_per_row: int = 64  # a fast statistic larger than this per row is recomputed, not stored
+    stat_slow_seconds: float = 0.1  # a statistic slower than this is stored whatever its width (MinHash signatures)
     inputs: bool = True  # keep a parsed, compressed copy of JSON inputs (reading it beats parsing)
     trust_file_stat: bool = True  # an input with unchanged path/size/mtime/inode keeps its sha256 (like git)
 
@@ -92,7 +93,7 @@ class Policy:
         (e.g. an exact-dedup key that is the text itself) is cheaper to recompute than to store."""
         if not self.write or not self.statistics:
             return False, "statistics not persisted"
-        if seconds >= self.slow_seconds:
+        if seconds >= self.stat_slow_seconds:
             return True, f"slow statistic ({seconds:.2f} s)"
         if nbytes <= self.stat_bytes_per_row * max(rows, 1):
             return True, "small statistic (shared by threshold variants)"
