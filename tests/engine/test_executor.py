@@ -160,7 +160,9 @@ def test_unknown_data_column_quarantines_not_crashes():
 def test_accounting_identity_on_shared_data(name, tmp_path):
     from tests.conftest import SHARED
 
-    path = next((SHARED / "data" / name).glob("*.jsonl"))
+    path = next((SHARED / "data" / name).glob("*.jsonl"), None)
+    if path is None:
+        pytest.skip(f"needs ../shared/data/{name}")
     s = strategy(
         name,
         step("t.strip", col("output")),
