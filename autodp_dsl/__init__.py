@@ -17,7 +17,6 @@ from .optimizer import canonicalize, optimize
 from .types import Type, parse_type
 
 
-
 def __getattr__(name: str):
     # Polars loads only when a plan is built: `autodp lint` does not need it
     if name == "lower_strategy":

@@ -17,7 +17,19 @@ from . import ir
 from .diagnostics import Diagnostic, Severity
 from .document import Locator, RawDocument, RawStep
 from .ops import OpKind, Registry
-from .syntax import AAssign, ABin, ACall, ACol, AKwarg, AList, ALit, AUn, SyntaxProblem, parse_expr, parse_step
+from .syntax import (
+    AAssign,
+    ABin,
+    ACall,
+    ACol,
+    AKwarg,
+    AList,
+    ALit,
+    AUn,
+    SyntaxProblem,
+    parse_expr,
+    parse_step,
+)
 from .types import BOOL, FLOAT, INT, STR, Type, assignable, list_of, parse_type
 
 __all__ = ["DEFAULT_COLUMNS", "check_document"]
@@ -220,10 +232,18 @@ class _Checker:
                        loc, extra.start, node.args[-1].end, [f"signature: {op.signature()}"], path)
             ok = False
         typed: list[ir.Expr] = []
+        seen_columns: set[str] = set()
         for i, a in enumerate(node.args):
             spec = specs[min(i, len(specs) - 1)] if specs else None
             if spec is None:
                 break
+            if spec.column and isinstance(a, ACol):
+                if a.name in seen_columns:
+                    self.error("duplicate-argument", f"column `{a.name}` is given to `{op.name}` twice", loc, a.start, a.end,
+                               ["name each column once"], path)
+                    ok = False
+                    continue
+                seen_columns.add(a.name)
             if spec.column and not isinstance(a, ACol):
                 self.error("expected-column", f"argument `{spec.name}` of `{op.name}` must be a column name", loc, a.start, a.end,
                            [f"`{op.name}` rewrites the columns it is given, e.g. `{op.name}(output)`"], path)

@@ -36,6 +36,7 @@ CODES: dict[str, str] = {
     "wrong-op-kind": "an operator used where its kind does not fit (a signal as a step, a step in an expression)",
     "missing-argument": "an operator call lacks a required positional argument",
     "too-many-arguments": "an operator call has more positional arguments than it takes",
+    "duplicate-argument": "the same column given twice to an operator that rewrites its columns",
     "expected-column": "an argument that must be a column reference is an expression",
     "unknown-parameter": "a keyword parameter the operator does not take",
     "missing-parameter": "a required keyword parameter is absent",

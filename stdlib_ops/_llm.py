@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
-
 from autodp_dsl.ops import Op, Params
 
 from .backends.base import ModelBackend

@@ -18,8 +18,10 @@ import json
 from functools import cache
 from pathlib import Path
 
-import numpy as np
+from autodp_dsl.lazy import lazy_import
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
+
+np = lazy_import("numpy")  # loaded on first use: `autodp lint` needs no NumPy
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -117,8 +119,9 @@ HTML_ELEMENTS: tuple[str, ...] = tuple(
 
 # ---------------------------------------------------------------- hashing (NumPy, uint64, wrapping)
 
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
+# plain ints (numpy loads lazily); wrapped as np.uint64 where used
+_M1 = 0xBF58476D1CE4E5B9
+_M2 = 0x94D049BB133111EB
 
 
 def mix64(x: np.ndarray, inplace: bool = False) -> np.ndarray:
@@ -127,10 +130,10 @@ def mix64(x: np.ndarray, inplace: bool = False) -> np.ndarray:
     t = np.empty_like(x)
     np.right_shift(x, np.uint64(30), out=t)
     x ^= t
-    x *= _M1
+    x *= np.uint64(_M1)
     np.right_shift(x, np.uint64(27), out=t)
     x ^= t
-    x *= _M2
+    x *= np.uint64(_M2)
     np.right_shift(x, np.uint64(31), out=t)
     x ^= t
     return x
@@ -161,14 +164,16 @@ def flat_word_hashes(words: pl.Series, seed: int = 0) -> tuple[np.ndarray, np.nd
     return rid, h, counts
 
 
-_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2^64
-_BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
-_POWERS: list[tuple[np.ndarray, np.ndarray]] = [(np.ones(0, np.uint64), np.ones(0, np.uint64))]
+_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2^64 (a plain int: numpy loads lazily)
+_BASE_INV = pow(_BASE, -1, 2**64)
+_POWERS: list[tuple[np.ndarray, np.ndarray] | None] = [None]
 
 
 def _powers(length: int) -> tuple[np.ndarray, np.ndarray]:
     """(B^t, B^-t) for t < length, modulo 2^64 (cached, grown as needed; thread-safe: the pair is
     replaced in one assignment)."""
+    if _POWERS[0] is None:
+        _POWERS[0] = (np.ones(0, np.uint64), np.ones(0, np.uint64))
     pw, ipw = _POWERS[0]
     if len(pw) < length:
         size = max(length, 2 * len(pw), 1 << 16)
@@ -240,7 +245,7 @@ def prefix_hashes(rid: np.ndarray, h: np.ndarray, counts: np.ndarray, rows: np.n
     out = np.zeros(len(rows), np.uint64)
     for k in range(nmax):  # nmax is small (< n): a loop over positions, not rows
         has = counts[rows] > k
-        out[has] = out[has] * _BASE + h[starts[rows[has]] + k]
+        out[has] = out[has] * np.uint64(_BASE) + h[starts[rows[has]] + k]
     return mix64(out + counts[rows].astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
 
 

@@ -17,14 +17,16 @@ import html
 import re
 from typing import Literal
 
-import numpy as np
-from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from pydantic import Field, field_validator
 
+from autodp_dsl.lazy import lazy_import
+from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from autodp_dsl.ops import ROW_ID, Arg, Family, Op, OpKind, Params
 from autodp_dsl.types import STR
 
 from ._text import HTML_ELEMENTS, SENT_BLOCK, SENT_LINE, batch, mix64, non_ascii, on_rows
+
+np = lazy_import("numpy")  # loaded on first use: `autodp lint` needs no NumPy
 
 __all__ = ["OPS", "clean_html_series"]
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from functools import cache
 
-import numpy as np
-from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from pydantic import Field, model_validator
 
 from autodp_dsl.ir import expr_to_json
+from autodp_dsl.lazy import lazy_import
+from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from autodp_dsl.ops import KEEP, REASON, ROW_ID, Arg, Family, Op, OpKind, Params
 from autodp_dsl.types import STR
 
@@ -46,6 +46,8 @@ from ._text import (
     position_multipliers,
     prefix_hashes,
 )
+
+np = lazy_import("numpy")  # loaded on first use: `autodp lint` needs no NumPy
 
 __all__ = ["OPS", "minhash_signatures", "lsh_clusters", "optimal_bands_rows"]
 
@@ -101,8 +103,8 @@ class DedupExact(Op):
 
 # ================================================================ MinHash signatures
 
-_EMPTY_TEXT = np.uint64(0x6A09E667F3BCC908)  # the one "shingle" of a text without words
-_ROTATE = np.uint32(0x9E3779B9)
+_EMPTY_TEXT = 0x6A09E667F3BCC908  # the one "shingle" of a text without words (uint64)
+_ROTATE = 0x9E3779B9  # uint32
 
 
 def shingle_hashes(s: pl.Series, ngram: int, lowercase: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +133,7 @@ def shingle_hashes(s: pl.Series, ngram: int, lowercase: bool, seed: int) -> tupl
     none = np.flatnonzero(counts == 0)
     if len(none):
         r_sh = np.concatenate([r_sh, none])
-        sh = np.concatenate([sh, np.full(len(none), mix64(np.array([_EMPTY_TEXT ^ np.uint64(seed)]))[0], np.uint64)])
+        sh = np.concatenate([sh, np.full(len(none), mix64(np.array([np.uint64(_EMPTY_TEXT) ^ np.uint64(seed)]))[0], np.uint64)])
     return r_sh, sh
 
 
@@ -173,7 +175,7 @@ def _densify(sig: np.ndarray, filled: np.ndarray, chunk: int = 4096) -> None:
         nxt = np.minimum.accumulate(both[:, ::-1], axis=1)[:, ::-1][:, :k].astype(np.int32)
         dist = (nxt - cols).astype(np.uint32)
         nxt[nxt >= k] -= k
-        sig[rows] = np.take_along_axis(sig[rows], nxt, axis=1) + dist * _ROTATE
+        sig[rows] = np.take_along_axis(sig[rows], nxt, axis=1) + dist * np.uint32(_ROTATE)
 
 
 # ================================================================ LSH parameters

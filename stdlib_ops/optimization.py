@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from pydantic import Field
 
 from autodp_dsl.ir import Col
+from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from autodp_dsl.ops import Arg, Cost, Family, OpKind, Params
 from autodp_dsl.types import STR
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from pydantic import Field
 
+from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from autodp_dsl.ops import Arg, Cost, Family, OpKind, Params
 from autodp_dsl.types import FLOAT, STR
 

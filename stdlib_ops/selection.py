@@ -7,15 +7,17 @@ The size of the selection is ``k`` rows, or ``round(fraction * rows)`` with halv
 
 from __future__ import annotations
 
-import numpy as np
-from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from pydantic import Field, model_validator
 
 from autodp_dsl.ir import expr_text
+from autodp_dsl.lazy import lazy_import
+from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from autodp_dsl.ops import KEEP, REASON, ROW_ID, Arg, Family, Op, OpKind, Params
 from autodp_dsl.types import NUMBER, STR
 
 from .dedup import lsh_clusters, optimal_bands_rows, signature_column
+
+np = lazy_import("numpy")  # loaded on first use: `autodp lint` needs no NumPy
 
 __all__ = ["OPS", "splitmix64_expr"]
 

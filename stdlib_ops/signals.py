@@ -17,10 +17,10 @@ Shared conventions:
 
 from __future__ import annotations
 
-import numpy as np
-from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from pydantic import Field, model_validator
 
+from autodp_dsl.lazy import lazy_import
+from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from autodp_dsl.ops import Arg, Family, Op, OpKind, Params
 from autodp_dsl.types import BOOL, FLOAT, INT, STR
 
@@ -35,6 +35,8 @@ from ._text import (
     ngram_hashes,
     special_class,
 )
+
+np = lazy_import("numpy")  # loaded on first use: `autodp lint` needs no NumPy
 
 # Python's str.splitlines() boundaries ("\r\n" counts as one).
 LINE_BREAK = r"\r\n|[\n\r\x0B\x0C\x1C\x1D\x1E\x{85}\x{2028}\x{2029}]"

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from autodp_dsl import compile_text, format_source, registry
 from autodp_dsl.lower import lower_strategy
 from autodp_dsl.ops import Cost
-
 from autodp_dsl.types import FLOAT, INT, STR
 
 from .gen import COLUMNS, strategy_text
