@@ -116,18 +116,21 @@ def run(args) -> int:
     from .journal import Journal, JournalMismatch
     from .loop import run_search
 
+    if not Path(args.data).exists():
+        print(f"error: no such file or folder: {args.data}", file=sys.stderr)
+        return 2
     cfg = build_config(args)
     j = Journal(Path(cfg.out_dir) / "journal")
     if j.exists() and not (args.resume or args.force):
         print(f"error: {cfg.out_dir} holds a search journal; pass --resume to continue it, --force to start over, "
               "or choose another --out", file=sys.stderr)
         return 2
-    if not Path(args.data).exists():
-        print(f"error: no such file or folder: {args.data}", file=sys.stderr)
-        return 2
+    from autodp_dsl.io import DataError
+    from autodp_eval.errors import EvalError
+
     try:
         res = run_search(cfg)
-    except JournalMismatch as e:
+    except (JournalMismatch, DataError, EvalError) as e:  # bad input or settings: one clear line
         print(f"error: {e}", file=sys.stderr)
         return 2
     summary = {
