@@ -385,6 +385,18 @@ class BaseBackend:
 
     # ---- generate
 
+    def _pending(self, keys: list[str], items: Sequence, done: dict, tag: str) -> dict:
+        """The items still to ask, one per memo key; counts cache hits and in-batch duplicates."""
+        todo: dict = {}
+        for k, it in zip(keys, items, strict=True):
+            if k in done:
+                self.stats.add(tag, "cache_hits")
+            elif k in todo:
+                self.stats.add(tag, "deduplicated")
+            else:
+                todo[k] = it
+        return todo
+
     def generate(self, prompts: Sequence[ChatPrompt], sampling: Sampling | None = None, *, validate: Validator | None = None, tag: str = "") -> list[Result]:
         """One ``Result`` per prompt, in order. Per-row failures are results, never exceptions;
         only configuration errors (``ConfigError``, ``UnsupportedError``) raise."""
@@ -403,14 +415,7 @@ class BaseBackend:
             except ValueError:
                 continue  # a stored text the current validator rejects: ask again
             results[k] = Result(text=text, value=value, cached=True)
-        todo: dict[str, ChatPrompt] = {}
-        for k, p in zip(keys, prompts, strict=True):
-            if k in results:
-                self.stats.add(tag, "cache_hits")
-            elif k in todo:
-                self.stats.add(tag, "deduplicated")
-            else:
-                todo[k] = p
+        todo = self._pending(keys, prompts, results, tag)
         todo_keys = list(todo)
         # in chunks, each written to the memo when done: a run that dies keeps what it paid for
         for c in range(0, len(todo_keys), self.chunk_size):
@@ -545,14 +550,7 @@ class BaseBackend:
         for k, v in stored.items():
             lp, n = v.split(" ", 1)
             results[k] = ScoreResult(logprob=float(lp), n_tokens=int(n), cached=True)
-        todo: dict[str, ScoreItem] = {}
-        for k, it in zip(keys, items, strict=True):
-            if k in results:
-                self.stats.add(tag, "cache_hits")
-            elif k in todo:
-                self.stats.add(tag, "deduplicated")
-            else:
-                todo[k] = it
+        todo = self._pending(keys, items, results, tag)
         todo_keys = list(todo)
         for c in range(0, len(todo_keys), self.chunk_size):
             chunk = todo_keys[c : c + self.chunk_size]
