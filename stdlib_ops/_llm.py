@@ -70,6 +70,18 @@ def struct_udf(exprs: list[pl.Expr], fn: Callable[[list[tuple[Any, ...]]], list[
     return pl.struct(fields).map_batches(run, return_dtype=return_dtype, is_elementwise=True)
 
 
+def replace_replies(out: list[Any], idx: list[int], results, stats, tag: str, done: str) -> list[Any]:
+    """Put each successful reply at its row (``out[idx[j]]``); a failed call keeps the original
+    value. Counts ``done`` and ``kept_original`` per tag: failures are reported, never defaulted."""
+    for k, r in zip(idx, results, strict=True):
+        if r.ok:
+            out[k] = r.value
+            stats.add(tag, done)
+        else:
+            stats.add(tag, "kept_original")
+    return out
+
+
 def text_or_empty(v: Any) -> str:
     return "" if v is None else str(v)
 

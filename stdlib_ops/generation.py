@@ -16,7 +16,7 @@ from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` n
 from autodp_dsl.ops import ROW_ID, Arg, Cost, Family, OpKind, Params
 from autodp_dsl.types import STR
 
-from ._llm import ModelOp, clean_reply, parse_json, struct_udf, text_or_empty, truncate
+from ._llm import ModelOp, clean_reply, parse_json, replace_replies, struct_udf, text_or_empty, truncate
 from .backends.base import ChatPrompt, Sampling
 from .backends.errors import MalformedOutput
 
@@ -114,13 +114,7 @@ class GenFill(ModelOp):
             if not idx:
                 return out
             prompts = [ChatPrompt.user(template.format(source=truncate(text_or_empty(rows[k][1]), limit)), system=FILL_SYSTEM) for k in idx]
-            for k, r in zip(idx, backend.generate(prompts, sampling, validate=clean_reply, tag=tag), strict=True):
-                if r.ok:
-                    out[k] = r.value
-                    stats.add(tag, "filled")
-                else:
-                    stats.add(tag, "kept_original")
-            return out
+            return replace_replies(out, idx, backend.generate(prompts, sampling, validate=clean_reply, tag=tag), stats, tag, "filled")
 
         return lf.with_columns(struct_udf([pl.col(target), ctx.expr(args[1])], fill, pl.String).alias(target))
 

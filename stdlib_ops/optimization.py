@@ -15,7 +15,7 @@ from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` n
 from autodp_dsl.ops import Arg, Cost, Family, OpKind, Params
 from autodp_dsl.types import STR
 
-from ._llm import ModelOp, clean_reply, struct_udf, text_or_empty, truncate
+from ._llm import ModelOp, clean_reply, replace_replies, struct_udf, text_or_empty, truncate
 from .backends.base import ChatPrompt, Sampling
 
 __all__ = ["RefineRewrite", "REWRITE_SYSTEM", "REWRITE_PROMPT", "REWRITE_PROMPT_NO_CONTEXT", "OPS"]
@@ -105,13 +105,7 @@ class RefineRewrite(ModelOp):
                 else:
                     body = REWRITE_PROMPT_NO_CONTEXT.format(text=text, **words)
                 prompts.append(ChatPrompt.user(body, system=REWRITE_SYSTEM))
-            for k, r in zip(idx, backend.generate(prompts, sampling, validate=clean_reply, tag=tag), strict=True):
-                if r.ok:
-                    out[k] = r.value
-                    stats.add(tag, "rewritten")
-                else:
-                    stats.add(tag, "kept_original")
-            return out
+            return replace_replies(out, idx, backend.generate(prompts, sampling, validate=clean_reply, tag=tag), stats, tag, "rewritten")
 
         inputs = [pl.col(target)] + ([pl.col(params.context)] if params.context else [])
         return lf.with_columns(struct_udf(inputs, rewrite, pl.String).alias(target))
