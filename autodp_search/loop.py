@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 TARGET_COLUMN = "lowq"
-SEARCH_VERSION = 1
+SEARCH_VERSION = 2
 
 
 # ================================================================ data side and executor adapters
@@ -480,11 +480,13 @@ class AutodpEvaluator:
 
     def same_steps(self, rows: int) -> int:
         """Train every arm for the same number of optimizer steps: the preset's ``max_steps`` when it
-        sets one, else the preset's epochs over ``rows`` rows (the unprocessed search data). A candidate that drops rows then sees its rows a little
-        more often instead of getting fewer updates, so the comparison is about the data, not the
-        step count (DESIGN: one protocol for every arm, same steps)."""
+        sets one, else the preset's epochs over ``rows`` rows (the unprocessed search data; at least
+        ``min_steps``). A candidate that drops rows then sees its rows a little more often instead of
+        getting fewer updates, so the comparison is about the data, not the step count (DESIGN: one
+        protocol for every arm, same steps). Counting epochs over the data searched is what makes
+        searching on a sample cheaper."""
         t = self.config.train
-        steps = t.max_steps or max(1, -(-t.epochs * rows // t.batch_size))
+        steps = t.max_steps or max(1, t.min_steps, -(-t.epochs * rows // t.batch_size))
         self.config = self.config.with_overrides(train={"max_steps": steps, "epochs": 1000})
         return steps
 
@@ -581,6 +583,7 @@ class SearchConfig:
     k: int = 4
     k_min: int = 1
     k_max: int = 8
+    refills: int = 1  # extra proposals per round for slots whose output repeated an earlier candidate's
     budget: Budget = field(default_factory=Budget)
     sampling: bool = True
     sample_fraction: float = 0.2
@@ -608,7 +611,7 @@ class SearchConfig:
             "seed": self.seed,
             "agent": self.agent,
             "llm_model": self.llm.model if self.llm else None,
-            "k": [self.k, self.k_min, self.k_max],
+            "k": [self.k, self.k_min, self.k_max, self.refills],
             "sampling": [self.sampling, self.sample_fraction if self.sampling else None],
             "target_selection": self.target_selection,
             "heldout": [self.heldout_n, self.final_heldout_n],
@@ -776,19 +779,20 @@ class Search:
 
     # ------------------------------------------------------------------ context
 
-    def context(self, rnd: int) -> AgentContext:
+    def context(self, rnd: int, wave: int = 0, k: int | None = None, current: tuple = ()) -> AgentContext:
         cfg = self.cfg
         return AgentContext(
             task=cfg.task,
             round=rnd,
-            k=cfg.k,
-            k_min=cfg.k_min,
-            k_max=cfg.k_max,
+            wave=wave,
+            k=k or cfg.k,
+            k_min=min(cfg.k_min, k or cfg.k),
+            k_max=k or cfg.k_max,
             columns=tuple((n, str(t)) for n, t in self.columns.items()),
             profile_text=self.profile_text,
             catalog=self.catalog,
             signal_stats=tuple(self.signal_stats),
-            history=tuple(self.records),
+            history=tuple(self.records) + tuple(current),
             seed=cfg.seed,
             target_column=TARGET_COLUMN,
             rounds_left=max(cfg.budget.max_rounds - rnd + 1, 0),
@@ -833,24 +837,31 @@ class Search:
     def _lint(self, text: str):
         return compile_text(text, columns=self.columns, level="canonical")
 
-    def plan_round(self, rnd: int) -> dict[str, Any]:
-        """Proposals -> lint/repair -> de-duplicate. Journaled before any evaluation."""
-        saved = self.journal.plan(rnd)
+    def plan_round(self, rnd: int, wave: int = 0, k: int | None = None, current: tuple = (),
+                   first: int = 1) -> dict[str, Any]:
+        """Proposals -> lint/repair -> de-duplicate. Journaled before any evaluation.
+
+        ``wave`` > 0 refills a round: ``k`` more proposals, numbered from ``first``, with the
+        round's candidates so far (``current``) in the agent's history."""
+        saved = self.journal.plan(rnd, wave)
         if saved is not None:
             self.state.agent_calls += saved.get("agent_calls", 0)
             self.state.repairs += saved.get("repairs", 0)
             return saved
-        ctx = self.context(rnd)
+        ctx = self.context(rnd, wave, k, current)
         calls = repairs = 0
         try:
             proposals: list[Proposal] = list(self.agent.propose(ctx))
         except Exception as e:  # noqa: BLE001 - an agent failure ends the search cleanly
             raise RuntimeError(f"the agent failed to propose: {type(e).__name__}: {e}") from e
         calls += 1
-        proposals = proposals[: self.cfg.k_max]
-        known = {r.key: r.cid for r in self.records if r.key and r.status in ("ok", "failed")}
+        proposals = proposals[: ctx.k_max]
+        known: dict[str, str] = {}
+        for r in (*self.records, *current):
+            if r.key and r.status in ("ok", "failed", "duplicate"):
+                known.setdefault(r.key, r.cid)
         cands: list[dict[str, Any]] = []
-        for i, p in enumerate(proposals, 1):
+        for i, p in enumerate(proposals, first):
             cid = f"r{rnd}c{i}"
             text = p.dp_text
             res = self._lint(text)
@@ -881,18 +892,49 @@ class Search:
                     known[key] = cid
                     entry["status"] = "pending"
             cands.append(entry)
-        plan = {"round": rnd, "candidates": cands, "agent_calls": calls, "repairs": repairs, "agent": self.agent.name}
+        plan = {"round": rnd, "wave": wave, "candidates": cands, "agent_calls": calls, "repairs": repairs,
+                "agent": self.agent.name}
         self.state.agent_calls += calls
         self.state.repairs += repairs
-        self.journal.write_plan(rnd, plan)
+        self.journal.write_plan(rnd, plan, wave)
         return plan
 
     def run_round(self, rnd: int) -> tuple[list[CandidateRecord], str | None]:
+        """Plan, run and evaluate a round. A slot whose candidate produced exactly the data of an
+        earlier candidate taught nothing new, so the agent is asked for that many more proposals,
+        at most ``refills`` times per round (each an agent call, journaled like the first plan)."""
         t_round = time.perf_counter()
-        plan = self.plan_round(rnd)
-        cands = plan["candidates"]
         records: dict[str, CandidateRecord] = {}
+        cands: list[dict[str, Any]] = []
+        plan = self.plan_round(rnd)
+        stop = None
+        for wave in range(self.cfg.refills + 1):
+            cands += plan["candidates"]
+            stop, repeated = self._run_wave(rnd, plan["candidates"], records)
+            if stop or not repeated or wave == self.cfg.refills:
+                break
+            limit = self.cfg.budget.max_agent_calls
+            if limit is not None and self.state.agent_calls >= limit:
+                break
+            current = tuple(records[c["cid"]] for c in cands if c["cid"] in records)
+            plan = self.plan_round(rnd, wave + 1, k=repeated, current=current, first=len(cands) + 1)
+            if not plan["candidates"]:
+                break
+        ordered = [records[c["cid"]] for c in cands if c["cid"] in records]
+        if stop is None:
+            for c in cands:
+                if c["status"] == "duplicate":
+                    self.notes.append(f"{c['cid']} equals {c['duplicate_of']} after canonicalisation: evaluated once")
+            self.journal.write_round(rnd, {"round": rnd, "records": [_record_to_json(r) for r in ordered],
+                                           "notes": self.notes[-10:], "output_fps": self.output_fps, "seconds": time.perf_counter() - t_round,
+                                           "wall_s": self.state.wall_s, "budget": self.state.to_dict()})
+        return ordered, stop
+
+    def _run_wave(self, rnd: int, cands: list[dict[str, Any]], records: dict[str, CandidateRecord]) -> tuple[str | None, int]:
+        """Run one plan's candidates as a batch and evaluate them into ``records``. Returns the stop
+        reason (or None) and how many candidates repeated an earlier candidate's output."""
         todo = []
+        repeated = 0
         for c in cands:
             if c["status"] == "invalid":
                 records[c["cid"]] = CandidateRecord(rnd, c["cid"], c["dp_text"], "invalid", errors=tuple(c.get("errors", ())),
@@ -909,49 +951,45 @@ class Search:
                     if done.get("output_fp") and records[c["cid"]].status == "ok":
                         self.output_fps.setdefault(done["output_fp"], c["cid"])
                     if records[c["cid"]].duplicate_of:
+                        repeated += 1
                         self.notes.append(f"{c['cid']} produces the same data as {records[c['cid']].duplicate_of}: "
                                           "not evaluated again")
                 else:
                     todo.append(c)
+        if not todo:
+            return None, repeated
         stop = None
-        if todo:
-            strategies = [self._lint(c["dp_text"]).strategy for c in todo]
-            t = time.perf_counter()
-            runs = run_strategies(strategies, self.search_frame, self.search_fp, self._exec_cache())
-            exec_s = time.perf_counter() - t
-            self.console.print(f"round {rnd}: ran {len(todo)} candidates as one batch ({exec_s:.2f} s)")
-            for c, run in zip(todo, runs, strict=True):
-                stop = self.state.candidate_stop()
-                if stop:
-                    break
-                fp = output_fingerprint(run.frame) if run.frame is not None and not run.error else ""
-                if fp and fp in self.output_fps:
-                    # same training data as an evaluated candidate: same score, nothing to train
-                    rec = CandidateRecord(rnd, c["cid"], c["dp_text"], "duplicate", key=c["key"],
-                                          duplicate_of=self.output_fps[fp], rows_in=run.rows_in, rows_out=run.rows_out,
-                                          steps=tuple(run.steps), origin=c.get("origin", ""))
-                    self.notes.append(f"{c['cid']} produces the same data as {rec.duplicate_of}: not evaluated again")
-                    records[c["cid"]] = rec
-                    self.journal.write_candidate(c["cid"], {"record": _record_to_json(rec), "finetunes": 0,
-                                                            "evaluated": False, "output_fp": fp})
-                    self.console.print(f"  {c['cid']}: same data as {rec.duplicate_of}")
-                    continue
-                rec, finetunes = self._evaluate(rnd, c, run)
-                if fp and rec.status == "ok":
-                    self.output_fps[fp] = c["cid"]
+        strategies = [self._lint(c["dp_text"]).strategy for c in todo]
+        t = time.perf_counter()
+        runs = run_strategies(strategies, self.search_frame, self.search_fp, self._exec_cache())
+        exec_s = time.perf_counter() - t
+        self.console.print(f"round {rnd}: ran {len(todo)} candidates as one batch ({exec_s:.2f} s)")
+        for c, run in zip(todo, runs, strict=True):
+            stop = self.state.candidate_stop()
+            if stop:
+                break
+            fp = output_fingerprint(run.frame) if run.frame is not None and not run.error else ""
+            if fp and fp in self.output_fps and self.cfg.cache:
+                # same training data as an evaluated candidate: same score, nothing to train
+                # (a reuse of results, so ``--no-cache`` evaluates it again)
+                rec = CandidateRecord(rnd, c["cid"], c["dp_text"], "duplicate", key=c["key"],
+                                      duplicate_of=self.output_fps[fp], rows_in=run.rows_in, rows_out=run.rows_out,
+                                      steps=tuple(run.steps), origin=c.get("origin", ""))
+                self.notes.append(f"{c['cid']} produces the same data as {rec.duplicate_of}: not evaluated again")
                 records[c["cid"]] = rec
-                self.journal.write_candidate(c["cid"], {"record": _record_to_json(rec), "finetunes": finetunes,
-                                                        "output_fp": fp})
-                self._print_candidate(rec)
-        ordered = [records[c["cid"]] for c in cands if c["cid"] in records]
-        if stop is None:
-            for c in cands:
-                if c["status"] == "duplicate":
-                    self.notes.append(f"{c['cid']} equals {c['duplicate_of']} after canonicalisation: evaluated once")
-            self.journal.write_round(rnd, {"round": rnd, "records": [_record_to_json(r) for r in ordered],
-                                           "notes": self.notes[-10:], "output_fps": self.output_fps, "seconds": time.perf_counter() - t_round,
-                                           "wall_s": self.state.wall_s, "budget": self.state.to_dict()})
-        return ordered, stop
+                repeated += 1
+                self.journal.write_candidate(c["cid"], {"record": _record_to_json(rec), "finetunes": 0,
+                                                        "evaluated": False, "output_fp": fp})
+                self.console.print(f"  {c['cid']}: same data as {rec.duplicate_of}")
+                continue
+            rec, finetunes = self._evaluate(rnd, c, run)
+            if fp and rec.status == "ok":
+                self.output_fps[fp] = c["cid"]
+            records[c["cid"]] = rec
+            self.journal.write_candidate(c["cid"], {"record": _record_to_json(rec), "finetunes": finetunes,
+                                                    "output_fp": fp})
+            self._print_candidate(rec)
+        return stop, repeated
 
     def _evaluate(self, rnd: int, c: dict[str, Any], run: CandidateRun) -> tuple[CandidateRecord, int]:
         base = dict(round=rnd, cid=c["cid"], dp_text=c["dp_text"], key=c["key"], rows_in=run.rows_in,

@@ -217,6 +217,9 @@ def search_messages(ctx: AgentContext) -> list[dict[str, str]]:
             f"# Data\n{_columns_text(ctx)}\n\n{ctx.profile_text}\n\n{_stats_text(ctx)}",
             f"# Results so far (round {ctx.round})\n{history_text(ctx)}",
             ("# Notes\n" + "\n".join(f"- {n}" for n in ctx.notes)) if ctx.notes else "",
+            (f"# Refill\n{k} candidate(s) of this round produced exactly the data of an earlier candidate "
+             "(see the notes), so they taught nothing new: replace them with different strategies.")
+            if ctx.wave else "",
             f"# Your turn\nPropose between {ctx.k_min} and {ctx.k_max} new strategies (suggested: {k}). "
             "Compare the candidates side by side: keep what the best ones share, drop what the worst ones "
             "share, and try something new. Do not repeat a strategy already tried. Reply with a JSON object "

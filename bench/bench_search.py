@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("-k", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--heldout", type=int, default=100)
-    p.add_argument("--eval-preset", default="tiny")
+    p.add_argument("--eval-preset", default="quick")
     p.add_argument("--scripted", action="store_true", help="scripted evaluator (loop overhead and cost model only)")
     p.add_argument("--seconds-per-row", type=float, default=0.002)
     p.add_argument("--out", default=str(ROOT / "runs" / "bench_search"))

@@ -102,6 +102,7 @@ class AgentContext:
     target_column: str | None = None  # the processing-target score column ("lowq"), when present
     rounds_left: int | None = None
     notes: tuple[str, ...] = ()  # short messages from the loop ("r2c1 equals r1c3 after canonicalisation")
+    wave: int = 0  # 0: the round's first proposals; n > 0: its n-th refill (slots whose output repeated)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

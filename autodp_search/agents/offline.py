@@ -66,7 +66,7 @@ class _Base:
         self.max_steps = max_steps
 
     def _rng(self, ctx: AgentContext, salt: str = "") -> random.Random:
-        return random.Random(f"{self.name}|{self.seed}|{ctx.seed}|{ctx.round}|{salt}")
+        return random.Random(f"{self.name}|{self.seed}|{ctx.seed}|{ctx.round}|{ctx.wave}|{salt}")
 
     def _templates(self, ctx: AgentContext) -> list[Template]:
         return build_templates(ctx, self.costs)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from autodp_search import Budget, ScriptedEvaluator, SearchConfig, run_search
+from autodp_search.agents import Proposal
 from autodp_search.journal import JournalMismatch
 
 from .helpers import ScriptedAgent, dp, qa_rows, write_jsonl
@@ -98,6 +99,40 @@ def test_candidates_with_the_same_data_are_not_evaluated_again(data, tmp_path):
     assert st["r2c2"][0] == "ok"
     assert ev.calls == 1 + 2  # baseline, r1c1, r2c2
     assert any("r1c2 produces the same data as r0" in n for n in agent.contexts[1].notes)
+
+
+class _WaveAgent(ScriptedAgent):
+    """Proposals per (round, wave)."""
+
+    def __init__(self, script: dict[tuple[int, int], list[str]]):
+        super().__init__([[]])
+        self.script = script
+
+    def propose(self, context):
+        self.contexts.append(context)
+        return [Proposal(t, "scripted", "scripted") for t in self.script.get((context.round, context.wave), [])]
+
+
+@pytest.mark.parametrize("refills", [0, 1])
+def test_slots_whose_output_repeated_are_refilled(data, tmp_path, refills):
+    agent = _WaveAgent({(1, 0): [GOOD, NOOP, MEH], (1, 1): [MEH, dp("x", "filter: words(output) >= 3")]})
+    ev = ScriptedEvaluator(memo=False)
+    res = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=1), final=False, refills=refills),
+                     evaluator=ev, agent=agent)
+    st = {r.cid: r.status for r in res.records}
+    assert st["r1c2"] == "duplicate"  # NOOP: the unprocessed data again
+    if refills == 0:
+        assert len(agent.contexts) == 1 and set(st) == {"r1c1", "r1c2", "r1c3"}
+        return
+    refill = agent.contexts[1]
+    assert (refill.round, refill.wave, refill.k) == (1, 1, 1)  # one slot repeated: one more proposal
+    assert {h.cid for h in refill.history} == {"r1c1", "r1c2", "r1c3"}
+    assert any("r1c2 produces the same data as r0" in n for n in refill.notes)
+    # the agent's first refill proposal is kept (k=1), numbered after the round's candidates; it
+    # equals r1c3 after canonicalisation, so it is not evaluated again
+    assert set(st) == {"r1c1", "r1c2", "r1c3", "r1c4"} and st["r1c4"] == "duplicate"
+    assert ev.calls == 1 + 2
+    assert (tmp_path / "r" / "journal" / "round-0001.w1.plan.json").exists()
 
 
 def test_context_history_is_group_relative_and_aggregate(data, tmp_path):
