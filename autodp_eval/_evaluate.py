@@ -122,6 +122,22 @@ class EvalResult(BaseModel):
         return "\n".join(lines)
 
 
+def _arm_report(
+    arm: TrainedArm, n_rows: int, train: list[dict[str, Any]], removed: int, fp: str, loss: float | None
+) -> ArmReport:
+    return ArmReport(
+        n_rows=n_rows,
+        n_train=len(train),
+        removed_heldout_overlap=removed,
+        data_fingerprint=fp,
+        arm_key=arm.key,
+        arm_path=arm.path,
+        heldout_loss=loss,
+        train_seconds=arm.train_seconds,
+        trained_now=not arm.from_cache,
+    )
+
+
 def _remove_overlap(rows: list[dict[str, Any]], keys: set[str]) -> tuple[list[dict[str, Any]], int]:
     kept = [r for r in rows if normalize_prompt(prompt_text(r["instruction"], r.get("input"))) not in keys]
     return kept, len(rows) - len(kept)
@@ -297,28 +313,8 @@ def evaluate(
         candidate_heldout_loss=loss_a,
         baseline_heldout_loss=loss_b,
         timings={k: round(v, 3) for k, v in timings.items()},
-        candidate=ArmReport(
-            n_rows=len(cand_all),
-            n_train=len(cand_train),
-            removed_heldout_overlap=cand_removed,
-            data_fingerprint=cand_fp,
-            arm_key=arm_a.key,
-            arm_path=arm_a.path,
-            heldout_loss=loss_a,
-            train_seconds=arm_a.train_seconds,
-            trained_now=not arm_a.from_cache,
-        ),
-        baseline=ArmReport(
-            n_rows=base_given,
-            n_train=len(base_train),
-            removed_heldout_overlap=base_removed,
-            data_fingerprint=base_fp,
-            arm_key=arm_b.key,
-            arm_path=arm_b.path,
-            heldout_loss=loss_b,
-            train_seconds=arm_b.train_seconds,
-            trained_now=not arm_b.from_cache,
-        ),
+        candidate=_arm_report(arm_a, len(cand_all), cand_train, cand_removed, cand_fp, loss_a),
+        baseline=_arm_report(arm_b, base_given, base_train, base_removed, base_fp, loss_b),
         heldout=HeldoutReport(**held_report, fingerprint=held_fp),
         judge=judge.name,
         key=key,
