@@ -7,7 +7,8 @@ Layout under the cache root::
     tmp/                            temporary files of writes in progress
     memo/<key>.json                 small memos: an input file's (path, size, mtime, inode) -> its sha256
     objects/ab/<key>.json           metadata: key, kind, op, created, size, sha256, data file name, ...
-    objects/ab/<key>.<sha16>.parquet  the data, named after its own checksum
+    objects/ab/<key>.<sha16>.parquet  the data, named after its own checksum (Parquet) ...
+    objects/ab/<key>.<sha16>.arrow    ... or Arrow IPC (wide nested columns: MinHash signatures)
 
 A write goes data first, metadata last, each through a temporary file, ``fsync`` and ``os.replace``;
 the entry exists only once its metadata does, and a reader accepts it only when the data's sha256
@@ -16,6 +17,13 @@ file nobody points to (an *orphan*, removed by ``gc``), never an entry that ``ve
 uses. Naming data files by checksum means two processes writing the same key never overwrite each
 other's bytes; the last metadata wins and both versions are valid. ``last_used`` is the metadata
 file's mtime, touched on every hit; eviction removes least recently used entries above the size cap.
+
+Hashing a large entry on every read costs as much as decoding it (the parsed copy of a 64 MB input:
+20 ms of sha256 and as much again to read it into memory first). With ``trust_stat`` (the default,
+like git's index) the writer sets the data file's mtime one second into the past and records the
+file's (size, mtime_ns, inode) in the metadata; a reader that finds the same stat decodes the file
+in place without hashing it. Any later write to the file gives it a current mtime, so a changed file
+never matches and goes through the full checksum; ``verify`` always hashes.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ __all__ = ["CacheStore", "Entry", "EntryInfo", "VerifyReport", "GcReport", "DEFA
 FORMAT = "autodp-cache 1"
 DEFAULT_MAX_BYTES = 2 * 1024**3
 _META_FORMAT = 1
+_DATA_SUFFIXES = (".parquet", ".arrow")
+_BACKDATE_NS = 1_000_000_000  # written data files get an mtime this far in the past (see the module doc)
 
 
 def default_cache_dir() -> Path:
@@ -104,9 +114,10 @@ class GcReport:
 
 
 class CacheStore:
-    def __init__(self, root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, trust_stat: bool = True):
         self.root = Path(root)
         self.max_bytes = int(max_bytes)
+        self.trust_stat = trust_stat
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.objects.mkdir(parents=True, exist_ok=True)
@@ -154,19 +165,16 @@ class CacheStore:
             finally:
                 os.close(dfd)
 
-    def put(self, key: str, frame: pl.DataFrame, meta: dict[str, Any], compression: str = "zstd") -> int:
+    def put(self, key: str, frame: pl.DataFrame, meta: dict[str, Any], compression: str = "zstd", fmt: str = "parquet") -> int:
         """Store ``frame`` under ``key`` with ``meta`` (kind, op, counts...). Returns bytes written.
-        ``compression``: "zstd" (small) or "lz4" (several times faster to read, for large entries)."""
-        buf = io.BytesIO()
-        if compression == "lz4":
-            frame.write_parquet(buf, compression="lz4", statistics=False)
-        else:
-            frame.write_parquet(buf, compression="zstd", compression_level=3, statistics=False)
-        data = buf.getvalue()
+        ``compression``: "zstd" (small) or "lz4" (several times faster to read, for large entries).
+        ``fmt="ipc"``: uncompressed Arrow IPC, for incompressible wide columns (signatures) that
+        Parquet decodes several times slower."""
+        data = _encode(frame, compression, fmt)
         sha = hashlib.sha256(data).hexdigest()
-        dname = f"{key}.{sha[:16]}.parquet"
+        dname = f"{key}.{sha[:16]}.{'arrow' if fmt == 'ipc' else 'parquet'}"
         dpath = self._dir(key) / dname
-        if not dpath.exists():
+        if not self._holds(dpath, sha):
             self._atomic_write(dpath, data, crash="data")
         _crash_point("before-meta")
         now = time.time()
@@ -180,8 +188,31 @@ class CacheStore:
             "created": now,
             **meta,
         }
+        stamp = self._backdate(dpath) if self.trust_stat else None
+        if stamp is not None:
+            full["stat"] = stamp
         self._atomic_write(self._meta_path(key), json.dumps(full, sort_keys=True).encode(), crash="meta")
         return len(data)
+
+    @staticmethod
+    def _holds(dpath: Path, sha: str) -> bool:
+        """Whether ``dpath`` already holds these bytes (another writer of the same key and content;
+        hashed, because its stat is about to be trusted)."""
+        try:
+            return hashlib.sha256(dpath.read_bytes()).hexdigest() == sha
+        except (FileNotFoundError, IsADirectoryError):
+            return False
+
+    @staticmethod
+    def _backdate(dpath: Path) -> list[int] | None:
+        """Move the data file's mtime one second back and return its (size, mtime_ns, inode): a
+        later write to the file sets a current mtime, which can never equal this one."""
+        try:
+            st = dpath.stat()
+            os.utime(dpath, ns=(st.st_atime_ns, time.time_ns() - _BACKDATE_NS))
+            return _stamp(dpath.stat())
+        except OSError:
+            return None
 
     # ------------------------------------------------------------ reading
 
@@ -214,28 +245,43 @@ class CacheStore:
         return self._read_meta(key)[0]
 
     def get(self, key: str) -> Entry | None:
-        """The entry, checksum verified; a damaged entry is removed and reported as a miss."""
+        """The entry, checksum verified (or its data file unchanged since it was written, see
+        ``trust_stat``); a damaged entry is removed and reported as a miss."""
         meta, raw = self._read_meta(key)
         if meta is None:
             if raw is not None:
                 self._remove_if_unchanged(key, raw)
             return None
         dpath = self._dir(key) / str(meta.get("data", ""))
-        try:
-            data = dpath.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
-            self._remove_if_unchanged(key, raw)
-            return None
-        if len(data) != meta.get("size") or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
-            self._remove_if_unchanged(key, raw, dpath)
-            return None
-        try:
-            frame = pl.read_parquet(io.BytesIO(data))
-        except Exception:  # checksum matched but unreadable: written by an incompatible writer
-            self._remove_if_unchanged(key, raw, dpath)
-            return None
+        frame = self._read_trusted(dpath, meta) if self.trust_stat else None
+        if frame is None:
+            try:
+                data = dpath.read_bytes()
+            except (FileNotFoundError, IsADirectoryError):
+                self._remove_if_unchanged(key, raw)
+                return None
+            if len(data) != meta.get("size") or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+                self._remove_if_unchanged(key, raw, dpath)
+                return None
+            try:
+                frame = _decode(io.BytesIO(data), dpath.name)
+            except Exception:  # checksum matched but unreadable: written by an incompatible writer
+                self._remove_if_unchanged(key, raw, dpath)
+                return None
         self.touch(key)
         return Entry(key, meta, frame)
+
+    @staticmethod
+    def _read_trusted(dpath: Path, meta: dict[str, Any]) -> pl.DataFrame | None:
+        """The frame decoded straight from the file when its stat is the one recorded at write time
+        (no read into memory, no hash); None sends the caller through the checksum."""
+        want = meta.get("stat")
+        try:
+            if want is None or _stamp(dpath.stat()) != want or want[0] != meta.get("size"):
+                return None
+            return _decode(dpath, dpath.name)
+        except Exception:  # gone, or unreadable: the checksum path decides
+            return None
 
     def touch(self, key: str) -> None:
         with contextlib.suppress(OSError):
@@ -361,8 +407,8 @@ class CacheStore:
         if self.objects.exists():
             for sub in self.objects.iterdir():
                 if sub.is_dir():
-                    for f in sub.glob("*.parquet"):
-                        if f not in referenced:
+                    for f in sub.iterdir():
+                        if f.name.endswith(_DATA_SUFFIXES) and f not in referenced:
                             rep.orphans.append(str(f))
         if self.tmp.exists():
             rep.temporary = [str(f) for f in self.tmp.iterdir()]
@@ -394,7 +440,7 @@ class CacheStore:
         for sub in os.scandir(self.objects):
             if sub.is_dir():
                 for f in os.scandir(sub.path):
-                    if f.name.endswith(".parquet"):
+                    if f.name.endswith(_DATA_SUFFIXES):
                         with contextlib.suppress(FileNotFoundError):
                             total += f.stat().st_size
         return total
@@ -445,3 +491,22 @@ class CacheStore:
                     with contextlib.suppress(FileNotFoundError):
                         f.unlink()
         return n
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _encode(frame: pl.DataFrame, compression: str, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "ipc":
+        frame.write_ipc(buf, compression="uncompressed")
+    elif compression == "lz4":
+        frame.write_parquet(buf, compression="lz4", statistics=False)
+    else:
+        frame.write_parquet(buf, compression="zstd", compression_level=3, statistics=False)
+    return buf.getvalue()
+
+
+def _decode(source: Path | io.BytesIO, name: str) -> pl.DataFrame:
+    return pl.read_ipc(source) if name.endswith(".arrow") else pl.read_parquet(source)

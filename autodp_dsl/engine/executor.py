@@ -243,7 +243,7 @@ class Executor:
         self.registry = registry or default_registry()
         self.policy = policy or Policy()
         self.services = services or {}
-        self.store = CacheStore(cache_dir, cache_max_bytes) if cache_dir is not None else None
+        self.store = CacheStore(cache_dir, cache_max_bytes, trust_stat=self.policy.trust_file_stat) if cache_dir is not None else None
         self.max_row_bytes = max_row_bytes
         self.progress = progress
 
@@ -514,8 +514,12 @@ class Executor:
         rec = StatRecord(name, skey, "computed", seconds)
         persist, _ = self.policy.keep_statistic(seconds, int(df.estimated_size()), df.height)
         if persist and self.store is not None:
-            big = df.estimated_size() > (8 << 20)  # wide statistics (signatures) read faster with lz4
-            rec.bytes = self.store.put(skey, df, {"kind": "statistic", "op": name, "seconds": seconds}, compression="lz4" if big else "zstd")
+            meta = {"kind": "statistic", "op": name, "seconds": seconds}
+            if isinstance(df.schema["value"], pl.Array):  # signatures: random bits, that Parquet decodes slowly
+                rec.bytes = self.store.put(skey, df, meta, fmt="ipc")
+            else:
+                big = df.estimated_size() > (8 << 20)  # large statistics read faster with lz4
+                rec.bytes = self.store.put(skey, df, meta, compression="lz4" if big else "zstd")
             rec.persisted = True
             state.written.add(skey)
             state.bytes_written += rec.bytes
@@ -529,16 +533,17 @@ class Executor:
             fresh = pl.col(ROW_ID).is_null().cast(pl.UInt64).cum_sum() + parent_max
             out = out.with_columns(pl.coalesce(pl.col(ROW_ID), fresh).cast(pl.UInt64).alias(ROW_ID))
         drops = []
+        visible = out.select([c for c in out.columns if not _internal(c)])  # before filtering: wide statistics are not copied
         if KEEP in out.columns:
             keep = out[KEEP].fill_null(False)
             reason = pl.lit(text)
             if REASON in out.columns:
                 reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
-            drops.append(out.filter(~keep).select(pl.col(ROW_ID), pl.lit("").alias("sub"), reason.alias("reason")))
-            out = out.filter(keep)
+            drops.append(out.select(pl.col(ROW_ID), pl.lit("").alias("sub"), reason.alias("reason")).filter(~keep))
+            visible = visible.filter(keep)
         for path, d in side:
             drops.append(d.select(pl.col(ROW_ID), pl.lit(path[1:]).alias("sub"), pl.col("reason")))
-        df = _sorted_by_rid(out.select([c for c in out.columns if not _internal(c)]))
+        df = _sorted_by_rid(visible)
         if n.kind not in ("filter", "global", "map") and df[ROW_ID].is_duplicated().any():
             raise ValueError(f"{text} produced rows with duplicate row ids (a generate step must give new rows fresh ids)")
         dropped = pl.concat(drops, how="vertical_relaxed").cast(_NODE_DROP_SCHEMA) if drops else pl.DataFrame(schema=_NODE_DROP_SCHEMA)

@@ -49,6 +49,48 @@ def test_damaged_entry_is_a_miss_and_removed(tmp_path):
     assert not st.contains(KEY) and st.verify().corrupt == []
 
 
+def test_unchanged_data_file_is_read_without_hashing(tmp_path, monkeypatch):
+    st = CacheStore(tmp_path)
+    st.put(KEY, _frame(), {"kind": "statistic", "op": "x"})
+    meta = json.loads((tmp_path / "objects" / KEY[:2] / f"{KEY}.json").read_text())
+    data = tmp_path / "objects" / KEY[:2] / meta["data"]
+    assert meta["stat"] == [data.stat().st_size, data.stat().st_mtime_ns, data.stat().st_ino]
+    assert data.stat().st_mtime_ns < time.time_ns() - 500_000_000  # backdated: a later write cannot match
+    monkeypatch.setattr("hashlib.sha256", lambda *a: pytest.fail("an unchanged file must not be hashed"))
+    assert st.get(KEY).frame.equals(_frame())
+
+
+def test_same_size_rewrite_goes_through_the_checksum(tmp_path):
+    st = CacheStore(tmp_path)
+    st.put(KEY, _frame(), {"kind": "statistic", "op": "x"})
+    meta = json.loads((tmp_path / "objects" / KEY[:2] / f"{KEY}.json").read_text())
+    data = tmp_path / "objects" / KEY[:2] / meta["data"]
+    b = bytearray(data.read_bytes())
+    b[len(b) // 2] ^= 0xFF
+    with open(data, "r+b") as f:  # in place: same inode, same size, only the mtime moves
+        f.write(bytes(b))
+    assert st.get(KEY) is None and not st.contains(KEY)
+
+
+def test_untrusting_store_hashes_every_read(tmp_path):
+    st = CacheStore(tmp_path, trust_stat=False)
+    st.put(KEY, _frame(), {"kind": "statistic", "op": "x"})
+    meta = json.loads((tmp_path / "objects" / KEY[:2] / f"{KEY}.json").read_text())
+    assert "stat" not in meta
+    (tmp_path / "objects" / KEY[:2] / f"{KEY}.json").write_text(json.dumps({**meta, "sha256": "0" * 64}))
+    assert st.get(KEY) is None  # the checksum was checked
+
+
+def test_arrow_ipc_entries_round_trip_and_count(tmp_path):
+    st = CacheStore(tmp_path)
+    sig = pl.DataFrame({"__rid": pl.Series(range(50), dtype=pl.UInt64), "value": pl.Series([[i] * 8 for i in range(50)], dtype=pl.Array(pl.UInt32, 8))})
+    n = st.put(KEY, sig, {"kind": "statistic", "op": "sig"}, fmt="ipc")
+    assert st.peek(KEY)["data"].endswith(".arrow") and st.get(KEY).frame.equals(sig)
+    assert st.verify().ok == 1 and st.total_bytes() == n
+    (tmp_path / "objects" / KEY[:2] / f"{KEY}.json").unlink()
+    assert len(st.verify().orphans) == 1  # an .arrow file nobody names is an orphan too
+
+
 _WRITER = """
 import sys, polars as pl
 from autodp_dsl.engine import CacheStore

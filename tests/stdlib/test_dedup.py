@@ -14,7 +14,11 @@ from autodp_dsl.lower import Context
 from autodp_dsl.ops import ROW_ID
 from stdlib_ops.dedup import (
     MinHashParams,
+    _band_row_pairs,
     _densify,
+    _gauss_legendre,
+    _lsh_errors,
+    candidate_pairs,
     components,
     exact_jaccard,
     minhash_signatures,
@@ -165,6 +169,35 @@ DATASKETCH = {
 @pytest.mark.parametrize("args,want", DATASKETCH.items())
 def test_optimal_bands_rows_matches_datasketch(args, want):
     assert optimal_bands_rows(*args) == want
+
+
+@pytest.mark.parametrize("num_perm", [64, 256])
+def test_optimal_bands_rows_equals_the_exact_errors_over_all_pairs(num_perm):
+    """The fast screening never changes the choice: the first minimum of the exact errors."""
+    pairs = _band_row_pairs(num_perm)
+    x, w = _gauss_legendre(max(64, num_perm // 2 + 8))
+    for t in np.arange(0.05, 0.96, 0.05):
+        err = _lsh_errors(pairs, float(t), x, w, 0.5, 0.5, exact=True)
+        b, r = pairs[int(np.argmin(err))]
+        assert optimal_bands_rows(float(t), num_perm) == (int(b), int(r))
+
+
+def test_candidate_pairs_match_bucketing_by_band_values():
+    rng = np.random.default_rng(3)
+    bands, rows = 6, 4
+    sig = rng.integers(0, 2**32, size=(40, 30), dtype=np.uint32)
+    for a, b in ((1, 0), (7, 3), (12, 3), (20, 5), (33, 20)):  # plant shared bands (band i: columns i, i + 6, ...)
+        band = int(rng.integers(bands))
+        sig[a, band : bands * rows : bands] = sig[b, band : bands * rows : bands]
+    want = set()
+    for band in range(bands):
+        first: dict[tuple, int] = {}
+        for i in range(len(sig)):
+            key = tuple(sig[i, band : bands * rows : bands])
+            if first.setdefault(key, i) != i:
+                want.add((i, first[key]))
+    d, m = candidate_pairs(sig, bands, rows)
+    assert set(zip(d.tolist(), m.tolist(), strict=True)) == want and len(want) >= 5 and len(d) == len(want)
 
 
 @settings(max_examples=50)
