@@ -1,6 +1,7 @@
 """autodp's language core: .dp strategies -> diagnostics, typed IR, Polars lazy plans.
 
-Importing this package loads neither torch nor an LLM client; ``autodp lint`` needs only this.
+Importing this package loads neither torch nor an LLM client, nor Polars, pydantic or Lark;
+``autodp lint`` needs only this.
 
     >>> from autodp_dsl import compile_text
     >>> r = compile_text("dp: 1\\nname: t\\nsteps:\\n  - filter: words(output) >= 5\\n")
@@ -8,21 +9,26 @@ Importing this package loads neither torch nor an LLM client; ``autodp lint`` ne
     True
 """
 
+from .catalog import Arg, Cost, Family, OpKind, Registry, registry
 from .compiler import CompileResult, compile_file, compile_text, json_schema, lint_text
 from .diagnostics import CODES, Diagnostic, Severity, render, render_all
 from .fmt import format_source, strategy_to_text
 from .ir import Strategy
-from .ops import Arg, Cost, Family, Op, OpKind, Params, Registry, registry
 from .optimizer import canonicalize, optimize
 from .types import Type, parse_type
 
 
 def __getattr__(name: str):
-    # Polars loads only when a plan is built: `autodp lint` does not need it
+    # Polars loads only when a plan is built, pydantic only when an operator class is: `autodp lint`
+    # needs neither
     if name == "lower_strategy":
         from .lower import lower_strategy
 
         return lower_strategy
+    if name in ("Op", "Params"):
+        from . import ops
+
+        return getattr(ops, name)
     raise AttributeError(f"module 'autodp_dsl' has no attribute {name!r}")
 
 

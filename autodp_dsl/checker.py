@@ -11,12 +11,10 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from pydantic import ValidationError
-
 from . import ir
+from .catalog import OpKind, Registry
 from .diagnostics import Diagnostic, Severity
 from .document import Locator, RawDocument, RawStep
-from .ops import OpKind, Registry
 from .syntax import (
     AAssign,
     ABin,
@@ -182,37 +180,36 @@ class _Checker:
         return _NOT_LITERAL
 
     def validate_params(self, op, kwargs: dict[str, Any], node: ACall, loc: Locator, path: str):
-        try:
-            return op.Params.model_validate(kwargs, strict=True)
-        except ValidationError as e:
-            fields = list(op.Params.model_fields)
-            spans = {kw.name: (kw.start, kw.end) for kw in node.kwargs}
-            for err in e.errors(include_url=False):
-                name = str(err["loc"][0]) if err["loc"] else None
-                start, end = spans.get(name, (node.start, node.name_end or node.end))
-                kind, msg = err["type"], err["msg"]
-                if kind == "extra_forbidden":
-                    hints = _did_you_mean(difflib.get_close_matches(name or "", fields, n=2))
-                    hints.append(f"`{op.name}` takes: " + (", ".join(fields) or "no parameters"))
-                    self.error("unknown-parameter", f"`{op.name}` has no parameter `{name}`", loc, start, end, hints, path)
-                elif kind == "missing":
-                    self.error("missing-parameter", f"`{op.name}` needs parameter `{name}`", loc, node.start, node.end,
-                               [f"signature: {op.signature()}"], path)
-                elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short", "too_long"):
-                    self.error("out-of-range", f"`{name}` {msg.lower()}, got {err.get('input')!r}", loc, start, end,
-                               [f"signature: {op.signature()}"], path)
-                elif kind == "value_error":
-                    text = msg.removeprefix("Value error, ")
-                    code = "contradictory-bounds" if "contradict" in text or " > " in text else "invalid-parameter"
-                    self.error(code, text[0].lower() + text[1:] if text else text, loc, node.start, node.end, [f"signature: {op.signature()}"], path)
-                elif kind in ("literal_error", "enum"):
-                    self.error("invalid-parameter", f"`{name}`: {msg[0].lower() + msg[1:]}", loc, start, end, path=path)
-                else:
-                    field = op.Params.model_fields.get(name) if name else None
-                    want = getattr(field.annotation, "__name__", str(field.annotation)) if field else "another type"
-                    self.error("invalid-parameter-type", f"`{name}` must be {want}, got {type(err.get('input')).__name__} {err.get('input')!r}",
-                               loc, start, end, [f"signature: {op.signature()}"], path)
-            return None
+        params, errors = op.validate(kwargs)
+        if not errors:
+            return params
+        fields = list(op.wants)
+        spans = {kw.name: (kw.start, kw.end) for kw in node.kwargs}
+        for err in errors:
+            name = str(err["loc"][0]) if err["loc"] else None
+            start, end = spans.get(name, (node.start, node.name_end or node.end))
+            kind, msg = err["type"], err["msg"]
+            if kind == "extra_forbidden":
+                hints = _did_you_mean(difflib.get_close_matches(name or "", fields, n=2))
+                hints.append(f"`{op.name}` takes: " + (", ".join(fields) or "no parameters"))
+                self.error("unknown-parameter", f"`{op.name}` has no parameter `{name}`", loc, start, end, hints, path)
+            elif kind == "missing":
+                self.error("missing-parameter", f"`{op.name}` needs parameter `{name}`", loc, node.start, node.end,
+                           [f"signature: {op.signature}"], path)
+            elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short", "too_long"):
+                self.error("out-of-range", f"`{name}` {msg.lower()}, got {err.get('input')!r}", loc, start, end,
+                           [f"signature: {op.signature}"], path)
+            elif kind == "value_error":
+                text = msg.removeprefix("Value error, ")
+                code = "contradictory-bounds" if "contradict" in text or " > " in text else "invalid-parameter"
+                self.error(code, text[0].lower() + text[1:] if text else text, loc, node.start, node.end, [f"signature: {op.signature}"], path)
+            elif kind in ("literal_error", "enum"):
+                self.error("invalid-parameter", f"`{name}`: {msg[0].lower() + msg[1:]}", loc, start, end, path=path)
+            else:
+                want = op.wants.get(name, "another type") if name else "another type"
+                self.error("invalid-parameter-type", f"`{name}` must be {want}, got {type(err.get('input')).__name__} {err.get('input')!r}",
+                           loc, start, end, [f"signature: {op.signature}"], path)
+        return None
 
     def call_args(self, op, node: ACall, env, loc, path, targets: bool) -> list[ir.Expr] | None:
         """Check positional arguments against the operator's signature."""
@@ -224,12 +221,12 @@ class _Checker:
         if n < required:
             missing = specs[n].name
             self.error("missing-argument", f"`{op.name}` needs argument `{missing}`", loc, node.start, node.end,
-                       [f"signature: {op.signature()}"], path)
+                       [f"signature: {op.signature}"], path)
             ok = False
         if n > len(specs) and not variadic:
             extra = node.args[len(specs)]
             self.error("too-many-arguments", f"`{op.name}` takes {len(specs)} positional argument{'s' * (len(specs) != 1)}, got {n}",
-                       loc, extra.start, node.args[-1].end, [f"signature: {op.signature()}"], path)
+                       loc, extra.start, node.args[-1].end, [f"signature: {op.signature}"], path)
             ok = False
         typed: list[ir.Expr] = []
         seen_columns: set[str] = set()
@@ -255,15 +252,16 @@ class _Checker:
                 continue
             if not assignable(t.type, spec.type):
                 self.error("type-mismatch", f"argument `{spec.name}` of `{op.name}` must be {spec.type}, found {t.type}", loc, a.start, a.end,
-                           [f"signature: {op.signature()}"], path)
+                           [f"signature: {op.signature}"], path)
                 ok = False
                 continue
             typed.append(t)
         return typed if ok else None
 
     def lookup(self, node: ACall, loc: Locator, path: str, kinds: tuple[OpKind, ...]):
-        cls = self.reg.get(node.name)
-        if cls is None:
+        """The operator's ``OpSpec`` (what checking needs; its class is not imported), or None."""
+        spec = self.reg.spec(node.name)
+        if spec is None:
             hints = _did_you_mean(self.reg.suggest(node.name, kinds))
             family = node.name.split(".")[0] + "."
             same = [n for n in self.reg.names() if n.startswith(family) and "." in node.name]
@@ -271,8 +269,7 @@ class _Checker:
                 hints.append(f"operators in `{family[:-1]}`: " + ", ".join(same))
             hints.append("`autodp ops` lists every operator")
             self.error("unknown-op", f"unknown operator `{node.name}`", loc, node.start, node.name_end or node.end, hints, path)
-            return None
-        return cls()
+        return spec
 
     def signal_call(self, node: ACall, env, loc, path) -> ir.Expr | None:
         op = self.lookup(node, loc, path, (OpKind.SIGNAL,))

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ir
+from .catalog import OpKind, Registry, registry
 from .checker import check_document
 from .diagnostics import Diagnostic, Severity, has_errors
 from .document import load_document
-from .ops import OpKind, Registry, registry
 from .optimizer import canonicalize, optimize
 from .types import Type
 

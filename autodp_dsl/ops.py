@@ -20,19 +20,21 @@ Kinds (``OpKind``):
 
 Operators are registered in a ``Registry``. ``registry()`` builds the default one from the
 ``autodp.ops`` entry-point group, so a third-party package adds operators the same way
-``stdlib_ops`` does: an entry point naming a function ``register(reg: Registry) -> None``.
+``stdlib_ops`` does: an entry point naming a function ``register(reg: Registry) -> None``. The
+default registry is read from a manifest of those operators' declarations when it is current, and
+imports an operator's module only when its class is asked for (see ``autodp_dsl.manifest``).
 """
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from .types import ANY, STR, Type
+# The declarations the checker reads live in ``catalog`` (importable without pydantic); they are
+# part of this API too.
+from .catalog import Arg, Cost, Family, OpKind, Registry, registry
+from .types import ANY, Type
 
 if TYPE_CHECKING:
     import polars as pl
@@ -56,42 +58,6 @@ __all__ = [
 ROW_ID = "__rid"  # stable id of every input row (UInt64), carried through every step
 KEEP = "__keep"  # boolean column a filter/global op adds; false rows are dropped with a reason
 REASON = "__reason"  # optional string column: why a row is dropped (else the step text is the reason)
-
-
-class OpKind(StrEnum):
-    SIGNAL = "signal"
-    MAP = "map"
-    FILTER = "filter"
-    GLOBAL = "global"
-    GENERATE = "generate"
-
-
-class Family(StrEnum):
-    CLEANING = "cleaning"
-    GENERATION = "generation"
-    OPTIMIZATION = "optimization"
-    SELECTION = "selection"
-
-
-class Cost(StrEnum):
-    VECTORISED = "vectorised"  # pure Polars expressions: cheap
-    MODEL = "model"  # a local model (embeddings, small LM): seconds per thousand rows
-    LLM = "llm"  # an LLM call per row: the expensive kind, gate it with where-blocks
-
-
-@dataclass(frozen=True, slots=True)
-class Arg:
-    """A positional argument of an operator.
-
-    ``column=True`` means it must be a bare column reference (the column a map rewrites).
-    ``variadic=True`` (last argument only) accepts one or more values.
-    """
-
-    name: str
-    type: Type = STR
-    column: bool = False
-    variadic: bool = False
-    doc: str = ""
 
 
 class Params(BaseModel):
@@ -211,55 +177,3 @@ class Op:
         if self.kind == OpKind.FILTER:
             return lf.with_columns(self.keep([ctx.expr(a) for a in args], params).fill_null(False).alias(KEEP))
         raise NotImplementedError(f"{self.name} ({self.kind}) must implement lower()")
-
-
-class Registry:
-    """Name -> operator class. Lookups suggest close names for typos."""
-
-    def __init__(self) -> None:
-        self._ops: dict[str, type[Op]] = {}
-
-    def add(self, op: type[Op]) -> type[Op]:
-        """Register an operator class (usable as a decorator)."""
-        if op.name in self._ops and self._ops[op.name] is not op:
-            raise ValueError(f"operator {op.name!r} is registered twice")
-        self._ops[op.name] = op
-        return op
-
-    def get(self, name: str) -> type[Op] | None:
-        return self._ops.get(name)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._ops
-
-    def __iter__(self):
-        return iter(sorted(self._ops.values(), key=lambda o: o.name))
-
-    def names(self) -> list[str]:
-        return sorted(self._ops)
-
-    def suggest(self, name: str, kinds: tuple[OpKind, ...] | None = None) -> list[str]:
-        pool = [n for n, o in self._ops.items() if kinds is None or o.kind in kinds]
-        return difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
-
-
-_DEFAULT: Registry | None = None
-
-
-def registry() -> Registry:
-    """The default registry: every ``autodp.ops`` entry point, loaded once."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        reg = Registry()
-        from importlib.metadata import entry_points
-
-        eps = entry_points(group="autodp.ops")
-        names = {ep.name for ep in eps}
-        for ep in eps:
-            ep.load()(reg)
-        if "stdlib" not in names:  # running from a source tree without an installed distribution
-            import stdlib_ops
-
-            stdlib_ops.register(reg)
-        _DEFAULT = reg
-    return _DEFAULT

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from . import ir
-from .ops import Registry, registry
+from .catalog import Registry, registry
 from .types import BOOL, FLOAT, INT
 
 __all__ = ["Rule", "RULES", "CANONICAL", "optimize", "canonicalize"]

@@ -76,7 +76,7 @@ def main() -> None:
         f = Path(d) / "s.dp"
         f.write_text(make_doc(20))
         exe = [sys.executable, "-m", "autodp_dsl.cli", "lint", str(f)]
-        subprocess.run(exe, check=True, capture_output=True)  # warm the OS cache and the parser-table cache
+        subprocess.run(exe, check=True, capture_output=True)  # warm the OS cache and the operator manifest
         cmd = time_calls(lambda: subprocess.run(exe, check=True, capture_output=True), args.cmd_runs)
         py = time_calls(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.cmd_runs)
     cm, pm = statistics.median(cmd), statistics.median(py)

@@ -43,6 +43,8 @@ from typing import Any
 
 import polars as pl
 
+from ..paths import cache_root
+
 __all__ = ["CacheStore", "Entry", "EntryInfo", "VerifyReport", "GcReport", "DEFAULT_MAX_BYTES", "default_cache_dir", "parse_size"]
 
 FORMAT = "autodp-cache 1"
@@ -53,11 +55,7 @@ _BACKDATE_NS = 1_000_000_000  # written data files get an mtime this far in the 
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("AUTODP_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "autodp"
+    return cache_root()
 
 
 def parse_size(text: str | int) -> int:

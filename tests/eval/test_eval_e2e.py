@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 
 import pytest
 
@@ -101,19 +102,27 @@ def test_clean_arm_wins_with_the_pairwise_judge_on_a_fake_server(qa_split, e2e_c
 def test_pairwise_judge_with_a_failing_server(qa_split, e2e_config, eval_cache):
     clean, corrupted, held = qa_split
     bad_questions = {r["instruction"] for r in held[:5]}
-    calls = {"n": 0}
+    asked: set[tuple[str, str]] = set()
+    transient: list[tuple[str, str]] = []
 
     def handler(req):
-        calls["n"] += 1
-        if judge_prompt_parts(req)["question"] in bad_questions:
+        parts = judge_prompt_parts(req)
+        if parts["question"] in bad_questions:
             return FakeFailure(500, "judge backend down")
-        if calls["n"] % 7 == 0:
-            return FakeFailure(503, "busy")  # transient: the retry succeeds
+        key = (parts["question"], parts["answer_1"])
+        if key not in asked:
+            asked.add(key)
+            if zlib.crc32(repr(key).encode()) % 7 == 0:
+                # transient, on the first attempt of some requests only (whatever the order the
+                # concurrent requests arrive in): the retry succeeds
+                transient.append(key)
+                return FakeFailure(503, "busy")
         return overlap_rule_reply(req)
 
     with FakeOpenAIServer(handler) as server:
         judge = PairwiseLLMJudge("fake-judge", server.base_url, api_key="x", backoff_s=0.001, max_retries=2)
         res = evaluate(clean, corrupted, held, e2e_config, cache_dir=eval_cache, judge=judge)
+        assert transient  # some requests did fail once
         assert res.failures == 5 and res.failure_counts == {"http-500": 5}
         assert res.n - res.failures == 55 and res.win_rate is not None
         assert "judge failures: 5 of 60" in res.feedback

@@ -1,0 +1,148 @@
+"""The operator manifest: the default registry's declarations, cached so checking imports nothing.
+
+Loading the registry means importing every operator module and building its pydantic models:
+most of ``autodp lint``'s start-up. The first process that loads it writes what the type checker
+needs of each operator (an ``OpSpec``) and where its class lives to
+``<cache>/ops/<sys.path hash>.json`` (``<cache>``: ``$AUTODP_CACHE_DIR``, else
+``$XDG_CACHE_HOME/autodp`` or ``~/.cache/autodp``); later processes build the registry from it, and
+an operator's module is imported only when its class is asked for (``Registry.get``).
+
+The manifest is used only while it is current. It records the Python version, ``sys.path``, the
+modification time of every ``sys.path`` folder (installing or removing a distribution, and so an
+``autodp.ops`` entry point, changes its folder) and the size and modification time of the source
+of every module loaded from the packages that declare operators (and of the autodp modules that
+shape a spec). Any difference and the registry is loaded from the entry points and the manifest
+rewritten (atomically: concurrent processes never read a torn file); the folder keeps the 16 most
+recently written. ``AUTODP_NO_OPS_CACHE=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import zlib
+from pathlib import Path
+
+from .catalog import Registry, load_function
+from .opspec import OpSpec
+from .paths import cache_root
+
+__all__ = ["load", "save", "manifest_path"]
+
+FORMAT = 1
+# autodp modules whose code decides what a spec says: a change to them makes manifests stale
+_SHAPERS = ("autodp_dsl.catalog", "autodp_dsl.manifest", "autodp_dsl.ops", "autodp_dsl.opspec", "autodp_dsl.types")
+
+
+def _search_path() -> list[str]:
+    return [os.fsdecode(os.path.abspath(p or ".")) for p in sys.path]
+
+
+def manifest_path() -> Path:
+    """Where the manifest of this interpreter and ``sys.path`` lives."""
+    key = json.dumps([FORMAT, sys.version, _search_path()])
+    return cache_root() / "ops" / f"{zlib.crc32(key.encode()):08x}.json"
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _file_stamp(path: str) -> list | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size]
+
+
+def load() -> Registry | None:
+    """The default registry from a current manifest, or None (absent, stale, unreadable)."""
+    if os.environ.get("AUTODP_NO_OPS_CACHE"):
+        return None
+    try:
+        data = json.loads(manifest_path().read_bytes())
+    except (OSError, ValueError):
+        return None
+    try:
+        if data["format"] != FORMAT or data["python"] != sys.version or data["path"] != _search_path():
+            return None
+        if any(_mtime(p) != t for p, t in data["dirs"]) or any(_file_stamp(p) != s for p, s in data["files"]):
+            return None
+        reg = Registry()
+        for entry in data["ops"]:
+            reg.describe(OpSpec.from_json(entry["spec"]), _loader(entry["class"], entry["entry_point"], entry["spec"]["name"]))
+        return reg
+    except (KeyError, TypeError, ValueError):  # a manifest of another shape: rebuild it
+        return None
+
+
+def _loader(where: str | None, entry_point: str, name: str):
+    """How to import operator ``name``: its class by module and name when that finds the very
+    class the entry point registered (checked when the manifest was written), else by running the
+    entry point's function into a scratch registry."""
+    if where:
+        return lambda: load_function(where)
+
+    def by_entry_point():
+        scratch = Registry()
+        load_function(entry_point)(scratch)
+        return scratch.get(name)
+
+    return by_entry_point
+
+
+def save(reg: Registry, sources: dict[str, str]) -> None:
+    """Write the manifest of a registry loaded from the entry points (``sources``: operator -> the
+    entry point that registered it). Best effort: the manifest is a cache, and a failure to write
+    it (an unwritable folder, an operator it cannot describe) only means the next process loads the
+    entry points again."""
+    if os.environ.get("AUTODP_NO_OPS_CACHE"):
+        return
+    try:
+        path = manifest_path()
+        data = _describe(reg, sources)
+        from .atomic import write_text_atomic
+
+        write_text_atomic(path, json.dumps(data, ensure_ascii=False))
+        _prune(path.parent)
+    except Exception:  # best effort: see the docstring
+        pass
+
+
+def _describe(reg: Registry, sources: dict[str, str]) -> dict:
+    ops = []
+    packages = {"autodp_dsl"}
+    for op in reg:
+        where = f"{op.__module__}:{op.__qualname__}"
+        try:
+            found = load_function(where) is op
+        except (ImportError, AttributeError):
+            found = False
+        ops.append({"spec": reg.spec(op.name).to_json(), "class": where if found else None, "entry_point": sources[op.name]})
+        packages |= {m.split(":")[0].split(".")[0] for m in (op.__module__, op.Params.__module__, sources[op.name])}
+    modules = [
+        m for name, m in list(sys.modules.items())
+        if (top := name.split(".")[0]) in packages and (top != "autodp_dsl" or name in _SHAPERS)
+    ]
+    files = sorted({f for m in modules if (f := getattr(m, "__file__", None))})
+    return {
+        "format": FORMAT,
+        "python": sys.version,
+        "path": _search_path(),
+        "dirs": [[p, _mtime(p)] for p in _search_path()],
+        "files": [[f, _file_stamp(f)] for f in files],
+        "ops": ops,
+    }
+
+
+def _prune(folder: Path, keep: int = 16) -> None:
+    """Each interpreter and ``sys.path`` (the working folder is on it for ``python -m``) has its
+    own manifest: keep the most recently written few."""
+    old = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)[keep:]
+    for p in old:
+        p.unlink(missing_ok=True)
