@@ -147,9 +147,13 @@ def lower_step(step: ir.Step, lf: pl.LazyFrame, ctx: Context, path: str) -> pl.L
             lf = lf.with_columns(gate.alias("__gate"))
             inside = lf.filter(pl.col("__gate")).drop("__gate")
             outside = lf.filter(~pl.col("__gate")).drop("__gate")
+            before = set(lf.collect_schema().names())
             for i, s in enumerate(steps, 1):
                 inside = lower_step(s, inside, ctx, f"{path}.{i}")
-            return pl.concat([inside, outside], how="diagonal_relaxed").sort(ROW_ID)
+            # statistics computed inside the block exist for the gated rows only (null for the
+            # others after the concat): they stay local, and a later step computes its own
+            local = [c for c in inside.collect_schema().names() if c.startswith("__") and c not in before]
+            return pl.concat([inside.drop(local), outside], how="diagonal_relaxed").sort(ROW_ID)
     raise TypeError(f"not a step: {step!r}")
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+import polars as pl
+from hypothesis import example, given
 
 from autodp_dsl import compile_text, format_source, optimize, strategy_to_text
 from autodp_dsl.lower import lower_strategy
@@ -28,6 +29,12 @@ def test_ir_text_round_trip(src):
 
 
 @given(strategy_text(), frame())
+# found by this test: a signal computed inside a where block (for its rows only) was reused after it
+@example(
+    src="dp: 1\nname: gen\ncolumns:\n  instruction: str\n  output: str\n  n: int\n  x: float\nsteps:\n"
+    "  - where: 0 == 1\n    do:\n      - filter: 0 == words(instruction)\n  - filter: n == words(instruction)\n",
+    df=pl.DataFrame({"instruction": [""], "output": [""], "n": [0], "x": [0.0]}),
+)
 def test_optimized_and_unoptimized_plans_give_the_same_rows(src, df):
     r = compile_text(src, level="none")
     assert r.ok, r.diagnostics
