@@ -20,7 +20,7 @@ import polars as pl
 from . import ir
 from .ir import Assign, BinOp, Call, Col, Filter, ListLit, Lit, OpStep, UnOp, Where
 from .ops import KEEP, REASON, ROW_ID, OpKind, Registry, registry
-from .plan_keys import stat_column_name
+from .plan_keys import STAT_PREFIX, stat_column_name
 
 __all__ = ["Context", "lower_expr", "lower_step", "lower_strategy", "with_row_ids"]
 
@@ -152,7 +152,7 @@ def lower_step(step: ir.Step, lf: pl.LazyFrame, ctx: Context, path: str) -> pl.L
                 inside = lower_step(s, inside, ctx, f"{path}.{i}")
             # statistics computed inside the block exist for the gated rows only (null for the
             # others after the concat): they stay local, and a later step computes its own
-            local = [c for c in inside.collect_schema().names() if c.startswith("__") and c not in before]
+            local = [c for c in inside.collect_schema().names() if c.startswith(STAT_PREFIX) and c not in before]
             return pl.concat([inside.drop(local), outside], how="diagonal_relaxed").sort(ROW_ID)
     raise TypeError(f"not a step: {step!r}")
 

@@ -19,5 +19,8 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
 
 
+STAT_PREFIX = "__stat_"  # every statistic column's name starts with it
+
+
 def stat_column_name(name: str, spec: dict[str, Any]) -> str:
-    return f"__stat_{name}_{stable_hash(spec)[:16]}"
+    return f"{STAT_PREFIX}{name}_{stable_hash(spec)[:16]}"
