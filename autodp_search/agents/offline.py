@@ -110,6 +110,20 @@ class _Base:
         seen.add(k)
         return True
 
+    def _draw_fresh(self, rng: random.Random, ctx: AgentContext, templates, seen: set[str], out: list[Proposal], *,
+                    tries: int, max_len: int, name: str, why: str, rationale: str, origin: str) -> None:
+        """Append random strategies of 1..``max_len`` steps from the catalog to ``out`` until it
+        holds ``ctx.k`` proposals or ``tries`` draws are spent; already tried ones are skipped."""
+        for _ in range(tries):
+            if len(out) >= ctx.k:
+                break
+            steps = self._random_strategy(rng, ctx, templates, rng.randint(1, max_len))
+            if not steps:
+                continue
+            text = to_text(steps, f"{name}-{len(out) + 1}", why)
+            if self._accept(text, ctx, seen):
+                out.append(Proposal(text, rationale, origin))
+
     def repair(self, context: AgentContext, request: RepairRequest) -> Proposal | None:
         # The built-in agents write type-checked IR; a proposal that fails is given up.
         return None
@@ -142,15 +156,9 @@ class RandomAgent(_Base):
         templates = self._templates(context)
         seen = self._known_keys(context)
         out: list[Proposal] = []
-        for _ in range(context.k * 20):
-            if len(out) >= context.k:
-                break
-            steps = self._random_strategy(rng, context, templates, rng.randint(1, 4))
-            if not steps:
-                continue
-            text = to_text(steps, f"random-r{context.round}-{len(out) + 1}", "random draw from the catalog")
-            if self._accept(text, context, seen):
-                out.append(Proposal(text, "random", "random"))
+        self._draw_fresh(rng, context, templates, seen, out, tries=context.k * 20, max_len=4,
+                         name=f"random-r{context.round}", why="random draw from the catalog",
+                         rationale="random", origin="random")
         return out
 
 
@@ -185,15 +193,8 @@ class EvolutionaryAgent(_Base):
             text = to_text(s.steps, name, s.description or f"curated strategy {name}")
             if self._accept(text, ctx, seen):
                 out.append(Proposal(text, f"curated strategy {name}", "seed:curated"))
-        tries = 0
-        while len(out) < ctx.k and tries < ctx.k * 30:
-            tries += 1
-            steps = self._random_strategy(rng, ctx, templates, rng.randint(1, 3))
-            if not steps:
-                continue
-            text = to_text(steps, f"seed-{len(out) + 1}", "generated from the catalog")
-            if self._accept(text, ctx, seen):
-                out.append(Proposal(text, "generated from the catalog", "seed:catalog"))
+        self._draw_fresh(rng, ctx, templates, seen, out, tries=ctx.k * 30, max_len=3, name="seed",
+                         why="generated from the catalog", rationale="generated from the catalog", origin="seed:catalog")
         return out
 
     def _uses_allowed(self, s: ir.Strategy, ctx: AgentContext) -> bool:
