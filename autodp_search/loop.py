@@ -302,29 +302,38 @@ class CandidateRun:
     raw_accounting: dict[str, Any] | None = None
 
 
-def _executor(cache_dir: Path | None):
+def _services(memo: bool) -> dict[str, Any] | None:
+    """The operators' model services: the environment's (None), or twins that keep no memo."""
+    if memo:
+        return None
+    from stdlib_ops.backends import services_from_env
+
+    return services_from_env(memo=False)
+
+
+def _executor(cache_dir: Path | None, memo: bool = True):
     try:
         from autodp_dsl.engine import Executor
     except ImportError:
         return None
-    try:
-        return Executor(cache_dir=cache_dir) if cache_dir is not None else Executor(cache_dir=None)
-    except TypeError:
-        return Executor()
+    return Executor(cache_dir=cache_dir, services=_services(memo))
 
 
 def run_strategies(strategies: list[ir.Strategy], frame: pl.DataFrame, fingerprint: str,
-                   cache_dir: Path | None) -> list[CandidateRun]:
-    """Run every strategy on ``frame`` as one batch (the engine's cached executor when present)."""
-    ex = _executor(cache_dir)
+                   cache_dir: Path | None, memo: bool = True) -> list[CandidateRun]:
+    """Run every strategy on ``frame`` as one batch (the engine's cached executor when present).
+
+    ``cache_dir=None`` persists no node; ``memo=False`` also keeps model operators from reusing
+    earlier calls (``--no-cache``: nothing is reused)."""
+    ex = _executor(cache_dir, memo)
     if ex is not None:
         try:
             return _run_engine(ex, strategies, frame, fingerprint)
         except Exception as e:  # noqa: BLE001 - fall back per strategy so one bad candidate does not sink the round
             if len(strategies) == 1:
                 return [CandidateRun(None, [], frame.height, 0, 0.0, error=f"{type(e).__name__}: {e}")]
-            return [run_strategies([s], frame, fingerprint, cache_dir)[0] for s in strategies]
-    return [_run_plain(s, frame) for s in strategies]
+            return [run_strategies([s], frame, fingerprint, cache_dir, memo)[0] for s in strategies]
+    return [_run_plain(s, frame, memo) for s in strategies]
 
 
 def _run_engine(ex, strategies, frame, fingerprint) -> list[CandidateRun]:
@@ -361,12 +370,12 @@ def _merge_reasons(dropped: dict[str, int], text: str, texts: frozenset[str] = f
     return out
 
 
-def _run_plain(strategy: ir.Strategy, frame: pl.DataFrame) -> CandidateRun:
+def _run_plain(strategy: ir.Strategy, frame: pl.DataFrame, memo: bool = True) -> CandidateRun:
     """Step by step with ``lower_step``; counts rows after every top-level step."""
     from autodp_dsl.lower import Context, lower_step, with_row_ids
 
     t = time.perf_counter()
-    ctx = Context()
+    ctx = Context(services=_services(memo))
     df = with_row_ids(frame.lazy()).collect()
     rows_in = df.height
     steps: list[StepCount] = []
@@ -757,7 +766,9 @@ class Search:
         self.console.print(f"sample: {search.height} of {pool.height} rows\n{self.fidelity_text}")
 
         t = time.perf_counter()
-        self.selector = make_selector(search, cfg.seed, cfg.target_selection)
+        # trained on every searchable row, not just the sample: its labels come from cheap signals,
+        # and a small sample may hold too few low-quality rows to learn from
+        self.selector = make_selector(pool, cfg.seed, cfg.target_selection)
         search = self.selector.add(search, TARGET_COLUMN)
         self.full_frame = self.selector.add(full, TARGET_COLUMN)
         self.timings["targets"] = time.perf_counter() - t
@@ -961,7 +972,7 @@ class Search:
         stop = None
         strategies = [self._lint(c["dp_text"]).strategy for c in todo]
         t = time.perf_counter()
-        runs = run_strategies(strategies, self.search_frame, self.search_fp, self._exec_cache())
+        runs = run_strategies(strategies, self.search_frame, self.search_fp, self._exec_cache(), self.cfg.cache)
         exec_s = time.perf_counter() - t
         self.console.print(f"round {rnd}: ran {len(todo)} candidates as one batch ({exec_s:.2f} s)")
         for c, run in zip(todo, runs, strict=True):
@@ -1124,7 +1135,8 @@ class Search:
         t = time.perf_counter()
         for cand in ranked:
             text = cand.dp_text if cand else text
-            run = run_strategies([self._lint(text).strategy], self.full_frame, self.full_fp, self._exec_cache())[0]
+            run = run_strategies([self._lint(text).strategy], self.full_frame, self.full_fp, self._exec_cache(),
+                                  self.cfg.cache)[0]
             if not (run.error or run.frame is None):
                 best = cand
                 break

@@ -186,24 +186,46 @@ def default_backend() -> ModelBackend:
     return _cached("model", _env_spec())
 
 
+def _score_spec() -> str | dict[str, Any] | None:
+    """The scoring backend's spec, or None when the LLM backend scores (a local or vLLM model)."""
+    if os.environ.get("AUTODP_SCORE_MODEL"):
+        return os.environ["AUTODP_SCORE_MODEL"]
+    spec = _env_spec()
+    kind = parse_spec(spec)["kind"] if isinstance(spec, str) else spec.get("kind")
+    return None if kind in ("local", "vllm") else "local:smollm2"
+
+
 def default_score_backend() -> ModelBackend:
     """The backend that scores log-likelihoods: ``AUTODP_SCORE_MODEL``, else the LLM backend if it
     can score, else ``local:smollm2``."""
-    if os.environ.get("AUTODP_SCORE_MODEL"):
-        return _cached("score", os.environ["AUTODP_SCORE_MODEL"])
-    spec = _env_spec()
-    kind = parse_spec(spec)["kind"] if isinstance(spec, str) else spec.get("kind")
-    if kind in ("local", "vllm"):
-        return default_backend()
-    return _cached("score", "local:smollm2")
+    spec = _score_spec()
+    return default_backend() if spec is None else _cached("score", spec)
 
 
-def services_from_env() -> dict[str, Any]:
+def _without_memo(spec: str | dict[str, Any]) -> dict[str, Any]:
+    conf = parse_spec(spec) if isinstance(spec, str) else dict(spec)
+    conf["memo"] = False
+    return conf
+
+
+def services_from_env(*, memo: bool = True) -> dict[str, Any]:
     """The services an executor/CLI passes to ``Context(services=...)``, from the environment.
 
-    Cheap: backends connect and load their models on first use, not here.
+    Cheap: backends connect and load their models on first use, not here. ``memo=False`` gives
+    backends (and an embedder) that keep no memo, for runs that must reuse nothing (``autodp search
+    --no-cache``); like the defaults, they are built once per process, so models load once.
     """
-    return {"model_backend": default_backend(), "score_backend": default_score_backend()}
+    if memo:
+        return {"model_backend": default_backend(), "score_backend": default_score_backend()}
+    from .embed import default_embedder
+
+    model = _cached("model", _without_memo(_env_spec()))
+    score = _score_spec()
+    return {
+        "model_backend": model,
+        "score_backend": model if score is None else _cached("score", _without_memo(score)),
+        "embedder": default_embedder(memo=False),
+    }
 
 
 def resolve_backend(ctx: Any, role: str = "model_backend") -> ModelBackend:

@@ -151,17 +151,17 @@ def knn_novelty(vectors, k: int = 10, block: int = 2048):
     return out
 
 
-_default: Embedder | None = None
+_defaults: dict[bool, Embedder] = {}
 _default_lock = threading.Lock()
 
 
-def default_embedder() -> Embedder:
-    """The process-wide embedder: ``$AUTODP_EMBED_MODEL`` (a model directory) or MiniLM."""
-    global _default
+def default_embedder(*, memo: bool = True) -> Embedder:
+    """The process-wide embedder: ``$AUTODP_EMBED_MODEL`` (a model directory) or MiniLM;
+    ``memo=False``: its twin that keeps no memo (``autodp search --no-cache``)."""
     with _default_lock:
-        if _default is None:
-            _default = Embedder(os.environ.get("AUTODP_EMBED_MODEL") or "minilm")
-        return _default
+        if memo not in _defaults:
+            _defaults[memo] = Embedder(os.environ.get("AUTODP_EMBED_MODEL") or "minilm", memo=memo)
+        return _defaults[memo]
 
 
 def resolve_embedder(ctx: Any) -> Embedder:

@@ -237,3 +237,29 @@ def test_heldout_tidying_changes_whitespace_only():
     assert out["output"][0] == "Key Points\n- a b c\nd"
     assert out["output"][0].split() == df["output"][0].split()
     assert out["instruction"][0] == "What is X ?"
+
+
+@pytest.mark.parametrize("memo", [True, False])
+def test_no_cache_keeps_model_operators_from_their_memo(memo, tmp_path, monkeypatch):
+    """``--no-cache`` reuses nothing: a model operator's calls are not memoised (nor read back)."""
+    import polars as pl
+
+    from autodp_dsl import compile_text
+    from autodp_dsl.types import STR
+    from autodp_search.loop import run_strategies
+    from stdlib_ops.backends import config
+
+    monkeypatch.setenv("AUTODP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AUTODP_LLM", "scripted?memo=true")  # a backend that memoises by default
+    monkeypatch.setattr(config, "_defaults", {})
+    frame = pl.DataFrame({"instruction": ["q1", "q2"], "output": ["short", "also short"]})
+    text = dp("rw", "refine.rewrite(output)")
+    strategy = compile_text(text, columns={"instruction": STR, "output": STR}).strategy
+    run = run_strategies([strategy], frame, "fp", None, memo=memo)[0]
+    assert run.error is None and run.rows_out == 2
+    memo_file = tmp_path / "cache" / "model-memo" / "memo.sqlite3"
+    assert memo_file.exists() is memo
+    if not memo:  # built once per process, like the defaults; the embedder keeps no memo either
+        svc = config.services_from_env(memo=False)
+        assert svc is not None and svc["model_backend"] is config.services_from_env(memo=False)["model_backend"]
+        assert svc["model_backend"].memo is None and svc["embedder"].memo is None
