@@ -1,7 +1,7 @@
 """Benchmark the search accelerations: the same seeded search with all on and all off.
 
-    python bench/bench_search.py                       # example data, offline defaults (slow: minutes)
-    python bench/bench_search.py --rounds 2 -k 3       # smaller
+    python bench/bench_search.py                       # example data, offline defaults: ~45 min, mostly "all off"
+    python bench/bench_search.py --rounds 3 -k 4       # a longer search
     python bench/bench_search.py --scripted            # the loop only, with a scripted evaluator
                                                        # whose cost is proportional to the rows trained
 
@@ -48,10 +48,10 @@ def run_one(args, on: bool, out: Path):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(ROOT / "examples" / "medquad_sample.jsonl"))
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("-k", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("-k", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--heldout", type=int, default=100)
+    p.add_argument("--heldout", type=int, default=50)
     p.add_argument("--eval-preset", default="quick")
     p.add_argument("--scripted", action="store_true", help="scripted evaluator (loop overhead and cost model only)")
     p.add_argument("--seconds-per-row", type=float, default=0.002)
