@@ -219,13 +219,19 @@ def services_from_env(*, memo: bool = True) -> dict[str, Any]:
         return {"model_backend": default_backend(), "score_backend": default_score_backend()}
     from .embed import default_embedder
 
-    model = _cached("model", _without_memo(_env_spec()))
-    score = _score_spec()
-    return {
-        "model_backend": model,
-        "score_backend": model if score is None else _cached("score", _without_memo(score)),
-        "embedder": default_embedder(memo=False),
-    }
+    def score() -> ModelBackend:
+        spec = _score_spec()
+        return out["model_backend"] if spec is None else _cached("score", _without_memo(spec))
+
+    out: dict[str, Any] = {}
+    builders = (("model_backend", lambda: _cached("model", _without_memo(_env_spec()))), ("score_backend", score),
+                ("embedder", lambda: default_embedder(memo=False)))
+    for role, build in builders:
+        try:
+            out[role] = build()
+        except (ConfigError, KeyError):  # misconfigured: the operator that needs it reports the error when it runs
+            pass
+    return out
 
 
 def resolve_backend(ctx: Any, role: str = "model_backend") -> ModelBackend:

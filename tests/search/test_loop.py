@@ -263,3 +263,14 @@ def test_no_cache_keeps_model_operators_from_their_memo(memo, tmp_path, monkeypa
         svc = config.services_from_env(memo=False)
         assert svc is not None and svc["model_backend"] is config.services_from_env(memo=False)["model_backend"]
         assert svc["model_backend"].memo is None and svc["embedder"].memo is None
+
+
+def test_no_cache_services_survive_a_misconfigured_environment(monkeypatch):
+    """A bad model configuration fails the model operators that run, not every --no-cache round."""
+    from stdlib_ops.backends import config
+
+    monkeypatch.setattr(config, "_defaults", {})
+    monkeypatch.delenv("AUTODP_LLM", raising=False)
+    monkeypatch.setenv("AUTODP_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # no AUTODP_LLM_MODEL
+    svc = config.services_from_env(memo=False)
+    assert "model_backend" not in svc and "embedder" in svc
