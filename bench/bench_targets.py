@@ -2,7 +2,7 @@
 
     python bench/bench_targets.py                  # novelty (MiniLM embedder), example data: ~1 min
     python bench/bench_targets.py --step "filter: ifd(instruction, output, max_chars=1000) < 1.0"
-                                                   # the SmolLM2 scorer: about 2 s a row on 1 CPU thread
+                                                   # the SmolLM2 scorer: seconds a row on 1 CPU thread
 
 Prepares the data as ``autodp search`` does (held-out questions set aside, the 20% sample, the
 target selector trained on every searchable row), then runs ``where: lowq > 0.5 do: [STEP]`` on the
