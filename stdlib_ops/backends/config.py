@@ -219,18 +219,20 @@ def services_from_env(*, memo: bool = True) -> dict[str, Any]:
         return {"model_backend": default_backend(), "score_backend": default_score_backend()}
     from .embed import default_embedder
 
-    def score() -> ModelBackend:
+    def score() -> ModelBackend | None:
         spec = _score_spec()
-        return out["model_backend"] if spec is None else _cached("score", _without_memo(spec))
+        return out.get("model_backend") if spec is None else _cached("score", _without_memo(spec))
 
     out: dict[str, Any] = {}
     builders = (("model_backend", lambda: _cached("model", _without_memo(_env_spec()))), ("score_backend", score),
                 ("embedder", lambda: default_embedder(memo=False)))
     for role, build in builders:
         try:
-            out[role] = build()
-        except (ConfigError, KeyError):  # misconfigured: the operator that needs it reports the error when it runs
-            pass
+            svc = build()
+        except ConfigError:  # misconfigured: the operator that needs it reports the error when it runs
+            continue
+        if svc is not None:
+            out[role] = svc
     return out
 
 
