@@ -5,13 +5,20 @@ search) contribute theirs through the ``autodp.commands`` entry-point group. Eac
 function ``register(subparsers)`` that adds its subparser and ``set_defaults(func=run)`` with
 ``run(args) -> int``. Only the module of the command being run is imported, so ``autodp lint``
 starts without loading the evaluator or the search.
+
+Every error is one line on stderr and an exit code from ``autodp_dsl.exitcodes`` (docs/cli.md):
+argparse's usage errors included, and any exception a command did not expect (a bug), which
+``AUTODP_DEBUG=1`` turns back into a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from . import exitcodes
 
 __all__ = ["main", "build_parser"]
 
@@ -44,8 +51,21 @@ def _providers() -> dict[str, str]:
     return found
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (the usage itself is one ``--help`` away). Subcommand
+    parsers are of the same class: ``add_subparsers`` makes them with ``type(self)``."""
+
+    def error(self, message: str):
+        self.exit(exitcodes.USAGE, f"error: {self.prog}: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="autodp",
         description="Find out how to clean a fine-tuning data set automatically. Strategies are .dp files.",
     )
@@ -66,25 +86,38 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def _unavailable(name: str, msg: str) -> int:
     print(f"error: `autodp {name}` is unavailable: {msg}", file=sys.stderr)
-    return 2
+    return exitcodes.USAGE
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return exitcodes.INTERRUPTED
+    except BrokenPipeError:
+        return exitcodes.OK
+    except Exception as e:  # a bug (RecursionError and MemoryError are Exceptions too): one line, no traceback
+        if os.environ.get("AUTODP_DEBUG"):
+            raise
+        print(f"error: internal error: {type(e).__name__}: {_one_line(e) or '(no message)'} "
+              "(set AUTODP_DEBUG=1 for the traceback)", file=sys.stderr)
+        return exitcodes.INTERNAL
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in argv if not a.startswith("-")), None)
     only = first if first and not any(a in ("-h", "--help") for a in argv[:1]) else None
     parser = build_parser(only if only and (only in CORE or only in _providers()) else None)
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version or a usage error, already printed: a code, as for any command
+        return int(e.code or exitcodes.OK)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return exitcodes.USAGE
+    return int(args.func(args) or exitcodes.OK)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,28 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run"]
+__all__ = ["EXIT_CODES", "register", "run"]
+
+# The exit codes of the whole ``autodp`` command (docs/cli.md), mirrored from autodp_dsl.exitcodes:
+# autodp_eval imports nothing from autodp_dsl, and tests/test_exit_codes.py checks that both tables
+# are equal. ``eval`` uses OK, FAILED (no question could be judged), USAGE (bad input or
+# configuration, as docs/eval.md states), INTERNAL and INTERRUPTED.
+OK = 0
+FAILED = 1
+USAGE = 2
+NO_STRATEGY = 3  # search only
+BACKEND = 4  # search only
+INTERNAL = 70
+INTERRUPTED = 130
+EXIT_CODES: dict[str, int] = {
+    "OK": OK,
+    "FAILED": FAILED,
+    "USAGE": USAGE,
+    "NO_STRATEGY": NO_STRATEGY,
+    "BACKEND": BACKEND,
+    "INTERNAL": INTERNAL,
+    "INTERRUPTED": INTERRUPTED,
+}
 
 EPILOG = """examples:
   autodp eval cleaned.jsonl --baseline raw.jsonl
@@ -155,8 +176,33 @@ def _validation_message(e: Any) -> str:
     return f"invalid configuration: {loc}: {first.get('msg', 'invalid')}{more}"
 
 
+def _heldout_records(path: str, config: Any) -> list[dict[str, Any]]:
+    """The held-out file's records, checked before any training: questions in an ``instruction``
+    column, and reference answers in ``output`` when the judge scores references (likelihood)."""
+    from ._data import load_rows, read_records
+    from .errors import EvalInputError
+
+    records = read_records(path)
+    needs_refs = config.judge.kind == "likelihood"
+    rows = load_rows(records, category_column=None, what=f"held-out data {path}", require_output=needs_refs)
+    if not rows:
+        raise EvalInputError(f"the held-out set {path} is empty")
+    if needs_refs and not any(r["output"].strip() for r in rows):
+        raise EvalInputError(
+            f"held-out data {path} has no reference answers in its 'output' column; the likelihood judge scores them"
+        )
+    return records
+
+
+def internal_error(e: BaseException) -> str:
+    """The one line for an exception nobody expected (a bug), as ``autodp``'s guard words it."""
+    msg = " ".join(str(e).split()) or "(no message)"
+    return f"internal error: {type(e).__name__}: {msg[:500]} (set AUTODP_DEBUG=1 for the traceback)"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``autodp eval``; returns the exit code (0 ok, 1 nothing could be judged, 2 usage/input error)."""
+    """Run ``autodp eval``; returns the exit code (see ``EXIT_CODES``): OK, FAILED when no question
+    could be judged, USAGE for bad input or configuration, INTERNAL for a bug, INTERRUPTED."""
     from pydantic import ValidationError
 
     from .errors import EvalError, EvalInputError
@@ -173,35 +219,35 @@ def run(args: argparse.Namespace) -> int:
         ):
             if path is not None and not Path(path).is_file():
                 raise EvalInputError(f"{name} file not found: {path}")
+        heldout: Any = None if args.heldout is None else _heldout_records(args.heldout, config)
         from ._evaluate import evaluate
 
         log = None if args.quiet else (lambda m: print(f"[eval] {m}", file=sys.stderr, flush=True))
-        heldout: Any = args.heldout
         with tempfile.TemporaryDirectory(prefix="autodp-eval-") as tmp:
             cache_dir = tmp if args.no_cache else args.cache_dir
             result = evaluate(args.candidate, args.baseline, heldout, config, cache_dir=cache_dir, log=log)
     except ValidationError as e:
         err(_validation_message(e))
-        return 2
+        return USAGE
     except EvalError as e:
         err(str(e))
-        return 2
+        return USAGE
     except (OSError, ValueError) as e:
         err(f"{type(e).__name__}: {e}")
-        return 2
+        return USAGE
     except KeyboardInterrupt:
         err("interrupted")
-        return 130
+        return INTERRUPTED
     except Exception as e:  # never a traceback for the user; AUTODP_DEBUG=1 shows it
         if os.environ.get("AUTODP_DEBUG"):
             raise
-        err(f"unexpected {type(e).__name__}: {e} (set AUTODP_DEBUG=1 for the traceback)")
-        return 1
+        err(internal_error(e))
+        return INTERNAL
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
         print(result.summary())
     if result.win_rate is None:
         err(f"no question could be judged ({result.failures} failures)")
-        return 1
-    return 0
+        return FAILED
+    return OK

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
-__all__ = ["register", "run", "build_config"]
+from autodp_dsl import exitcodes
+
+__all__ = ["register", "run", "build_config", "usage_error"]
 
 
 def register(subparsers) -> None:
@@ -18,7 +22,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("data", help="jsonl / json / parquet file or Hugging Face datasets folder")
     p.add_argument("--out", help="output folder (default runs/<data name>)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_at_least(0), default=0)
     g = p.add_argument_group("agent")
     g.add_argument("--agent", choices=["offline", "random", "llm", "automl"], default="offline",
                    help="offline: built-in evolutionary proposer (default); random: random search baseline; "
@@ -30,20 +34,24 @@ def register(subparsers) -> None:
                    help="structured output with the .dp JSON Schema (auto: try, fall back to a lenient parse)")
     g.add_argument("--strategies", help="folder of curated .dp files to seed the offline proposer (default strategies/)")
     b = p.add_argument_group("budget")
-    b.add_argument("--rounds", type=int, default=3)
-    b.add_argument("-k", "--candidates", type=int, default=4, help="strategies per round (the agent may choose within --k-min/--k-max)")
-    b.add_argument("--k-min", type=int, default=1)
-    b.add_argument("--k-max", type=int, default=8)
-    b.add_argument("--max-finetunes", type=int, help="stop after this many fine-tune runs")
-    b.add_argument("--max-time", type=float, help="stop after this many seconds of wall time")
-    b.add_argument("--patience", type=int, help="stop after this many rounds without improvement")
-    b.add_argument("--max-agent-calls", type=int)
-    b.add_argument("--max-repairs", type=int, default=3, help="repairs per invalid proposal (each counts as an agent call)")
-    b.add_argument("--refills", type=int, default=1,
+    b.add_argument("--rounds", type=_at_least(1), default=3)
+    b.add_argument("-k", "--candidates", type=_at_least(1), default=4,
+                   help="strategies per round (the agent may choose within --k-min/--k-max)")
+    b.add_argument("--k-min", type=_at_least(1), default=1)
+    b.add_argument("--k-max", type=_at_least(1), help="(default: 8, or -k when more)")
+    b.add_argument("--max-finetunes", type=_at_least(1, "the baseline is a fine-tune run"),
+                   help="stop the search after this many fine-tune runs; the baseline is the first, so at least 1 "
+                   "(the final evaluation's two come on top; --no-final skips them)")
+    b.add_argument("--max-time", type=_seconds, help="stop after this many seconds of wall time")
+    b.add_argument("--patience", type=_at_least(1), help="stop after this many rounds without improvement")
+    b.add_argument("--max-agent-calls", type=_at_least(1))
+    b.add_argument("--max-repairs", type=_at_least(0), default=3,
+                   help="repairs per invalid proposal (each counts as an agent call)")
+    b.add_argument("--refills", type=_at_least(0), default=1,
                    help="times per round the agent is asked to replace candidates whose output repeated an earlier one's")
     b.add_argument("--stop-file", help="stop when this file exists (default <out>/STOP)")
     a = p.add_argument_group("accelerations")
-    a.add_argument("--sample-fraction", type=float, default=0.2)
+    a.add_argument("--sample-fraction", type=_fraction, default=0.2, help="share of the rows searched on, in (0, 1]")
     a.add_argument("--no-sampling", action="store_true", help="search on all rows")
     a.add_argument("--no-target-selection", action="store_true", help="no low-quality classifier: every row is a target")
     a.add_argument("--no-cache", action="store_true", help="reuse nothing across runs (executor and evaluator)")
@@ -52,8 +60,9 @@ def register(subparsers) -> None:
     e.add_argument("--eval-preset", default="quick", help="autodp_eval preset (quick: the offline default, 5 epochs over the unprocessed search data, at least 100 steps; tiny: 300 steps; smoke: wiring check only)")
     e.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an evaluation setting, e.g. train.epochs=6 (JSON values)")
-    e.add_argument("--heldout", type=int, default=100, help="held-out questions for the search")
-    e.add_argument("--final-heldout", type=int, default=100, help="other held-out questions for the final evaluation")
+    e.add_argument("--heldout", type=_at_least(1), default=100, help="held-out questions for the search")
+    e.add_argument("--final-heldout", type=_at_least(1), default=100,
+                   help="other held-out questions for the final evaluation")
     e.add_argument("--no-final", action="store_true", help="skip applying and evaluating on the full data")
     e.add_argument("--raw-heldout", action="store_true",
                    help="score held-out reference answers as they are (default: whitespace runs collapsed)")
@@ -68,20 +77,93 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+# Domains of the numeric options, checked while parsing: a bad value is argparse's one-line usage
+# error (exit 2) before anything is read or written.
+
+
+def _at_least(lo: int, why: str = ""):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {v}" + (f" ({why})" if why else ""))
+        return v
+
+    return parse
+
+
+def _number(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _seconds(text: str) -> float:
+    v = _number(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    v = _number(text)
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text} (--no-sampling searches on all rows)")
+    return v
+
+
 def _overrides(items: list[str]) -> dict:
     out: dict = {}
     for it in items:
-        key, _, val = it.partition("=")
+        key, eq, val = it.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--eval-set expects KEY=VALUE, got {it!r}")
         try:
             v = json.loads(val)
         except json.JSONDecodeError:
             v = val
         d = out
-        parts = key.split(".")
+        parts = key.strip().split(".")
         for k in parts[:-1]:
             d = d.setdefault(k, {})
+            if not isinstance(d, dict):
+                raise ValueError(f"--eval-set {key}: {k} is set to a value, not a section")
         d[parts[-1]] = v
     return out
+
+
+def _k_max(args) -> int:
+    return args.k_max if args.k_max is not None else max(8, args.candidates)
+
+
+def usage_error(args) -> str | None:
+    """What is wrong with arguments that are each in their domain but not together, or with the
+    evaluation settings; None when nothing is. Checked before anything is read or written."""
+    k_max = _k_max(args)
+    if args.k_min > k_max:
+        return f"--k-min {args.k_min} is greater than --k-max {k_max}"
+    if not args.k_min <= args.candidates <= k_max:
+        return f"-k {args.candidates} is outside --k-min {args.k_min} .. --k-max {k_max}"
+    from pydantic import ValidationError
+
+    from autodp_eval import EvalConfig
+    from autodp_eval.errors import EvalError
+
+    try:
+        EvalConfig.preset(args.eval_preset, **_overrides(args.eval_set))
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in first.get("loc", ())) or "config"
+        return f"invalid evaluation setting (--eval-preset/--eval-set): {loc}: {first.get('msg', 'invalid')}"
+    except (EvalError, ValueError) as e:
+        return str(e)
+    return None
 
 
 def build_config(args):
@@ -99,7 +181,7 @@ def build_config(args):
                     stop_file=args.stop_file)
     return SearchConfig(
         data=args.data, out_dir=out, seed=args.seed, agent=args.agent, llm=llm, k=args.candidates,
-        k_min=args.k_min, k_max=max(args.k_max, args.candidates), refills=args.refills, budget=budget, sampling=not args.no_sampling,
+        k_min=args.k_min, k_max=_k_max(args), refills=args.refills, budget=budget, sampling=not args.no_sampling,
         sample_fraction=args.sample_fraction, target_selection=not args.no_target_selection, cache=not args.no_cache,
         cache_dir=args.cache_dir, eval_preset=args.eval_preset, eval_overrides=_overrides(args.eval_set),
         heldout_n=args.heldout, final_heldout_n=args.final_heldout, resume=args.resume, final=not args.no_final,
@@ -116,25 +198,33 @@ def run(args) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TQDM_DISABLE", "1")
     from .journal import Journal, JournalMismatch
-    from .loop import run_search
+    from .loop import BackendFailure, NoValidStrategy, run_search
 
+    problem = usage_error(args)
+    if problem:
+        return _error(problem, exitcodes.USAGE)
     if not Path(args.data).exists():
-        print(f"error: no such file or folder: {args.data}", file=sys.stderr)
-        return 2
+        return _error(f"no such file or folder: {args.data}", exitcodes.FAILED)
     cfg = build_config(args)
     j = Journal(Path(cfg.out_dir) / "journal")
     if j.exists() and not (args.resume or args.force):
-        print(f"error: {cfg.out_dir} holds a search journal; pass --resume to continue it, --force to start over, "
-              "or choose another --out", file=sys.stderr)
-        return 2
+        return _error(f"{cfg.out_dir} holds a search journal; pass --resume to continue it, --force to start over, "
+                      "or choose another --out", exitcodes.USAGE)
     from autodp_dsl.io import DataError
-    from autodp_eval.errors import EvalError
+    from autodp_eval.errors import EvalError, EvalInputError
 
     try:
         res = run_search(cfg)
-    except (JournalMismatch, DataError, EvalError) as e:  # bad input or settings: one clear line
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except JournalMismatch as e:
+        return _error(str(e), exitcodes.USAGE)
+    except (DataError, EvalInputError, OSError) as e:
+        return _error(str(e), exitcodes.FAILED)
+    except EvalError as e:  # settings the evaluator cannot run with
+        return _error(str(e), exitcodes.USAGE)
+    except NoValidStrategy as e:
+        return _error(f"no valid strategy: {e}", exitcodes.NO_STRATEGY)
+    except BackendFailure as e:
+        return _error(str(e), exitcodes.BACKEND)
     summary = {
         "out": str(res.out_dir),
         "best": res.best.cid if res.best else None,
@@ -145,6 +235,14 @@ def run(args) -> int:
     }
     if args.json:
         print(json.dumps(summary))
-    elif not args.quiet:
+    if res.best is None:
+        return _error(f"no valid strategy: no candidate compiled and was scored before the search stopped "
+                      f"({res.stop_reason}); see {res.out_dir / 'report.html'}", exitcodes.NO_STRATEGY)
+    if not (args.json or args.quiet):
         print(f"best strategy: {res.out_dir / 'best.dp'}; report: {res.out_dir / 'report.html'} ({res.seconds:.0f} s)")
-    return 0
+    return exitcodes.OK
+
+
+def _error(message: str, code: int) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return code

@@ -49,10 +49,12 @@ from .prompts import DEFAULT_TASK, catalog_from_registry
 __all__ = [
     "TARGET_COLUMN",
     "AutodpEvaluator",
+    "BackendFailure",
     "CandidateRun",
     "DataSet",
     "EvalOutcome",
     "Evaluator",
+    "NoValidStrategy",
     "ScriptedEvaluator",
     "Search",
     "SearchConfig",
@@ -66,6 +68,16 @@ __all__ = [
 
 TARGET_COLUMN = "lowq"
 SEARCH_VERSION = 2
+
+
+# How a search ends without a result; ``autodp search`` gives each its exit code (docs/cli.md).
+class BackendFailure(RuntimeError):
+    """The agent or the evaluator back-end failed: an LLM endpoint down, the baseline that cannot be
+    trained or judged (a model that cannot be loaded)."""
+
+
+class NoValidStrategy(RuntimeError):
+    """No candidate strategy can be used (none runs on the full data)."""
 
 
 # ================================================================ data side and executor adapters
@@ -823,7 +835,7 @@ class Search:
         self.console.print(f"baseline: fine-tuning on the unprocessed {'sample' if self.cfg.sampling else 'data'} ...")
         o = self.evaluator.evaluate(self.search_frame, self.search_frame, self.heldout)
         if o.error:
-            raise RuntimeError(f"the baseline cannot be evaluated: {o.error}")
+            raise BackendFailure(f"the baseline cannot be evaluated: {o.error}")
         self.state.finetunes += o.finetunes
         self.r0 = o
         self.console.print(f"baseline r0 = 0.5 by definition (win rate against itself: {o.win_rate}); held-out loss "
@@ -864,7 +876,7 @@ class Search:
         try:
             proposals: list[Proposal] = list(self.agent.propose(ctx))
         except Exception as e:  # noqa: BLE001 - an agent failure ends the search cleanly
-            raise RuntimeError(f"the agent failed to propose: {type(e).__name__}: {e}") from e
+            raise BackendFailure(f"the agent failed to propose: {type(e).__name__}: {e}") from e
         calls += 1
         proposals = proposals[: ctx.k_max]
         known: dict[str, str] = {}
@@ -1144,7 +1156,7 @@ class Search:
             self.console.print(f"[yellow]{cand.cid if cand else 'strategy'} failed on the full data: {run.error}; "
                                "trying the next best[/yellow]")
         else:
-            raise RuntimeError(f"no candidate runs on the full data: {failed_on_full}")
+            raise NoValidStrategy(f"no candidate runs on the full data: {failed_on_full}")
         key = best.key if best else ""
         self.final_best = best
         exec_s = time.perf_counter() - t
