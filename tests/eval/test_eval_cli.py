@@ -209,3 +209,93 @@ def test_no_imports_from_the_language_or_the_search():
                 names = [node.module]
             for n in names:
                 assert n.split(".")[0] not in forbidden, f"{path.name} imports {n}"
+
+
+# --------------------------------------------------------------- held-out checked before training
+
+
+@pytest.fixture
+def reached(monkeypatch):
+    """Replaces evaluate() (where training starts) by a stand-in that records its held-out argument
+    and stops the command as Ctrl-C would (exit 130): a list of the held-out arguments it got."""
+    import autodp_eval._evaluate as ev
+
+    calls = []
+
+    def evaluate(candidate, baseline, heldout, *a, **kw):
+        calls.append(heldout)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ev, "evaluate", evaluate)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("rows", "argv", "message"),
+    [
+        # wrong columns: no questions
+        ([{"question": "q?", "answer": "a"}], [], "held-out data {h} has no 'instruction' column; columns: answer, question"),
+        # no reference answers, which the likelihood judge (the default) scores
+        ([{"instruction": "q?"}], [], "held-out data {h} has no 'output' column; columns: instruction"),
+        ([{"instruction": "q?", "output": ""}], [], "held-out data {h} has no reference answers in its 'output' column"),
+        ([], [], "the held-out set {h} is empty"),
+        # a pairwise judge compares the answers: references are optional
+        ([{"instruction": "q?", "topic": "t"}], ["--judge", "openai", "--model", "m"], None),
+        ([{"instruction": "q?", "output": "a"}], [], None),
+    ],
+)
+def test_heldout_columns_are_checked_before_training(rows, argv, message, files, tmp_path, reached, capsys):
+    h = tmp_path / "held.jsonl"
+    h.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rc = cli([str(files / "clean.jsonl"), "--baseline", str(files / "corrupted.jsonl"), "--heldout", str(h), "--quiet",
+              *argv])
+    if message is None:  # accepted: evaluate() gets the records, read once, every column kept
+        assert rc == 130 and reached == [rows]
+    else:
+        assert rc == 2 and message.format(h=h) in one_error_line(capsys) and reached == []
+
+
+# --------------------------------------------------------------- exit codes and the guard
+
+
+def test_an_unexpected_error_is_one_line_with_the_internal_code(files, monkeypatch, capsys):
+    import autodp_eval._evaluate as ev
+    from autodp_eval.cli import INTERNAL
+
+    def recurse(*a, **kw):
+        return recurse(*a, **kw)
+
+    monkeypatch.delenv("AUTODP_DEBUG", raising=False)
+    monkeypatch.setattr(ev, "evaluate", recurse)
+    assert cli([str(files / "clean.jsonl"), "--baseline", str(files / "corrupted.jsonl"), "--quiet"]) == INTERNAL
+    line = one_error_line(capsys)
+    assert "internal error: RecursionError: maximum recursion depth exceeded" in line
+    assert line.endswith("(set AUTODP_DEBUG=1 for the traceback)")
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), ValueError("bad\nvalue")])
+def test_python_m_autodp_eval_has_the_same_guard(exc, files, monkeypatch, capsys):
+    import autodp_eval.cli as eval_cli
+    from autodp_eval.__main__ import main
+
+    def boom(args):
+        raise exc
+
+    monkeypatch.delenv("AUTODP_DEBUG", raising=False)
+    monkeypatch.setattr(eval_cli, "run", boom)
+    assert main(["eval", str(files / "clean.jsonl"), "--baseline", str(files / "corrupted.jsonl")]) == eval_cli.INTERNAL
+    line = one_error_line(capsys)
+    assert f"internal error: {type(exc).__name__}: " in line
+    monkeypatch.setenv("AUTODP_DEBUG", "1")
+    with pytest.raises(type(exc)):
+        main(["eval", str(files / "clean.jsonl"), "--baseline", str(files / "corrupted.jsonl")])
+
+
+def test_python_m_autodp_eval_usage_errors_are_one_line(capsys):
+    from autodp_eval.__main__ import main
+
+    assert main(["eval", "c.jsonl"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--baseline" in err and "Traceback" not in err
+    assert main(["eval", "c.jsonl", "--baseline", "b.jsonl", "--heldout-n", "x"]) == 2
+    assert "invalid int value: 'x'" in capsys.readouterr().err

@@ -1,13 +1,19 @@
-"""``autodp search``: argument mapping, refusal to overwrite a journal, the budget estimate."""
+"""``autodp search``: argument mapping and validation, refusal to overwrite a journal, exit codes,
+the budget estimate."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
-from autodp_search import Budget, estimate
+from autodp_dsl import exitcodes
+from autodp_dsl.cli import main
+from autodp_search import BackendFailure, Budget, EvalOutcome, NoValidStrategy, ScriptedEvaluator, estimate
 from autodp_search.cli import build_config, register
+
+from .helpers import ScriptedAgent, dp, qa_rows, write_jsonl
 
 
 def parse(*argv):
@@ -52,9 +58,173 @@ def test_refuses_to_overwrite_a_journal(tmp_path, capsys):
 
 
 def test_missing_data(tmp_path, capsys):
-    from autodp_dsl.cli import main
+    assert main(["search", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")]) == exitcodes.FAILED
+    assert "no such file" in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
 
-    assert main(["search", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")]) == 2
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """Make ``autodp search`` run the real loop with a scripted evaluator (and agent): returns
+    ``install(agent=None, evaluator=None) -> evaluator``."""
+    import autodp_search.loop as loop
+
+    real = loop.run_search
+
+    def install(agent=None, evaluator=None):
+        ev = evaluator or ScriptedEvaluator(memo=False)
+        monkeypatch.setattr(loop, "run_search", lambda cfg: real(cfg, evaluator=ev, agent=agent))
+        return ev
+
+    return install
+
+
+@pytest.fixture(scope="module")
+def qa(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("d") / "qa.jsonl", qa_rows(300))
+
+
+# small and fast: the scripted evaluator, 20 + 20 held-out questions, no target classifier
+FAST = ["--heldout", "20", "--final-heldout", "20", "--sample-fraction", "0.5", "--no-target-selection", "--quiet"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # the reproductions of issue 12, as given
+        (["--rounds", "-1"], "argument --rounds: must be at least 1, got -1"),
+        (["-k", "-3"], "argument -k/--candidates: must be at least 1, got -3"),
+        (["--sample-fraction", "0"], "argument --sample-fraction: must be in (0, 1], got 0"),
+        (["--sample-fraction", "2"], "argument --sample-fraction: must be in (0, 1], got 2"),
+        (["--max-time", "-5"], "argument --max-time: must be a positive number of seconds, got -5"),
+        (["--k-min", "5", "--k-max", "1"], "--k-min 5 is greater than --k-max 1"),
+        (["--heldout", "0"], "argument --heldout: must be at least 1, got 0"),
+        (["--max-finetunes", "0"], "argument --max-finetunes: must be at least 1, got 0 (the baseline is a fine-tune run)"),
+        (["--eval-set", "nonsense"], "--eval-set expects KEY=VALUE, got 'nonsense'"),
+        (["--eval-set", "train.epochs=0"], "train.epochs: Input should be greater than or equal to 1"),
+        (["--eval-set", "no_such_setting=1"], "no_such_setting: Extra inputs are not permitted"),
+        (["--eval-set", "train.epochs=2", "--eval-set", "train.epochs.x=1"], "epochs is set to a value, not a section"),
+        # every other numeric option of the parser, out of its domain
+        (["--rounds", "0"], "--rounds: must be at least 1"),
+        (["--final-heldout", "0"], "--final-heldout: must be at least 1"),
+        (["--k-min", "0"], "--k-min: must be at least 1"),
+        (["--k-max", "0"], "--k-max: must be at least 1"),
+        (["-k", "10", "--k-max", "5"], "-k 10 is outside --k-min 1 .. --k-max 5"),
+        (["-k", "2", "--k-min", "3"], "-k 2 is outside --k-min 3 .. --k-max 8"),
+        (["--max-finetunes", "-1"], "--max-finetunes: must be at least 1"),
+        (["--patience", "0"], "--patience: must be at least 1"),
+        (["--max-agent-calls", "0"], "--max-agent-calls: must be at least 1"),
+        (["--max-repairs", "-1"], "--max-repairs: must be at least 0"),
+        (["--refills", "-1"], "--refills: must be at least 0"),
+        (["--seed", "-1"], "--seed: must be at least 0"),
+        (["--max-time", "0"], "--max-time: must be a positive number of seconds"),
+        (["--max-time", "nan"], "--max-time: expected a finite number, got 'nan'"),
+        (["--sample-fraction", "inf"], "--sample-fraction: expected a finite number"),
+        (["--sample-fraction", "-0.1"], "--sample-fraction: must be in (0, 1]"),
+        (["--rounds", "2.5"], "--rounds: expected an integer, got '2.5'"),
+        (["--eval-preset", "huge"], "unknown preset 'huge'"),
+    ],
+)
+def test_options_out_of_their_domain_are_refused_before_anything_runs(argv, message, qa, tmp_path, scripted, capsys):
+    ev = scripted()
+    before = sorted(p.name for p in qa.parent.iterdir())
+    assert main(["search", str(qa), "--out", str(tmp_path / "out"), *argv]) == exitcodes.USAGE
+    assert message in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in qa.parent.iterdir()) == before
+    assert ev.calls == 0
+
+
+def test_in_domain_edges_are_accepted():
+    a = parse("d.jsonl", "--sample-fraction", "1", "--max-repairs", "0", "--refills", "0", "--seed", "0", "-k", "1",
+              "--k-min", "1", "--k-max", "1", "--max-time", "0.5")
+    cfg = build_config(a)
+    assert cfg.sample_fraction == 1.0 and cfg.k == cfg.k_min == cfg.k_max == 1 and cfg.budget.max_wall_s == 0.5
+    assert build_config(parse("d.jsonl", "-k", "12")).k_max == 12  # without --k-max, k may exceed 8
+
+
+def test_max_finetunes_counts_the_baseline_and_stops_the_search(qa, tmp_path, scripted, capsys):
+    """--max-finetunes N: at most N fine-tune runs in the search, the baseline first. With 3 and 4
+    candidates per round, the search stops after the baseline and two candidates."""
+    agent = ScriptedAgent([[dp(f"w{n}", f"filter: words(output) >= {n}") for n in (5, 7, 16, 17)]])  # 4 different outputs
+    ev = scripted(agent=agent)
+    out = tmp_path / "o"
+    assert main(["search", str(qa), "--out", str(out), "--max-finetunes", "3", "--no-final", *FAST]) == exitcodes.OK
+    assert ev.trained == 3
+    assert "fine-tune budget spent (3/3)" in json.loads((out / "report.json").read_text())["stop_reason"]
+
+
+def test_max_finetunes_1_trains_the_baseline_only_and_finds_no_strategy(qa, tmp_path, scripted, capsys):
+    ev = scripted()
+    out = tmp_path / "o"
+    rc = main(["search", str(qa), "--out", str(out), "--max-finetunes", "1", "--no-final", "--json", *FAST])
+    assert rc == exitcodes.NO_STRATEGY and ev.trained == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["best"] is None
+    assert "no valid strategy" in one_line(captured.err) and "fine-tune budget spent (1/1)" in captured.err
+    assert (out / "report.json").exists()
+
+
+def test_no_valid_strategy_exits_3(qa, tmp_path, scripted, capsys):
+    invalid = "dp: 1\nname: bad\nsteps:\n  - filter: wrds(output) >= 8\n"
+    scripted(agent=ScriptedAgent([[invalid]]))
+    out = tmp_path / "o"
+    assert main(["search", str(qa), "--out", str(out), "--rounds", "1", "--no-final", *FAST]) == exitcodes.NO_STRATEGY
+    assert "no valid strategy: no candidate compiled and was scored" in one_line(capsys.readouterr().err)
+    assert json.loads((out / "report.json").read_text())["candidates"][0]["status"] == "invalid"
+
+
+class _FailingAgent(ScriptedAgent):
+    def propose(self, context):
+        raise ConnectionError("connection refused by http://127.0.0.1:1/v1")
+
+
+class _BrokenEvaluator(ScriptedEvaluator):
+    def evaluate(self, candidate, baseline, heldout):
+        self.calls += 1
+        return EvalOutcome(None, None, None, error="ModelLoadError: no such model: /nope")
+
+
+@pytest.mark.parametrize(
+    ("agent", "evaluator", "message"),
+    [
+        (_FailingAgent([[]]), None, "the agent failed to propose: ConnectionError: connection refused"),
+        (None, _BrokenEvaluator(), "the baseline cannot be evaluated: ModelLoadError: no such model"),
+    ],
+)
+def test_agent_or_backend_failure_exits_4(agent, evaluator, message, qa, tmp_path, scripted, capsys):
+    scripted(agent=agent, evaluator=evaluator)
+    assert main(["search", str(qa), "--out", str(tmp_path / "o"), "--no-final", *FAST]) == exitcodes.BACKEND
+    assert message in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(NoValidStrategy("no candidate runs on the full data: [...]"), exitcodes.NO_STRATEGY),
+     (BackendFailure("the agent failed to propose"), exitcodes.BACKEND)],
+)
+def test_how_a_search_ends_maps_to_its_code(error, code, qa, tmp_path, monkeypatch, capsys):
+    import autodp_search.loop as loop
+
+    def fail(cfg):
+        raise error
+
+    monkeypatch.setattr(loop, "run_search", fail)
+    assert main(["search", str(qa), "--out", str(tmp_path / "o")]) == code
+    assert str(error) in one_line(capsys.readouterr().err)
+
+
+def test_unreadable_data_exits_1(tmp_path, capsys):
+    bad = tmp_path / "d.parquet"
+    bad.write_bytes(b"not a parquet file")
+    assert main(["search", str(bad), "--out", str(tmp_path / "o"), "--no-final"]) == exitcodes.FAILED
+    one_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("final", [True, False])
