@@ -236,11 +236,20 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary))
     if res.best is None:
-        return _error(f"no valid strategy: no candidate compiled and was scored before the search stopped "
-                      f"({res.stop_reason}); see {res.out_dir / 'report.html'}", exitcodes.NO_STRATEGY)
+        return _error(f"no valid strategy: {_why_none(res.records)} before the search stopped ({res.stop_reason}); "
+                      f"see {res.out_dir / 'report.html'}", exitcodes.NO_STRATEGY)
     if not (args.json or args.quiet):
         print(f"best strategy: {res.out_dir / 'best.dp'}; report: {res.out_dir / 'report.html'} ({res.seconds:.0f} s)")
     return exitcodes.OK
+
+
+def _why_none(records) -> str:
+    if not records:
+        return "no candidate was proposed"
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return "no candidate was scored (" + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + ")"
 
 
 def _error(message: str, code: int) -> int:

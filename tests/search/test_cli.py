@@ -167,7 +167,8 @@ def test_max_finetunes_1_trains_the_baseline_only_and_finds_no_strategy(qa, tmp_
     assert rc == exitcodes.NO_STRATEGY and ev.trained == 1
     captured = capsys.readouterr()
     assert json.loads(captured.out)["best"] is None
-    assert "no valid strategy" in one_line(captured.err) and "fine-tune budget spent (1/1)" in captured.err
+    assert "no valid strategy: no candidate was proposed before the search stopped (fine-tune budget spent (1/1))" \
+        in one_line(captured.err)
     assert (out / "report.json").exists()
 
 
@@ -176,7 +177,8 @@ def test_no_valid_strategy_exits_3(qa, tmp_path, scripted, capsys):
     scripted(agent=ScriptedAgent([[invalid]]))
     out = tmp_path / "o"
     assert main(["search", str(qa), "--out", str(out), "--rounds", "1", "--no-final", *FAST]) == exitcodes.NO_STRATEGY
-    assert "no valid strategy: no candidate compiled and was scored" in one_line(capsys.readouterr().err)
+    err = one_line(capsys.readouterr().err)
+    assert "no valid strategy: no candidate was scored (1 invalid) before the search stopped (1 rounds done)" in err
     assert json.loads((out / "report.json").read_text())["candidates"][0]["status"] == "invalid"
 
 
