@@ -123,7 +123,7 @@ def _overrides(items: list[str]) -> dict:
     for it in items:
         key, eq, val = it.partition("=")
         if not eq or not key.strip():
-            raise ValueError(f"--eval-set expects KEY=VALUE, got {it!r}")
+            raise ValueError(f"--eval-set expects KEY=VALUE (an evaluation setting, e.g. train.epochs=6), got {it!r}")
         try:
             v = json.loads(val)
         except json.JSONDecodeError:
