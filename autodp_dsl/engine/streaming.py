@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from .. import ir
+from ..atomic import commit
 from ..io import (
     QUARANTINE_SCHEMA,
     DataError,
@@ -218,7 +219,7 @@ def run_streaming(
         final = cur.select([c for c in cur.collect_schema().names() if not c.startswith("__")])
         tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         getattr(final, f"sink_{sink}")(tmp_out)
-        os.replace(tmp_out, out)
+        commit(tmp_out, out)  # keeps the mode of a file it replaces, refuses to split hard links
         ids = cur.select(ROW_ID).collect()[ROW_ID]
         dropped_ids = pl.concat([pl.read_parquet(p) for p in dropped_files]) if dropped_files else pl.DataFrame(schema=DROPPED_SCHEMA)
         acc = Accounting(loaded.rows_total, rows, dropped_ids.height, loaded.quarantine.height, sum(r.added for r in reports), reports, dropped_ids.cast(DROPPED_SCHEMA))
