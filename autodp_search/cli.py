@@ -115,13 +115,16 @@ def run(args) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from .journal import Journal, JournalMismatch
+    from .journal import Journal, JournalMismatch, out_dir_problem
     from .loop import run_search
 
     if not Path(args.data).exists():
         print(f"error: no such file or folder: {args.data}", file=sys.stderr)
         return 2
     cfg = build_config(args)
+    if problem := out_dir_problem(cfg.out_dir, args.data):  # never writes onto its input or into a folder not its own
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     j = Journal(Path(cfg.out_dir) / "journal")
     if j.exists() and not (args.resume or args.force):
         print(f"error: {cfg.out_dir} holds a search journal; pass --resume to continue it, --force to start over, "
