@@ -201,19 +201,21 @@ def _inode(path: str) -> tuple[int, int] | None:
         return None
 
 
-def check_outputs(outputs: Iterable[tuple[str, str | Path | None]], inputs: Iterable[tuple[str, str | Path]], force: bool = False) -> dict[str, Path]:
+def check_outputs(outputs: Iterable[tuple], inputs: Iterable[tuple[str, str | Path]], force: bool = False) -> dict[str, Path]:
     """Check every output of one run before anything is written: each may be written (``check_output``),
     none is an input or inside an input folder (nor a folder holding an input), no two are the same file.
-    ``outputs`` and ``inputs`` are (label, path) pairs, the label naming the option in messages."""
+    ``outputs`` are (label, path) or (label, path, format) tuples (a None path is left out), ``inputs``
+    (label, path) pairs; the label names the option in messages."""
     ins = [(label, str(p), os.path.realpath(p), _inode(str(p)), os.path.isdir(p)) for label, p in inputs]
     seen: list[tuple[str, str, str, tuple[int, int] | None, bool]] = []
     targets: dict[str, Path] = {}
-    for label, p in outputs:
+    for label, p, *fmt in outputs:
         if p is None:
             continue
         p = str(p)
-        real, ino, hf = os.path.realpath(p), _inode(p), output_format(p) == "hf"
-        for ilabel, ipath, ireal, iino, idir in ins:
+        fmt = fmt[0] if fmt else output_format(p)
+        real, ino, hf = os.path.realpath(p), _inode(p), fmt == "hf"
+        for _, ipath, ireal, iino, idir in ins:
             if real == ireal or (ino is not None and ino == iino):
                 raise RefusedWrite(f"{label} {p} is the input {ipath}; autodp never writes onto its input")
             if idir and _inside(real, ireal):
@@ -225,7 +227,7 @@ def check_outputs(outputs: Iterable[tuple[str, str | Path | None]], inputs: Iter
                 raise RefusedWrite(f"{label} {p} and {olabel} {opath} name the same file; give each output its own path")
             if (ohf and _inside(real, oreal)) or (hf and _inside(oreal, real)):
                 raise RefusedWrite(f"{label} {p} and {olabel} {opath}: one is inside the other's folder; give each output its own path")
-        targets[label] = check_output(p, force)
+        targets[label] = check_output(p, force, fmt)
         seen.append((label, p, real, ino, hf))
     return targets
 

@@ -61,7 +61,7 @@ def run(args) -> int:
     from rich.console import Console
 
     from ..engine.render import StrategyError, load_strategy, summary_table
-    from ..io import DataError, peek_columns, write_data
+    from ..io import DataError, peek_columns
 
     console = Console(stderr=True)
     try:
@@ -81,7 +81,7 @@ def run(args) -> int:
     out = Path(args.output)
     dropped_path = Path(args.dropped) if args.dropped else Path(str(out) + ".dropped.jsonl")
     q_path = Path(args.quarantine) if args.quarantine else Path(str(out) + ".quarantine.jsonl")
-    outputs = [("-o", out), ("--dropped", dropped_path), ("--quarantine", q_path), ("--report", args.report)]
+    outputs = [("-o", out), ("--dropped", dropped_path), ("--quarantine", q_path), ("--report", args.report, "json")]
     try:
         targets = check_outputs(outputs, [("DATA", args.data), ("STRATEGY", args.strategy)], force)
     except RefusedWrite as e:
@@ -110,7 +110,7 @@ def run(args) -> int:
         if streaming:
             if not args.quiet:
                 console.print(f"streaming run over {args.data} (out of core, no cache)")
-            res = ex.run_streaming(strategy, args.data, targets["-o"])  # the symlink's target: the sink's temporary file goes beside it
+            res = ex.run_streaming(strategy, args.data, targets["-o"], force=force)  # the symlink's target: the sink's temporary file goes beside it
             record(targets["-o"])
             data = None
         else:

@@ -132,7 +132,8 @@ def _count(p: Path) -> int:
 
 
 def run_streaming(
-    ex, strategy: ir.Strategy, data: str | Path, output: str | Path, spill_dir: str | Path | None = None, required=None, chunk_bytes: int = 64 << 20
+    ex, strategy: ir.Strategy, data: str | Path, output: str | Path, spill_dir: str | Path | None = None, required=None, chunk_bytes: int = 64 << 20,
+    force: bool = False,
 ) -> RunResult:
     """Run ``strategy`` over ``data`` out of core and sink the kept rows to ``output`` (.parquet,
     .jsonl/.ndjson or .csv). ``RunResult.frame`` is empty: the rows are in ``output``."""
@@ -218,8 +219,13 @@ def run_streaming(
             cur = pl.scan_parquet(node_path)
         final = cur.select([c for c in cur.collect_schema().names() if not c.startswith("__")])
         tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        getattr(final, f"sink_{sink}")(tmp_out)
-        commit(tmp_out, out)  # keeps the mode of a file it replaces, refuses to split hard links
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            getattr(final, f"sink_{sink}")(tmp_out)
+            commit(tmp_out, out, force)  # keeps the mode of a file it replaces; splits hard links only when forced
+        except BaseException:
+            tmp_out.unlink(missing_ok=True)
+            raise
         ids = cur.select(ROW_ID).collect()[ROW_ID]
         dropped_ids = pl.concat([pl.read_parquet(p) for p in dropped_files]) if dropped_files else pl.DataFrame(schema=DROPPED_SCHEMA)
         acc = Accounting(loaded.rows_total, rows, dropped_ids.height, loaded.quarantine.height, sum(r.added for r in reports), reports, dropped_ids.cast(DROPPED_SCHEMA))
