@@ -19,6 +19,7 @@ there by someone else under the same name, no longer matches and counts as the u
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import io
@@ -28,7 +29,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import polars as pl
 
 from .atomic import RefusedWrite, check_target, commit, kind_of, resolve_target, write_bytes_atomic
 
-__all__ = ["INDEX", "MARKER", "RefusedWrite", "check_output", "check_outputs", "is_ours", "output_format", "record", "write_data"]
+__all__ = ["INDEX", "MARKER", "RefusedWrite", "check_output", "check_outputs", "is_ours", "output_format", "commit_output", "record", "write_data", "write_file"]
 
 INDEX = ".autodp-outputs.json"  # in a folder where autodp wrote file outputs
 MARKER = ".autodp-output"  # inside a datasets folder autodp wrote
@@ -120,25 +121,40 @@ def _own_folder_files(folder: Path) -> list[str] | None:
         return None
 
 
-def record(path: str | Path) -> None:
-    """Note in its folder's index that autodp just wrote the file ``path`` (entries that no longer
-    match their file are dropped). The folder is locked meanwhile, so concurrent runs lose no entry."""
-    target = resolve_target(path)
-    folder = target.parent
-    dfd = os.open(folder, os.O_RDONLY)
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock (``flock`` on the folder itself, no lock file), so that for concurrent
+    runs the check, the write and the index update of one output are one step."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:  # no such folder yet, or not readable (mode -wx): nothing to serialise with
+        yield
+        return
     try:
         fcntl.flock(dfd, fcntl.LOCK_EX)
-        files = {}
-        for name, ident in _read_index(folder).items():
-            try:
-                if _identity(os.stat(folder / name)) == ident:
-                    files[name] = ident
-            except OSError:
-                pass
-        files[target.name] = _identity(os.stat(target))
-        write_bytes_atomic(folder / INDEX, json.dumps({"autodp": "outputs", "version": 1, "files": files}, sort_keys=True).encode())
+        yield
     finally:
         os.close(dfd)  # releases the lock
+
+
+def _record(target: Path) -> None:
+    folder = target.parent
+    files = {}
+    for name, ident in _read_index(folder).items():  # entries that no longer match their file go
+        try:
+            if _identity(os.stat(folder / name)) == ident:
+                files[name] = ident
+        except OSError:
+            pass
+    files[target.name] = _identity(os.stat(target))
+    write_bytes_atomic(folder / INDEX, json.dumps({"autodp": "outputs", "version": 1, "files": files}, sort_keys=True).encode())
+
+
+def record(path: str | Path) -> None:
+    """Note in its folder's index that autodp just wrote the file ``path``."""
+    target = resolve_target(path)
+    with _locked(target.parent):
+        _record(target)
 
 
 # ---------------------------------------------------------------- checks
@@ -161,7 +177,13 @@ def _check_creatable(path: Path, target: Path) -> None:
 
 
 def check_output(path: str | Path, force: bool = False, fmt: str | None = None) -> Path:
-    """Check that autodp may write the output ``path`` (the rules above); the path it will replace."""
+    """Check that autodp may write the output ``path`` (the rules above); the path it will replace.
+    Under the folder's lock: a concurrent run's write and its index entry are seen together."""
+    with _locked(resolve_target(path).parent):
+        return _check_output(path, force, fmt)
+
+
+def _check_output(path: str | Path, force: bool = False, fmt: str | None = None) -> Path:
     fmt = fmt or output_format(path)
     target = resolve_target(path)
     try:
@@ -242,11 +264,10 @@ def write_data(frame: pl.DataFrame, path: str | Path, fmt: str | None = None, fo
     fmt = fmt or output_format(path)
     if fmt not in ("hf", "jsonl", "json", "parquet", "csv"):
         raise ValueError(f"unknown output format {fmt!r}")
-    target = check_output(path, force, fmt)
+    check_output(path, force, fmt)  # refuse before serialising
     frame = frame.select([c for c in frame.columns if not c.startswith("__")])
     if fmt == "hf":
-        _write_hf(frame, target)
-        return target
+        return _write(path, fmt, force, None, lambda target: _write_hf(frame, target))
     buf = io.BytesIO()
     if fmt == "jsonl":
         frame.write_ndjson(buf)
@@ -256,24 +277,34 @@ def write_data(frame: pl.DataFrame, path: str | Path, fmt: str | None = None, fo
         frame.write_csv(buf)
     else:
         frame.write_parquet(buf, compression="zstd")
-    write_bytes_atomic(target, buf.getvalue(), force)
-    record(target)
-    return target
+    return _write(path, fmt, force, buf.getvalue())
 
 
 def write_file(path: str | Path, data: bytes, force: bool = False) -> Path:
     """Write a non-data output (a report) under the output rules."""
-    target = check_output(path, force, "json")
-    write_bytes_atomic(target, data, force)
-    record(target)
-    return target
+    check_output(path, force, "json")
+    return _write(path, "json", force, data)
 
 
 def commit_output(tmp: str | Path, path: str | Path, force: bool = False) -> Path:
     """Move a finished temporary file (written beside ``path``) onto the output ``path`` under the rules."""
-    target = check_output(path, force)
-    commit(tmp, target, force)
-    record(target)
+    with _locked(resolve_target(path).parent):
+        target = _check_output(path, force)
+        commit(tmp, target, force)
+        _record(target)
+    return target
+
+
+def _write(path: str | Path, fmt: str, force: bool, data: bytes | None, write_folder: Callable[[Path], None] | None = None) -> Path:
+    """Check again and write under the folder's lock: another run may have written meanwhile."""
+    resolve_target(path).parent.mkdir(parents=True, exist_ok=True)
+    with _locked(resolve_target(path).parent):
+        target = _check_output(path, force, fmt)
+        if write_folder is not None:
+            write_folder(target)
+        else:
+            write_bytes_atomic(target, data, force)
+            _record(target)
     return target
 
 

@@ -75,7 +75,7 @@ def run(args) -> int:
         return 2
 
     # every output is checked before anything is written or run (autodp_dsl/outputs.py has the rules)
-    from ..outputs import RefusedWrite, check_outputs, record, write_data, write_file
+    from ..outputs import RefusedWrite, check_outputs, commit_output, write_data, write_file
 
     force = args.force
     out = Path(args.output)
@@ -110,8 +110,8 @@ def run(args) -> int:
         if streaming:
             if not args.quiet:
                 console.print(f"streaming run over {args.data} (out of core, no cache)")
-            res = ex.run_streaming(strategy, args.data, targets["-o"], force=force)  # the symlink's target: the sink's temporary file goes beside it
-            record(targets["-o"])
+            # to the symlink's target: the sink's temporary file goes beside it
+            res = ex.run_streaming(strategy, args.data, targets["-o"], commit=lambda tmp, path: commit_output(tmp, path, force))
             data = None
         else:
             data = ex.load(args.data, [strategy]) if not args.split else _load_split(ex, args, strategy)

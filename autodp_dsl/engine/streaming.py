@@ -133,10 +133,11 @@ def _count(p: Path) -> int:
 
 def run_streaming(
     ex, strategy: ir.Strategy, data: str | Path, output: str | Path, spill_dir: str | Path | None = None, required=None, chunk_bytes: int = 64 << 20,
-    force: bool = False,
+    commit=commit,
 ) -> RunResult:
     """Run ``strategy`` over ``data`` out of core and sink the kept rows to ``output`` (.parquet,
-    .jsonl/.ndjson or .csv). ``RunResult.frame`` is empty: the rows are in ``output``."""
+    .jsonl/.ndjson or .csv). ``RunResult.frame`` is empty: the rows are in ``output``. ``commit(tmp,
+    output)`` moves the finished temporary file into place (``autodp run`` passes the output rules')."""
     from .executor import plan_strategy, required_columns
 
     t0 = time.perf_counter()
@@ -222,7 +223,7 @@ def run_streaming(
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
             getattr(final, f"sink_{sink}")(tmp_out)
-            commit(tmp_out, out, force)  # keeps the mode of a file it replaces; splits hard links only when forced
+            commit(tmp_out, out)
         except BaseException:
             tmp_out.unlink(missing_ok=True)
             raise

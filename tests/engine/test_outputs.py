@@ -356,3 +356,27 @@ def test_search_out_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "not a folder" in one_error_line(capsys)
     before["f"] = tree(tmp_path)["f"]
     assert tree(tmp_path) == before
+
+
+_LOOP = """
+import sys
+from autodp_dsl.cli import main
+rcs = [main(["run", sys.argv[1], sys.argv[2], "-o", sys.argv[3], "--no-cache", "-q"]) for _ in range(6)]
+print(rcs)
+"""
+
+
+def test_concurrent_runs_onto_one_output_both_succeed(files):
+    """Two runs re-writing the same output: each sees the other's file as autodp's (the check, the
+    write and the index update happen under the folder's lock)."""
+    import subprocess
+    import sys
+
+    tmp, data, dp = files
+    out = tmp / "out.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [subprocess.Popen([sys.executable, "-c", _LOOP, str(dp), str(data), str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for stdout, stderr in results:
+        assert stdout.strip() == "[0, 0, 0, 0, 0, 0]", stderr
+    assert is_ours(out) and pl.read_ndjson(out).height == 8
