@@ -226,9 +226,9 @@ def _inode(path: str) -> tuple[int, int] | None:
 def check_outputs(outputs: Iterable[tuple], inputs: Iterable[tuple[str, str | Path]], force: bool = False) -> dict[str, Path]:
     """Check every output of one run before anything is written: each may be written (``check_output``),
     none is an input or inside an input folder (nor a folder holding an input), no two are the same file.
-    ``outputs`` are (label, path) or (label, path, format) tuples (a None path is left out), ``inputs``
-    (label, path) pairs; the label names the option in messages."""
-    ins = [(label, str(p), os.path.realpath(p), _inode(str(p)), os.path.isdir(p)) for label, p in inputs]
+    ``outputs`` are (label, path) or (label, path, format) tuples (a None path is left out), the label
+    naming the option in messages; ``inputs`` (what, path) pairs, e.g. ("the input", DATA)."""
+    ins = [(what, str(p), os.path.realpath(p), _inode(str(p)), os.path.isdir(p)) for what, p in inputs]
     seen: list[tuple[str, str, str, tuple[int, int] | None, bool]] = []
     targets: dict[str, Path] = {}
     for label, p, *fmt in outputs:
@@ -237,13 +237,13 @@ def check_outputs(outputs: Iterable[tuple], inputs: Iterable[tuple[str, str | Pa
         p = str(p)
         fmt = fmt[0] if fmt else output_format(p)
         real, ino, hf = os.path.realpath(p), _inode(p), fmt == "hf"
-        for _, ipath, ireal, iino, idir in ins:
+        for what, ipath, ireal, iino, idir in ins:
             if real == ireal or (ino is not None and ino == iino):
-                raise RefusedWrite(f"{label} {p} is the input {ipath}; autodp never writes onto its input")
+                raise RefusedWrite(f"{label} {p} is {what} {ipath}; autodp never writes onto it")
             if idir and _inside(real, ireal):
-                raise RefusedWrite(f"{label} {p} is inside the input folder {ipath}; autodp never writes into its input")
+                raise RefusedWrite(f"{label} {p} is inside {what} {ipath}; autodp never writes into it")
             if _inside(ireal, real):
-                raise RefusedWrite(f"{label} {p} holds the input {ipath}; autodp never writes onto its input")
+                raise RefusedWrite(f"{label} {p} holds {what} {ipath}; autodp never writes onto it")
         for olabel, opath, oreal, oino, ohf in seen:
             if real == oreal or (ino is not None and ino == oino):
                 raise RefusedWrite(f"{label} {p} and {olabel} {opath} name the same file; give each output its own path")

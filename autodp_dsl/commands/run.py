@@ -83,7 +83,12 @@ def run(args) -> int:
     q_path = Path(args.quarantine) if args.quarantine else Path(str(out) + ".quarantine.jsonl")
     outputs = [("-o", out), ("--dropped", dropped_path), ("--quarantine", q_path), ("--report", args.report, "json")]
     try:
-        targets = check_outputs(outputs, [("DATA", args.data), ("STRATEGY", args.strategy)], force)
+        inputs = [("the input", args.data), ("the strategy", args.strategy)]
+        if not args.no_cache:  # the cache is read as an input: no output lands in it
+            from ..engine import default_cache_dir
+
+            inputs.append(("the cache folder", args.cache or default_cache_dir()))
+        targets = check_outputs(outputs, inputs, force)
     except RefusedWrite as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

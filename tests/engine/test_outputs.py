@@ -96,7 +96,7 @@ def test_no_output_onto_the_input(files, capsys, opt):
 def test_no_output_onto_the_strategy(files, capsys):
     tmp, data, dp = files
     assert run(dp, data, "-o", tmp / "out.jsonl", "--report", dp, "--force") == 2
-    assert "input" in one_error_line(capsys)
+    assert "is the strategy" in one_error_line(capsys)
     assert dp.read_text() == DP
 
 
@@ -132,8 +132,19 @@ def test_output_inside_an_input_folder_is_refused(files, capsys):
     write_data(pl.DataFrame({"instruction": ["q a"], "output": ["long enough answer"]}), hf)
     before = tree(tmp)
     assert run(dp, hf, "-o", hf / "out.parquet") == 2
-    assert "inside the input folder" in one_error_line(capsys)
+    assert "inside the input" in one_error_line(capsys)
     assert tree(tmp) == before
+
+
+def test_no_output_into_the_cache_folder(files, capsys):
+    tmp, data, dp = files
+    cache = tmp / "cache"
+    assert main(["run", str(dp), str(data), "-o", str(tmp / "out.jsonl"), "--cache", str(cache), "-q"]) == 0
+    before = tree(cache)
+    for out in (cache, cache / "x.jsonl"):
+        assert main(["run", str(dp), str(data), "-o", str(out), "--cache", str(cache), "-q", "--force"]) == 2
+        assert "cache folder" in one_error_line(capsys)
+    assert tree(cache) == before
 
 
 def test_special_files_are_refused_even_with_force(files, capsys):
