@@ -143,5 +143,12 @@ def out_dir_problem(out: str | Path, data: str | Path) -> str | None:
     names = set(os.listdir(out))
     if names and not (os.path.isdir(os.path.join(out, "journal")) or names == {".cache"}):
         return f"--out {out} is a folder that is not an autodp search run (it holds no journal/); choose another --out"
+    from autodp_dsl.atomic import check_target
+
+    for name in ("best.dp", "processed.jsonl", "report.json", "report.html"):  # refused now, not after the search
+        try:
+            check_target(os.path.join(out, name))
+        except ValueError as e:
+            return str(e).replace("use --force to replace this name anyway", "remove the other links or choose another --out")
     return None
 

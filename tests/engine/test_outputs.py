@@ -391,3 +391,20 @@ def test_concurrent_runs_onto_one_output_both_succeed(files):
     for stdout, stderr in results:
         assert stdout.strip() == "[0, 0, 0, 0, 0, 0]", stderr
     assert is_ours(out) and pl.read_ndjson(out).height == 8
+
+
+def test_search_out_refuses_a_run_folder_whose_outputs_it_cannot_replace(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "q", "output": "a"}\n')
+    out = tmp_path / "run"
+    (out / "journal").mkdir(parents=True)
+    (out / "best.dp").write_text("dp: 1\n")
+    os.link(out / "best.dp", tmp_path / "elsewhere.dp")
+    assert main(["search", str(data), "--out", str(out), "--force"]) == 2
+    assert "hard links" in one_error_line(capsys)
+    os.unlink(tmp_path / "elsewhere.dp")
+    (out / "best.dp").unlink()
+    (out / "best.dp").mkdir()
+    assert main(["search", str(data), "--out", str(out), "--force"]) == 2
+    assert "is a folder" in one_error_line(capsys)
+
