@@ -195,7 +195,9 @@ def _check_output(path: str | Path, force: bool = False, fmt: str | None = None)
     elif stat.S_ISDIR(st.st_mode):
         if fmt != "hf":
             raise RefusedWrite(f"{path} is a folder; refusing to replace it")
-        if next(os.scandir(target), None) is not None and _own_folder_files(target) is None:
+        with os.scandir(target) as it:
+            empty = next(it, None) is None
+        if not empty and _own_folder_files(target) is None:
             raise RefusedWrite(f"{path} is a folder autodp did not write (or holds files it did not write); "
                                "refusing to replace it, even with --force: choose another output")
     elif not stat.S_ISREG(st.st_mode):

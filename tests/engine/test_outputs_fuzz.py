@@ -18,6 +18,7 @@ import json
 import os
 import stat
 import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,29 +44,29 @@ SIDE = st.none() | st.none() | NAME  # an optional output: left out two times in
 
 def build(root: str) -> None:
     j = lambda *p: os.path.join(root, *p)  # noqa: E731
-    open(j("data.jsonl"), "w").write(ROWS)
-    open(j("s.dp"), "w").write(DP)
+    Path(j("data.jsonl")).write_text(ROWS)
+    Path(j("s.dp")).write_text(DP)
     os.symlink(j("data.jsonl"), j("link_in.jsonl"))
     os.link(j("data.jsonl"), j("hard_in.jsonl"))
-    open(j("notes"), "w").write("my notes")
-    open(j("foreign.jsonl"), "w").write('{"mine": 1}\n')
+    Path(j("notes")).write_text("my notes")
+    Path(j("foreign.jsonl")).write_text('{"mine": 1}\n')
     os.symlink(j("foreign.jsonl"), j("link_foreign.jsonl"))
     os.symlink(j("nowhere", "x.jsonl"), j("dangling.jsonl"))
     os.makedirs(j("proj", ".git", "objects"))
-    open(j("proj", ".git", "objects", "ab"), "w").write("blob")
-    open(j("proj", "readme"), "w").write("hi")
+    Path(j("proj", ".git", "objects", "ab")).write_text("blob")
+    Path(j("proj", "readme")).write_text("hi")
     os.mkdir(j("empty"))
     os.mkdir(j("ro"))
-    open(j("ro", "inside.jsonl"), "w").write("ro\n")
+    Path(j("ro", "inside.jsonl")).write_text("ro\n")
     os.chmod(j("ro"), 0o555)
     os.mkfifo(j("fifo"))
     os.mkfifo(j("fifo.jsonl"))
-    open(j("h1.jsonl"), "w").write('{"linked": 1}\n')
+    Path(j("h1.jsonl")).write_text('{"linked": 1}\n')
     os.link(j("h1.jsonl"), j("h2.jsonl"))
     os.mkdir(j("idx"))
-    open(j("idx", INDEX), "w").write("a user's file named like the index")  # so no file output is written in idx/
-    open(j("out.jsonl.quarantine.jsonl"), "w").write("user file\n")
-    open(j("data.jsonl.dropped.jsonl"), "w").write("user file\n")
+    Path(j("idx", INDEX)).write_text("a user's file named like the index")  # so no file output is written in idx/
+    Path(j("out.jsonl.quarantine.jsonl")).write_text("user file\n")
+    Path(j("data.jsonl.dropped.jsonl")).write_text("user file\n")
 
 
 def snapshot(root: str) -> dict[str, tuple]:
@@ -75,7 +76,7 @@ def snapshot(root: str) -> dict[str, tuple]:
             p = os.path.join(dirpath, n)
             s = os.lstat(p)
             kind = stat.S_IFMT(s.st_mode)
-            body = os.readlink(p) if stat.S_ISLNK(s.st_mode) else open(p, "rb").read() if stat.S_ISREG(s.st_mode) else None
+            body = os.readlink(p) if stat.S_ISLNK(s.st_mode) else Path(p).read_bytes() if stat.S_ISREG(s.st_mode) else None
             out[os.path.relpath(p, root)] = (kind, stat.S_IMODE(s.st_mode), body)
     return out
 
