@@ -160,6 +160,19 @@ def test_special_files_are_refused_even_with_force(files, capsys):
         assert stat.S_ISFIFO(os.lstat(name).st_mode)
 
 
+def test_a_device_node_is_refused_even_with_force(files, capsys):
+    """The issue's ``-o /dev/full`` as root, on a device node made in the test's folder."""
+    tmp, data, dp = files
+    dev = tmp / "full"
+    try:
+        os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    except (PermissionError, AttributeError):
+        pytest.skip("cannot make a device node here")
+    assert run(dp, data, "-o", dev, "--force") == 2
+    assert "character device" in one_error_line(capsys)
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
+
+
 # ---------------------------------------------------------------- earlier outputs are ours
 
 
