@@ -13,7 +13,7 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run a strategy over a data set (jsonl, json, parquet, datasets folder)")
     p.add_argument("strategy", metavar="STRATEGY.dp", help="a .dp file (or the IR as .json)")
     p.add_argument("data", metavar="DATA", help="jsonl, json, parquet, or a Hugging Face datasets folder")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="kept rows: .jsonl, .json, .parquet, or a folder (datasets layout)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="kept rows: .jsonl, .json, .parquet, .csv, or a folder (datasets layout); see docs/outputs.md")
     p.add_argument("--report", metavar="REPORT.json", help="write the run report (accounting per step, keys, cache use) as JSON")
     p.add_argument("--dropped", metavar="FILE", help="dropped row ids with step and reason (default: OUT.dropped.jsonl)")
     p.add_argument("--quarantine", metavar="FILE", help="unreadable rows with reason (default: OUT.quarantine.jsonl; always written, empty when none)")
