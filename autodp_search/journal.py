@@ -146,8 +146,11 @@ def out_dir_problem(out: str | Path, data: str | Path) -> str | None:
     from autodp_dsl.atomic import check_target
 
     for name in ("best.dp", "processed.jsonl", "report.json", "report.html"):  # refused now, not after the search
+        p = os.path.join(out, name)
+        if os.path.realpath(p) == real_data or (os.path.exists(p) and os.path.exists(data) and os.path.samefile(p, data)):
+            return f"{p} is the data {data} (a link to it); the search would overwrite it: choose another --out"
         try:
-            check_target(os.path.join(out, name))
+            check_target(p)
         except ValueError as e:
             return str(e).replace("use --force to replace this name anyway", "remove the other links or choose another --out")
     return None

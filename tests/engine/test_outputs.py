@@ -421,4 +421,9 @@ def test_search_out_refuses_a_run_folder_whose_outputs_it_cannot_replace(tmp_pat
     (out / "best.dp").mkdir()
     assert main(["search", str(data), "--out", str(out), "--force"]) == 2
     assert "is a folder" in one_error_line(capsys)
+    (out / "best.dp").rmdir()
+    (out / "processed.jsonl").symlink_to(data)  # the search would write its processed data through it
+    assert main(["search", str(data), "--out", str(out)]) == 2
+    assert "is the data" in one_error_line(capsys)
+    assert data.read_text() == '{"instruction": "q", "output": "a"}\n'
 
