@@ -219,8 +219,10 @@ def run_streaming(
             rows = rows_out
             cur = pl.scan_parquet(node_path)
         final = cur.select([c for c in cur.collect_schema().names() if not c.startswith("__")])
-        tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)  # a fresh name beside the output
+        os.close(fd)
+        tmp_out = Path(tmp_name)
         try:
             getattr(final, f"sink_{sink}")(tmp_out)
             commit(tmp_out, out)
