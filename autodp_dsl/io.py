@@ -24,8 +24,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -600,70 +598,5 @@ def peek_columns(path: str | Path, n: int = 1000) -> dict[str, Type]:
     return out
 
 
-def write_data(frame: pl.DataFrame, path: str | Path, fmt: str | None = None) -> None:
-    """Write ``frame`` (internal ``__*`` columns left out) atomically, in the format of the path's
-    extension: .jsonl/.ndjson, .json (an array), .parquet, or a folder (Hugging Face datasets layout)."""
-    from .atomic import write_bytes_atomic
-
-    p = Path(path)
-    frame = frame.select([c for c in frame.columns if not c.startswith("__")])
-    if fmt is None:
-        name = p.name.lower()
-        fmt = next((f for s, f in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet")) if name.endswith(s)), "hf")
-    if fmt == "hf":
-        _write_hf(frame, p)
-        return
-    buf = io.BytesIO()
-    if fmt == "jsonl":
-        frame.write_ndjson(buf)
-    elif fmt == "json":
-        frame.write_json(buf)
-    elif fmt == "parquet":
-        frame.write_parquet(buf, compression="zstd")
-    else:
-        raise DataError(f"unknown output format {fmt!r}")
-    write_bytes_atomic(p, buf.getvalue())
-
-
-def _hf_feature(dt) -> dict[str, Any]:
-    if isinstance(dt, pl.List | pl.Array):
-        return {"feature": _hf_feature(dt.inner), "_type": "Sequence"}
-    if isinstance(dt, pl.Struct):
-        return {f.name: _hf_feature(f.dtype) for f in dt.fields}
-    names = {
-        pl.String: "large_string", pl.Boolean: "bool", pl.Int8: "int8", pl.Int16: "int16", pl.Int32: "int32", pl.Int64: "int64",
-        pl.UInt8: "uint8", pl.UInt16: "uint16", pl.UInt32: "uint32", pl.UInt64: "uint64", pl.Float32: "float32", pl.Float64: "float64", pl.Null: "null",
-    }
-    return {"dtype": names.get(dt, "large_string"), "_type": "Value"}
-
-
-def _write_hf(frame: pl.DataFrame, p: Path) -> None:
-    """A ``save_to_disk``-style folder: one arrow stream file plus dataset_info.json and state.json."""
-    parent = p.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=parent))
-    try:
-        name = "data-00000-of-00001.arrow"
-        frame.write_ipc_stream(tmp / name, compat_level=pl.CompatLevel.oldest())
-        info = {"citation": "", "description": "", "features": {c: _hf_feature(t) for c, t in frame.schema.items()}, "homepage": "", "license": ""}
-        (tmp / "dataset_info.json").write_text(json.dumps(info, indent=2))
-        state = {
-            "_data_files": [{"filename": name}],
-            "_fingerprint": hashlib.sha256((tmp / name).read_bytes()).hexdigest()[:16],
-            "_format_columns": None,
-            "_format_kwargs": {},
-            "_format_type": None,
-            "_output_all_columns": False,
-            "_split": None,
-        }
-        (tmp / "state.json").write_text(json.dumps(state, indent=2))
-        if p.exists():
-            old = parent / f".{p.name}.old.{os.getpid()}"
-            os.replace(p, old)
-            os.replace(tmp, p)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, p)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+# writing lives with the output rules; kept importable from here
+from .outputs import write_data  # noqa: E402

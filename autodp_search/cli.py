@@ -197,7 +197,7 @@ def run(args) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from .journal import Journal, JournalMismatch
+    from .journal import Journal, JournalMismatch, out_dir_problem
     from .loop import BackendFailure, NoValidStrategy, run_search
 
     problem = usage_error(args)
@@ -206,6 +206,8 @@ def run(args) -> int:
     if not Path(args.data).exists():
         return _error(f"no such file or folder: {args.data}", exitcodes.FAILED)
     cfg = build_config(args)
+    if problem := out_dir_problem(cfg.out_dir, args.data):  # never writes onto its input or into a folder not its own
+        return _error(problem, exitcodes.USAGE)
     j = Journal(Path(cfg.out_dir) / "journal")
     if j.exists() and not (args.resume or args.force):
         return _error(f"{cfg.out_dir} holds a search journal; pass --resume to continue it, --force to start over, "

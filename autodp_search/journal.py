@@ -24,7 +24,7 @@ from typing import Any
 
 from autodp_dsl.atomic import write_text_atomic
 
-__all__ = ["Journal", "JournalMismatch"]
+__all__ = ["Journal", "JournalMismatch", "out_dir_problem"]
 
 JOURNAL_VERSION = 1
 
@@ -124,3 +124,34 @@ class Journal:
 def _plan_name(rnd: int, wave: int) -> str:
     """The first plan of a round, then its refills (``round-0002.plan.json``, ``round-0002.w1.plan.json``)."""
     return f"round-{rnd:04d}.plan.json" if wave == 0 else f"round-{rnd:04d}.w{wave}.plan.json"
+
+
+def out_dir_problem(out: str | Path, data: str | Path) -> str | None:
+    """Why the search may not write into ``out`` (None: it may). A search writes best.dp,
+    processed.jsonl, report.* and journal/ into its folder, so the folder must be new, empty, or an
+    earlier search run (it holds journal/; only .cache/ when a run was stopped before its first
+    journal entry), and the data must not be inside it."""
+    import os
+
+    real_out, real_data = os.path.realpath(out), os.path.realpath(data)
+    if real_data == real_out or real_data.startswith(real_out.rstrip(os.sep) + os.sep):
+        return f"the data {data} is inside --out {out}; the search writes there: choose another --out"
+    if not os.path.lexists(out):
+        return None
+    if not os.path.isdir(out):
+        return f"--out {out} exists and is not a folder"
+    names = set(os.listdir(out))
+    if names and not (os.path.isdir(os.path.join(out, "journal")) or names == {".cache"}):
+        return f"--out {out} is a folder that is not an autodp search run (it holds no journal/); choose another --out"
+    from autodp_dsl.atomic import check_target
+
+    for name in ("best.dp", "processed.jsonl", "report.json", "report.html"):  # refused now, not after the search
+        p = os.path.join(out, name)
+        if os.path.realpath(p) == real_data or (os.path.exists(p) and os.path.exists(data) and os.path.samefile(p, data)):
+            return f"{p} is the data {data} (a link to it); the search would overwrite it: choose another --out"
+        try:
+            check_target(p)
+        except ValueError as e:
+            return str(e).replace("use --force to replace this name anyway", "remove the other links or choose another --out")
+    return None
+

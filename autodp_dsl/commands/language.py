@@ -136,6 +136,7 @@ def register_fmt(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--write", "-w", action="store_true", help="rewrite the files in place")
     g.add_argument("--check", action="store_true", help="exit 1 if any file is not canonical")
+    p.add_argument("--force", action="store_true", help="with --write: also rewrite a file that has other hard links (they keep the old text)")
     p.set_defaults(func=run_fmt)
 
 
@@ -165,7 +166,12 @@ def run_fmt(args) -> int:
             if out != src:
                 from ..atomic import write_text_atomic
 
-                write_text_atomic(Path(f), out)
+                try:  # keeps the mode, writes through a symlink, refuses to split hard links
+                    write_text_atomic(Path(f), out, force=args.force)
+                except (OSError, ValueError) as e:
+                    print(f"error: cannot write {f}: {e}", file=sys.stderr)
+                    status = 1
+                    continue
                 print(f"{f}: formatted")
         else:
             sys.stdout.write(out)

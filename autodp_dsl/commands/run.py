@@ -13,10 +13,15 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run a strategy over a data set (jsonl, json, parquet, datasets folder)")
     p.add_argument("strategy", metavar="STRATEGY.dp", help="a .dp file (or the IR as .json)")
     p.add_argument("data", metavar="DATA", help="jsonl, json, parquet, or a Hugging Face datasets folder")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="kept rows: .jsonl, .json, .parquet, or a folder (datasets layout)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="kept rows: .jsonl, .json, .parquet, .csv, or a folder (datasets layout); see docs/outputs.md")
     p.add_argument("--report", metavar="REPORT.json", help="write the run report (accounting per step, keys, cache use) as JSON")
     p.add_argument("--dropped", metavar="FILE", help="dropped row ids with step and reason (default: OUT.dropped.jsonl)")
-    p.add_argument("--quarantine", metavar="FILE", help="unreadable rows with reason (default: OUT.quarantine.jsonl)")
+    p.add_argument("--quarantine", metavar="FILE", help="unreadable rows with reason (default: OUT.quarantine.jsonl; always written, empty when none)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite existing files that are not earlier autodp outputs (never a folder autodp did not write, never an input)",
+    )
     _cache_args(p)
     p.add_argument("--max-row-bytes", type=int, default=None, metavar="N", help="rows larger than this are quarantined (default 8 MiB)")
     p.add_argument("--split", default=None, help="split of a datasets folder (default: train)")
@@ -56,7 +61,7 @@ def run(args) -> int:
     from rich.console import Console
 
     from ..engine.render import StrategyError, load_strategy, summary_table
-    from ..io import DataError, peek_columns, write_data
+    from ..io import DataError, peek_columns
 
     console = Console(stderr=True)
     try:
@@ -68,6 +73,27 @@ def run(args) -> int:
     except StrategyError as e:
         print(str(e), file=sys.stderr)
         return 2
+
+    # every output is checked before anything is written or run (autodp_dsl/outputs.py has the rules)
+    from ..outputs import RefusedWrite, check_outputs, commit_output, write_data, write_file
+
+    force = args.force
+    out = Path(args.output)
+    dropped_path = Path(args.dropped) if args.dropped else Path(str(out) + ".dropped.jsonl")
+    q_path = Path(args.quarantine) if args.quarantine else Path(str(out) + ".quarantine.jsonl")
+    outputs = [("-o", out), ("--dropped", dropped_path), ("--quarantine", q_path), ("--report", args.report, "json")]
+    try:
+        inputs = [("the input", args.data), ("the strategy", args.strategy)]
+        if not args.no_cache:  # the cache is read as an input: no output lands in it
+            from ..engine import default_cache_dir
+
+            inputs.append(("the cache folder", args.cache or default_cache_dir()))
+        targets = check_outputs(outputs, inputs, force)
+    except RefusedWrite as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        return _err(str(e))
 
     progress = None
     if not args.quiet:
@@ -86,11 +112,11 @@ def run(args) -> int:
     streaming = args.streaming or should_stream(args.data)
     try:
         ex = _executor(args, progress)
-        out = Path(args.output)
         if streaming:
             if not args.quiet:
                 console.print(f"streaming run over {args.data} (out of core, no cache)")
-            res = ex.run_streaming(strategy, args.data, out)
+            # to the symlink's target: the sink's temporary file goes beside it
+            res = ex.run_streaming(strategy, args.data, targets["-o"], commit=lambda tmp, path: commit_output(tmp, path, force))
             data = None
         else:
             data = ex.load(args.data, [strategy]) if not args.split else _load_split(ex, args, strategy)
@@ -98,19 +124,16 @@ def run(args) -> int:
                 console.print(f"read {data.path}: {data.rows_total:,} rows, {data.quarantine.height:,} quarantined")
             with console.status("running", spinner="dots") if not args.quiet else _null():
                 res = ex.run(strategy, data)
-            write_data(res.frame, out)
-        dropped_path = Path(args.dropped) if args.dropped else Path(str(out) + ".dropped.jsonl")
-        write_data(res.accounting.dropped_ids, dropped_path)
-        q_path = Path(args.quarantine) if args.quarantine else Path(str(out) + ".quarantine.jsonl")
-        if res.quarantine.height or args.quarantine:
-            write_data(res.quarantine, q_path)
+            write_data(res.frame, out, force=force)
+        write_data(res.accounting.dropped_ids, dropped_path, force=force)
+        # always written (empty when no row was quarantined): a quarantine file of an earlier run
+        # must not sit next to this run's output as if it were this run's
+        write_data(res.quarantine, q_path, force=force)
         if args.report:
             rep = res.to_json()
-            rep["outputs"] = {"data": str(out), "dropped": str(dropped_path), "quarantine": str(q_path) if res.quarantine.height or args.quarantine else None}
+            rep["outputs"] = {"data": str(out), "dropped": str(dropped_path), "quarantine": str(q_path)}
             rep["input"] = {"path": str(args.data), "format": data.format if data else "streamed", "sha256": data.content_sha256 if data else None}
-            from ..atomic import write_text_atomic
-
-            write_text_atomic(args.report, json.dumps(rep, indent=2, ensure_ascii=False))
+            write_file(args.report, json.dumps(rep, indent=2, ensure_ascii=False).encode("utf-8"), force)
     except (DataError, OSError, ValueError) as e:
         return _err(str(e))
     except Exception as e:  # an operator failing at run time: one line, no traceback

@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from .. import ir
+from ..atomic import commit
 from ..io import (
     QUARANTINE_SCHEMA,
     DataError,
@@ -131,10 +132,12 @@ def _count(p: Path) -> int:
 
 
 def run_streaming(
-    ex, strategy: ir.Strategy, data: str | Path, output: str | Path, spill_dir: str | Path | None = None, required=None, chunk_bytes: int = 64 << 20
+    ex, strategy: ir.Strategy, data: str | Path, output: str | Path, spill_dir: str | Path | None = None, required=None, chunk_bytes: int = 64 << 20,
+    commit=commit,
 ) -> RunResult:
     """Run ``strategy`` over ``data`` out of core and sink the kept rows to ``output`` (.parquet,
-    .jsonl/.ndjson or .csv). ``RunResult.frame`` is empty: the rows are in ``output``."""
+    .jsonl/.ndjson or .csv). ``RunResult.frame`` is empty: the rows are in ``output``. ``commit(tmp,
+    output)`` moves the finished temporary file into place (``autodp run`` passes the output rules')."""
     from .executor import plan_strategy, required_columns
 
     t0 = time.perf_counter()
@@ -216,9 +219,16 @@ def run_streaming(
             rows = rows_out
             cur = pl.scan_parquet(node_path)
         final = cur.select([c for c in cur.collect_schema().names() if not c.startswith("__")])
-        tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        getattr(final, f"sink_{sink}")(tmp_out)
-        os.replace(tmp_out, out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)  # a fresh name beside the output
+        os.close(fd)
+        tmp_out = Path(tmp_name)
+        try:
+            getattr(final, f"sink_{sink}")(tmp_out)
+            commit(tmp_out, out)
+        except BaseException:
+            tmp_out.unlink(missing_ok=True)
+            raise
         ids = cur.select(ROW_ID).collect()[ROW_ID]
         dropped_ids = pl.concat([pl.read_parquet(p) for p in dropped_files]) if dropped_files else pl.DataFrame(schema=DROPPED_SCHEMA)
         acc = Accounting(loaded.rows_total, rows, dropped_ids.height, loaded.quarantine.height, sum(r.added for r in reports), reports, dropped_ids.cast(DROPPED_SCHEMA))

@@ -1,0 +1,382 @@
+"""Where autodp may write its outputs, and the writing of data sets.
+
+The rules (docs/language.md, "Outputs"):
+
+- autodp writes only to a path that does not exist yet or that holds an earlier autodp output;
+  overwriting any other file needs ``force`` (``--force``);
+- it never deletes or replaces a folder it did not write, even with ``force``; a datasets folder it
+  writes holds a marker (``.autodp-output``) that lists its files, and replacing it removes exactly
+  those files;
+- it never writes onto an input, nor two outputs of one run onto the same file (compared after
+  resolving symlinks, and by inode, so a hard link counts as the same file);
+- device nodes, fifos and sockets are refused; the writes themselves follow ``autodp_dsl.atomic``
+  (atomic, symlinks written through, modes kept, hard links not split without ``force``).
+
+A file output is known to be autodp's by the index ``.autodp-outputs.json`` in its folder: the name,
+inode, size and modification time of each file autodp wrote there. A file changed since, or put
+there by someone else under the same name, no longer matches and counts as the user's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .atomic import RefusedWrite, check_target, commit, kind_of, resolve_target, write_bytes_atomic
+
+__all__ = ["INDEX", "MARKER", "RefusedWrite", "check_output", "check_outputs", "is_ours", "output_format", "commit_output", "record", "write_data", "write_file"]
+
+INDEX = ".autodp-outputs.json"  # in a folder where autodp wrote file outputs
+MARKER = ".autodp-output"  # inside a datasets folder autodp wrote
+_SUFFIXES = ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet"), (".csv", "csv"))
+
+
+def output_format(path: str | Path) -> str:
+    """jsonl, json, parquet or csv by the file's suffix; anything else is a datasets folder ("hf")."""
+    name = Path(path).name.lower()
+    return next((f for s, f in _SUFFIXES if name.endswith(s)), "hf")
+
+
+# ---------------------------------------------------------------- what is ours
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _read_index(folder: Path) -> dict[str, list[int]]:
+    """The index of ``folder`` ({} when there is none); refuses a file of that name that is not one."""
+    p = folder / INDEX
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return {}
+    except NotADirectoryError:
+        return {}
+    try:
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError
+        doc = json.loads(p.read_bytes())
+        if doc.get("autodp") != "outputs" or not isinstance(doc.get("files"), dict):
+            raise ValueError
+        return {k: v for k, v in doc["files"].items() if isinstance(v, list)}
+    except (ValueError, OSError, AttributeError):
+        raise RefusedWrite(f"{p} exists and is not autodp's index of outputs; refusing to overwrite it") from None
+
+
+def is_ours(path: str | Path) -> bool:
+    """True when ``path`` is a file autodp wrote, unchanged since, or a datasets folder autodp wrote
+    that holds nothing else."""
+    target = resolve_target(path)
+    try:
+        st = os.stat(target)
+    except OSError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        return _own_folder_files(target) is not None
+    return stat.S_ISREG(st.st_mode) and _read_index(target.parent).get(target.name) == _identity(st)
+
+
+def _marker_names(folder: Path) -> list[str] | None:
+    """The files the marker of a datasets folder autodp wrote lists (None: no valid marker)."""
+    try:
+        marker = folder / MARKER
+        if not stat.S_ISREG(os.lstat(marker).st_mode):
+            return None
+        doc = json.loads(marker.read_bytes())
+    except (OSError, ValueError):
+        return None
+    names = doc.get("files") if isinstance(doc, dict) and doc.get("autodp") == "output" else None
+    if not isinstance(names, list) or not all(isinstance(n, str) and "/" not in n and n not in ("", ".", "..", MARKER) for n in names):
+        return None
+    return names
+
+
+def _own_folder_files(folder: Path) -> list[str] | None:
+    """The files of a datasets folder autodp wrote, or None when it is not one: no marker, or
+    anything in it the marker does not list."""
+    names = _marker_names(folder)
+    if names is None:
+        return None
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name != MARKER and (e.name not in names or not e.is_file(follow_symlinks=False)):
+                    return None
+        return names
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock (``flock`` on the folder itself, no lock file), so that for concurrent
+    runs the check, the write and the index update of one output are one step."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:  # no such folder yet, or not readable (mode -wx): nothing to serialise with
+        yield
+        return
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(dfd)  # releases the lock
+
+
+def _record(target: Path) -> None:
+    folder = target.parent
+    files = {}
+    for name, ident in _read_index(folder).items():  # entries that no longer match their file go
+        try:
+            if _identity(os.stat(folder / name)) == ident:
+                files[name] = ident
+        except OSError:
+            pass
+    files[target.name] = _identity(os.stat(target))
+    write_bytes_atomic(folder / INDEX, json.dumps({"autodp": "outputs", "version": 1, "files": files}, sort_keys=True).encode())
+
+
+def record(path: str | Path) -> None:
+    """Note in its folder's index that autodp just wrote the file ``path``."""
+    target = resolve_target(path)
+    with _locked(target.parent):
+        _record(target)
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _check_creatable(path: Path, target: Path) -> None:
+    anc = target.parent
+    while True:
+        try:
+            st = os.stat(anc)
+            break
+        except FileNotFoundError:
+            anc = anc.parent
+        except NotADirectoryError:
+            anc = anc.parent
+    if not stat.S_ISDIR(st.st_mode):
+        raise RefusedWrite(f"cannot write {path}: {anc} is not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {path}: the folder {anc} is not writable")
+
+
+def check_output(path: str | Path, force: bool = False, fmt: str | None = None) -> Path:
+    """Check that autodp may write the output ``path`` (the rules above); the path it will replace.
+    Under the folder's lock: a concurrent run's write and its index entry are seen together."""
+    with _locked(resolve_target(path).parent):
+        return _check_output(path, force, fmt)
+
+
+def _check_output(path: str | Path, force: bool = False, fmt: str | None = None) -> Path:
+    fmt = fmt or output_format(path)
+    target = resolve_target(path)
+    try:
+        st = os.stat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    if st is None:
+        _check_creatable(Path(path), target)
+    elif stat.S_ISDIR(st.st_mode):
+        if fmt != "hf":
+            raise RefusedWrite(f"{path} is a folder; refusing to replace it")
+        with os.scandir(target) as it:
+            empty = next(it, None) is None
+        if not empty and _own_folder_files(target) is None:
+            raise RefusedWrite(f"{path} is a folder autodp did not write (or holds files it did not write); "
+                               "refusing to replace it, even with --force: choose another output")
+    elif not stat.S_ISREG(st.st_mode):
+        raise RefusedWrite(f"{path} is {kind_of(st.st_mode)}; refusing to write to it")
+    else:
+        if not force and (fmt == "hf" or not is_ours(target)):
+            raise RefusedWrite(f"{path} exists and is not an earlier autodp output; pass --force to overwrite it")
+        check_target(target, force)  # hard links
+    if st is not None and not os.access(target.parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {path}: the folder {target.parent} is not writable")
+    if fmt != "hf":
+        _read_index(target.parent)  # an unrelated file named like the index is not overwritten
+    return target
+
+
+def _inside(child: str, parent: str) -> bool:
+    return child != parent and child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return None
+
+
+def check_outputs(outputs: Iterable[tuple], inputs: Iterable[tuple[str, str | Path]], force: bool = False) -> dict[str, Path]:
+    """Check every output of one run before anything is written: each may be written (``check_output``),
+    none is an input or inside an input folder (nor a folder holding an input), no two are the same file.
+    ``outputs`` are (label, path) or (label, path, format) tuples (a None path is left out), the label
+    naming the option in messages; ``inputs`` (what, path) pairs, e.g. ("the input", DATA)."""
+    ins = [(what, str(p), os.path.realpath(p), _inode(str(p)), os.path.isdir(p)) for what, p in inputs]
+    seen: list[tuple[str, str, str, tuple[int, int] | None, bool]] = []
+    targets: dict[str, Path] = {}
+    for label, p, *fmt in outputs:
+        if p is None:
+            continue
+        p = str(p)
+        fmt = fmt[0] if fmt else output_format(p)
+        real, ino, hf = os.path.realpath(p), _inode(p), fmt == "hf"
+        for what, ipath, ireal, iino, idir in ins:
+            if real == ireal or (ino is not None and ino == iino):
+                raise RefusedWrite(f"{label} {p} is {what} {ipath}; autodp never writes onto it")
+            if idir and _inside(real, ireal):
+                raise RefusedWrite(f"{label} {p} is inside {what} {ipath}; autodp never writes into it")
+            if _inside(ireal, real):
+                raise RefusedWrite(f"{label} {p} holds {what} {ipath}; autodp never writes onto it")
+        for olabel, opath, oreal, oino, ohf in seen:
+            if real == oreal or (ino is not None and ino == oino):
+                raise RefusedWrite(f"{label} {p} and {olabel} {opath} name the same file; give each output its own path")
+            if (ohf and _inside(real, oreal)) or (hf and _inside(oreal, real)):
+                raise RefusedWrite(f"{label} {p} and {olabel} {opath}: one is inside the other's folder; give each output its own path")
+        targets[label] = check_output(p, force, fmt)
+        seen.append((label, p, real, ino, hf))
+    return targets
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_data(frame: pl.DataFrame, path: str | Path, fmt: str | None = None, force: bool = False) -> Path:
+    """Write ``frame`` (internal ``__*`` columns left out) atomically under the output rules, in the
+    format of the path's extension: .jsonl/.ndjson, .json (an array), .parquet, .csv, or a folder (Hugging
+    Face datasets layout). The path written (a symlink's target)."""
+    fmt = fmt or output_format(path)
+    if fmt not in ("hf", "jsonl", "json", "parquet", "csv"):
+        raise ValueError(f"unknown output format {fmt!r}")
+    check_output(path, force, fmt)  # refuse before serialising
+    frame = frame.select([c for c in frame.columns if not c.startswith("__")])
+    if fmt == "hf":
+        return _write(path, fmt, force, None, lambda target: _write_hf(frame, target))
+    buf = io.BytesIO()
+    if fmt == "jsonl":
+        frame.write_ndjson(buf)
+    elif fmt == "json":
+        frame.write_json(buf)
+    elif fmt == "csv":
+        frame.write_csv(buf)
+    else:
+        frame.write_parquet(buf, compression="zstd")
+    return _write(path, fmt, force, buf.getvalue())
+
+
+def write_file(path: str | Path, data: bytes, force: bool = False) -> Path:
+    """Write a non-data output (a report) under the output rules."""
+    check_output(path, force, "json")
+    return _write(path, "json", force, data)
+
+
+def commit_output(tmp: str | Path, path: str | Path, force: bool = False) -> Path:
+    """Move a finished temporary file (written beside ``path``) onto the output ``path`` under the rules."""
+    with _locked(resolve_target(path).parent):
+        target = _check_output(path, force)
+        commit(tmp, target, force)
+        _record(target)
+    return target
+
+
+def _write(path: str | Path, fmt: str, force: bool, data: bytes | None, write_folder: Callable[[Path], None] | None = None) -> Path:
+    """Check again and write under the folder's lock: another run may have written meanwhile."""
+    resolve_target(path).parent.mkdir(parents=True, exist_ok=True)
+    with _locked(resolve_target(path).parent):
+        target = _check_output(path, force, fmt)
+        if write_folder is not None:
+            write_folder(target)
+        else:
+            write_bytes_atomic(target, data, force)
+            _record(target)
+    return target
+
+
+def _hf_feature(dt) -> dict[str, Any]:
+    if isinstance(dt, pl.List | pl.Array):
+        return {"feature": _hf_feature(dt.inner), "_type": "Sequence"}
+    if isinstance(dt, pl.Struct):
+        return {f.name: _hf_feature(f.dtype) for f in dt.fields}
+    names = {
+        pl.String: "large_string", pl.Boolean: "bool", pl.Int8: "int8", pl.Int16: "int16", pl.Int32: "int32", pl.Int64: "int64",
+        pl.UInt8: "uint8", pl.UInt16: "uint16", pl.UInt32: "uint32", pl.UInt64: "uint64", pl.Float32: "float32", pl.Float64: "float64", pl.Null: "null",
+    }
+    return {"dtype": names.get(dt, "large_string"), "_type": "Value"}
+
+
+def _write_hf(frame: pl.DataFrame, p: Path) -> None:
+    """A ``save_to_disk``-style folder: one arrow stream file plus dataset_info.json, state.json and
+    the marker. An earlier folder at ``p`` (checked to be autodp's, or empty) is swapped out and its
+    listed files removed; whatever else appeared in it meanwhile is kept, in the renamed folder."""
+    parent = p.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=parent))
+    try:
+        name = "data-00000-of-00001.arrow"
+        frame.write_ipc_stream(tmp / name, compat_level=pl.CompatLevel.oldest())
+        info = {"citation": "", "description": "", "features": {c: _hf_feature(t) for c, t in frame.schema.items()}, "homepage": "", "license": ""}
+        (tmp / "dataset_info.json").write_text(json.dumps(info, indent=2))
+        state = {
+            "_data_files": [{"filename": name}],
+            "_fingerprint": hashlib.sha256((tmp / name).read_bytes()).hexdigest()[:16],
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": None,
+        }
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        (tmp / MARKER).write_text(json.dumps({"autodp": "output", "version": 1, "files": [name, "dataset_info.json", "state.json"]}))
+        try:
+            old = os.lstat(p)
+        except FileNotFoundError:
+            old = None
+        if old is None:
+            os.rename(tmp, p)  # fails, rather than replaces, if a folder with files appeared meanwhile
+            return
+        if stat.S_ISDIR(old.st_mode):
+            os.chmod(tmp, stat.S_IMODE(old.st_mode))
+        aside = Path(tempfile.mkdtemp(prefix=f".{p.name}.old.", dir=parent))
+        os.replace(p, aside / "x")
+        os.replace(tmp, p)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder
+        raise
+    _remove_aside(aside, p)
+
+
+def _remove_aside(aside: Path, p: Path) -> None:
+    """Remove the replaced output: the files autodp listed in it, then the folders, only if empty."""
+    x = aside / "x"
+    if x.is_dir():
+        for n in (_marker_names(x) or []) + [MARKER]:
+            try:
+                os.unlink(x / n)
+            except FileNotFoundError:
+                pass
+    elif x.exists() or x.is_symlink():
+        os.unlink(x)  # a file at a folder output's path, replaced with --force
+    try:
+        if x.is_dir():
+            os.rmdir(x)
+        os.rmdir(aside)
+    except OSError:
+        print(f"warning: kept {aside}: files appeared in the old {p} while it was replaced", file=sys.stderr)
