@@ -13,6 +13,7 @@ step loses without saying why are still recorded ("dropped without a reason").
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ from ..lower import Context, lower_step
 from ..ops import KEEP, REASON, ROW_ID, Registry, registry
 from ..plan_keys import stable_hash, stat_column_name
 from ..types import ANY, Type
-from .cache import DEFAULT_MAX_BYTES, CacheStore
+from ..checksum import digest, file_digest
+from .cache import DEFAULT_MAX_BYTES, CacheStore, NotACache
 from .keys import canonical_expr, canonical_order, free_columns, node_key, root_key, stat_key, step_payload
 from .policy import NodeFacts, Policy
 from .report import DROPPED_SCHEMA, Accounting, ExplainNode, Explanation, RunResult, StatRecord, StepReport
@@ -211,6 +213,17 @@ class _RunState:
 # ---------------------------------------------------------------- executor
 
 
+def _file_digest(path: str | Path) -> str | None:
+    try:
+        return file_digest(path)
+    except OSError:  # unreadable: open_source says so
+        return None
+
+
+def _cache_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def _internal(c: str) -> bool:
     return c.startswith("__") and c != ROW_ID
 
@@ -243,7 +256,12 @@ class Executor:
         self.registry = registry or default_registry()
         self.policy = policy or Policy()
         self.services = services or {}
-        self.store = CacheStore(cache_dir, cache_max_bytes, trust_stat=self.policy.trust_file_stat) if cache_dir is not None else None
+        self.store: CacheStore | None = None
+        if cache_dir is not None:
+            try:
+                self.store = CacheStore(cache_dir, cache_max_bytes)
+            except (OSError, NotACache) as e:  # a cache problem costs the run its speed-up, not its result
+                _cache_warning(f"cannot use the cache {cache_dir}: {getattr(e, 'strerror', None) or e}; going on without it")
         self.max_row_bytes = max_row_bytes
         self.progress = progress
 
@@ -264,12 +282,17 @@ class Executor:
             return loaded_from_frame(data, req, self.max_row_bytes)
         if self.store is None or data_format(data) not in ("jsonl", "json") or not self.policy.inputs:
             return parse_source(open_source(data), req, self.max_row_bytes)
-        # a file whose path, size, mtime and inode are unchanged has the content hashed last time
+        # a file whose path, size, mtime and inode are unchanged and whose bytes still have the xxh3
+        # recorded last time has the sha256 recorded then (xxh3 is 15x cheaper; checking it catches
+        # an edit in place with the mtime restored)
         stat_key_ = stable_hash({"stat": source_stat(data)})
         memo = self.store.memo_get(stat_key_) if self.policy.trust_file_stat else None
-        src = open_source(data, known_sha256=memo.get("sha256") if memo else None)
-        if memo is None and self.policy.write and store_input:
-            self.store.memo_put(stat_key_, {"sha256": src.content_sha256})
+        known = None
+        if memo is not None and isinstance(memo.get("sha256"), str) and memo.get("xxh3") == _file_digest(data):
+            known = memo["sha256"]
+        src = open_source(data, known_sha256=known)
+        if known is None and self.policy.write and store_input:
+            self.store.memo_put(stat_key_, {"sha256": src.content_sha256, "xxh3": digest(src.payload)})
         fp = src.fingerprint(req, self.max_row_bytes)
         fkey, qkey = stable_hash({"input": fp}), stable_hash({"quarantine": fp})
         if self.policy.read:
