@@ -375,7 +375,7 @@ class CacheStore:
         """Whether ``dpath`` already holds these bytes (another writer of the same key and content)."""
         try:
             return digest(_read_file(dpath)) == xxh
-        except FileNotFoundError:
+        except OSError:  # absent, or not a regular file (a link): replaced by the write
             return False
 
     def _give_up(self, e: BaseException) -> None:
