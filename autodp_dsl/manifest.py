@@ -156,6 +156,10 @@ def save(reg: Registry, sources: dict[str, str]) -> None:
         data = _describe(reg, sources)
         from .atomic import write_text_atomic
 
+        for folder in reversed([path.parent, *path.parent.parents]):  # private, like the rest of the cache
+            if not folder.exists():
+                folder.mkdir(mode=0o700)
+
         write_text_atomic(path, json.dumps(data, ensure_ascii=False))
         _prune(path.parent)
     except Exception:  # best effort: see the docstring

@@ -231,6 +231,7 @@ class CacheStore:
             raise NotACache(f"{self.root}/FORMAT is not a file autodp wrote ({e.strerror or e})") from e
 
     def _initialise(self) -> None:
+        os.chmod(self.root, _DIR_MODE)  # copies of the data's rows: private, like the outputs
         self.tmp.mkdir(mode=_DIR_MODE, exist_ok=True)
         self._atomic_write(self.root / "FORMAT", (FORMAT + "\n").encode())
         for d in (self.objects, self.memo):

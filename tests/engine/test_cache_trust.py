@@ -133,6 +133,7 @@ def test_new_and_empty_folders_become_caches(tmp_path):
         st.put(KEY, _frame(), {"kind": "statistic", "op": "x"})
         assert st.get(KEY).frame.equals(_frame())
     assert stat.S_IMODE((tmp_path / "new" / "cache").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "empty").stat().st_mode) == 0o700
     # what other parts of autodp keep beside the cache (the operator manifest) does not stop it
     shared = tmp_path / "shared"
     (shared / "ops").mkdir(parents=True)
@@ -280,6 +281,7 @@ def test_a_manifest_naming_other_code_is_not_imported(tmp_path, monkeypatch, whe
     classes, sources = load_entry_points()
     manifest.save(classes, sources)
     path = manifest.manifest_path()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700 and stat.S_IMODE(path.stat().st_mode) == 0o600
     data = json.loads(path.read_text())
     for entry in data["ops"]:
         if entry["spec"]["name"] == "clean.whitespace":
