@@ -8,8 +8,6 @@ cache entry and every input on every run keeps a warm re-run within its budget.
 
 from __future__ import annotations
 
-import mmap
-import os
 from pathlib import Path
 
 import xxhash
@@ -22,10 +20,15 @@ def digest(data: bytes | memoryview) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
+_CHUNK = 256 * 1024  # read through one buffer that stays in the CPU cache: faster than mmap here
+
+
 def file_digest(path: str | Path) -> str:
-    """The xxh3-128 of a file's bytes, mapped rather than copied into memory (raises ``OSError``)."""
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return digest(b"")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            return digest(m)
+    """The xxh3-128 of a file's bytes, read in chunks (raises ``OSError``)."""
+    h = xxhash.xxh3_128()
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
