@@ -390,8 +390,11 @@ class CacheStore:
     # ------------------------------------------------------------ reading
 
     def _read_meta(self, key: str) -> tuple[dict[str, Any] | None, bytes | None]:
+        path = self._meta_path(key)
+        if not _real_dir(path.parent):  # absent, or a link leading out of the cache: no entry
+            return None, None
         try:
-            raw = _read_file(self._meta_path(key))
+            raw = _read_file(path)
         except FileNotFoundError:
             return None, None
         try:

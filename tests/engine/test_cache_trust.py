@@ -442,3 +442,16 @@ def test_a_folder_in_tmp_is_left_alone_and_said_in_one_line(files, capsys, actio
     err = capsys.readouterr().err
     _one_error_line(err)
     assert "tmp/sub" in err and (cache / "tmp" / "sub" / "keep.txt").read_text() == "x"
+
+
+def test_an_entry_behind_a_linked_sub_folder_is_not_served(tmp_path, capsys):
+    st = CacheStore(tmp_path / "c")
+    st.put(KEY, _frame(), {"kind": "statistic", "op": "x"})
+    outside = tmp_path / "outside"
+    (tmp_path / "c" / "objects" / KEY[:2]).rename(outside)  # a valid entry, but outside the cache
+    (tmp_path / "c" / "objects" / KEY[:2]).symlink_to(outside, target_is_directory=True)
+    before = _snapshot(outside)
+    assert st.get(KEY) is None and not st.contains(KEY) and st.entries() == []
+    st.put(KEY, _frame(), {"kind": "statistic", "op": "x"})  # not written through the link either
+    assert _snapshot(outside) == before
+    assert "going on without it" in capsys.readouterr().err
