@@ -267,7 +267,10 @@ class CacheStore:
         """Check that the folder is exactly a cache of format 1; its entries' metadata."""
 
         def refuse(why: str) -> NotACache:
-            return NotACache(f"{self.root} says it is an autodp cache of the previous format, but {why}; remove it (or point --cache elsewhere) and autodp starts a new one")
+            return NotACache(
+                f"{self.root} has the FORMAT file of an older autodp cache but not its layout ({why}), so it is not used:"
+                " if it is an old cache, remove the folder; if not, an older autodp wrote that FORMAT file into it: remove just that file"
+            )
 
         extra = sorted(set(os.listdir(self.root)) - _OWN - _NEIGHBOURS)
         if extra:

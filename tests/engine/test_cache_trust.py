@@ -110,7 +110,7 @@ def test_an_old_format_marker_does_not_make_any_folder_a_cache(tmp_path, capsys)
     assert main(["cache", "clear", "--cache", str(repo)]) == 1
     err = capsys.readouterr().err
     _one_error_line(err)
-    assert "remove it" in err
+    assert "remove just that file" in err
     assert _snapshot(repo) == before
 
 
@@ -187,7 +187,7 @@ def test_a_previous_format_cache_with_a_stranger_inside_is_refused(tmp_path):
     _old_cache(root)
     (root / "objects" / KEY[:2] / "notes.txt").write_text("mine")
     before = _snapshot(root)
-    with pytest.raises(NotACache, match="remove it"):
+    with pytest.raises(NotACache, match="if it is an old cache, remove the folder"):
         CacheStore(root)
     assert _snapshot(root) == before
 
