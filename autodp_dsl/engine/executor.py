@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from .. import ir
+from ..checksum import digest, file_digest
 from ..io import (
     DEFAULT_MAX_ROW_BYTES,
     Loaded,
@@ -36,7 +37,6 @@ from ..lower import Context, lower_step
 from ..ops import KEEP, REASON, ROW_ID, Registry, registry
 from ..plan_keys import stable_hash, stat_column_name
 from ..types import ANY, Type
-from ..checksum import digest, file_digest
 from .cache import DEFAULT_MAX_BYTES, CacheStore, NotACache
 from .keys import canonical_expr, canonical_order, free_columns, node_key, root_key, stat_key, step_payload
 from .policy import NodeFacts, Policy
