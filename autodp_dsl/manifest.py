@@ -39,6 +39,7 @@ from .paths import cache_root
 __all__ = ["load", "save", "manifest_path"]
 
 FORMAT = 1
+_BUILTIN, _BUILTIN_EP = "stdlib_ops", "stdlib_ops:register"  # what catalog.load_entry_points always loads
 # autodp modules whose code decides what a spec says: a change to them makes manifests stale
 _SHAPERS = ("autodp_dsl.catalog", "autodp_dsl.manifest", "autodp_dsl.ops", "autodp_dsl.opspec", "autodp_dsl.types")
 
@@ -96,11 +97,11 @@ def _loader(where: str | None, entry_point: str, name: str):
     operator code (see the module doc); otherwise from the installed entry points."""
 
     def load():
-        values, packages = _installed()
         op = None
-        if where and _module(where).split(".")[0] in packages:
+        # the built-in operators need no look-up of the installed entry points (20+ ms)
+        if where and (_module(where).split(".")[0] == _BUILTIN or _module(where).split(".")[0] in _installed()[1]):
             op = load_function(where)
-        elif not where and entry_point in values:
+        elif not where and (entry_point == _BUILTIN_EP or entry_point in _installed()[0]):
             scratch = Registry()
             load_function(entry_point)(scratch)
             op = scratch.get(name)
@@ -121,7 +122,7 @@ def _installed() -> tuple[frozenset[str], frozenset[str]]:
     top-level packages they are in: the only code a manifest may name."""
     from importlib.metadata import entry_points
 
-    values = {ep.value.split("[")[0].strip() for ep in entry_points(group="autodp.ops")} | {"stdlib_ops:register"}
+    values = {ep.value.split("[")[0].strip() for ep in entry_points(group="autodp.ops")} | {_BUILTIN_EP}
     return frozenset(values), frozenset(_module(v).split(".")[0] for v in values)
 
 
