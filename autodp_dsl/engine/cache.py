@@ -257,6 +257,10 @@ class CacheStore:
                 self._atomic_write(self._meta_path(key), json.dumps({**new, "format": _META_FORMAT, "xxh3": digest(data)}, sort_keys=True).encode())
             for e in _files(self.memo):  # memos of the previous format lack the content checksum
                 os.unlink(e.path)
+            # private, like the outputs: every file and folder, each checked by _layout_1 not to be a link
+            files = [f.path for kind, f in self._scan() if kind != "foreign"] + [f.path for f in _files(self.tmp)]
+            for path in [*files, *(p for p in (self.root / "lock",) if p.exists())]:
+                os.chmod(path, _FILE_MODE)
             for d in (self.root, self.objects, self.tmp, self.memo, *(self.objects / e.name for e in _files(self.objects))):
                 if d.exists():
                     os.chmod(d, _DIR_MODE)
@@ -278,6 +282,9 @@ class CacheStore:
         for d in (self.objects, self.tmp, self.memo):
             if os.path.lexists(d) and not _real_dir(d):
                 raise refuse(f"{d.name} is not a folder")
+        lock = self.root / "lock"
+        if os.path.lexists(lock) and not stat.S_ISREG(os.lstat(lock).st_mode):
+            raise refuse("lock is not a file")
         metas = []
         for sub in _files(self.objects):
             if not (_SUB.fullmatch(sub.name) and sub.is_dir(follow_symlinks=False)):

@@ -149,9 +149,9 @@ def test_an_interrupted_initialisation_is_resumed(tmp_path):
 
 def _old_cache(root: Path) -> bytes:
     """A cache exactly as the previous version wrote it (FORMAT 1, sha256, world-readable)."""
-    data = b"PAR1 pretend"  # replaced below with a real Parquet file
-    df = _frame(30)
     import io
+
+    df = _frame(30)
 
     buf = io.BytesIO()
     df.write_parquet(buf)
@@ -163,6 +163,9 @@ def _old_cache(root: Path) -> bytes:
     (root / "memo").mkdir()
     (root / "memo" / ("e" * 64 + ".json")).write_text(json.dumps({"sha256": "0" * 64}))
     (root / "FORMAT").write_text("autodp-cache 1\n")
+    (root / "lock").write_text("")
+    (root / "tmp" / f"{KEY}.json.123.0123abcd.tmp").write_text("interrupted")
+    (sub / f"{KEY}.{'9' * 16}.parquet").write_bytes(b"an orphan")
     name = f"{KEY}.{sha[:16]}.parquet"
     (sub / name).write_bytes(data)
     (sub / f"{KEY}.json").write_text(json.dumps({"format": 1, "key": KEY, "data": name, "sha256": sha, "size": len(data), "rows": 30, "created": 1.0, "kind": "statistic", "op": "x"}))
@@ -190,6 +193,17 @@ def test_a_previous_format_cache_with_a_stranger_inside_is_refused(tmp_path):
     with pytest.raises(NotACache, match="if it is an old cache, remove the folder"):
         CacheStore(root)
     assert _snapshot(root) == before
+
+
+def test_a_previous_format_cache_with_a_linked_lock_is_refused(tmp_path, victim):
+    root = tmp_path / "old"
+    _old_cache(root)
+    (root / "lock").unlink()
+    (root / "lock").symlink_to(victim / "precious.txt")  # migration would chmod it
+    mode = (victim / "precious.txt").stat().st_mode
+    with pytest.raises(NotACache, match="lock is not a file"):
+        CacheStore(root)
+    assert (victim / "precious.txt").stat().st_mode == mode
 
 
 # ---------------------------------------------------------------- paths from metadata stay inside
