@@ -543,7 +543,7 @@ class Executor:
             else:
                 big = df.estimated_size() > (8 << 20)  # large statistics read faster with lz4
                 rec.bytes = self.store.put(skey, df, meta, compression="lz4" if big else "zstd")
-            rec.persisted = True
+            rec.persisted = rec.bytes > 0  # 0: the cache was given up (see CacheStore._give_up)
             state.written.add(skey)
             state.bytes_written += rec.bytes
         return df, rec
@@ -599,9 +599,10 @@ class Executor:
                     "counts": {"rows_in": parent.height, "rows_out": df.height, "modified": modified, "added": added},
                     "max_rid": oc.max_rid,
                 }
-                state.bytes_written += self.store.put(n.key, full, meta)
+                written = self.store.put(n.key, full, meta)
+                state.bytes_written += written
                 state.written.add(n.key)
-                oc.persisted = True
+                oc.persisted = written > 0  # 0: the cache was given up (see CacheStore._give_up)
         else:
             oc.policy = "no cache"
         return df, oc
