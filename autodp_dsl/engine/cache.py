@@ -108,7 +108,8 @@ def _crash_point(name: str) -> None:
         os._exit(137)
 
 
-def _stderr_warning(message: str) -> None:
+def warn_stderr(message: str) -> None:
+    """How cache problems are said by default: one ``warning:`` line."""
     print(f"warning: {message}", file=sys.stderr)
 
 
@@ -189,7 +190,7 @@ class CacheStore:
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.memo = self.root / "memo"
-        self.warn = warn or _stderr_warning
+        self.warn = warn or warn_stderr
         self.broken: str | None = None  # why a run stopped using the cache (see ``_give_up``)
         self._open()
 

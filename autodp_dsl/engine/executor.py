@@ -13,7 +13,6 @@ step loses without saying why are still recorded ("dropped without a reason").
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from ..lower import Context, lower_step
 from ..ops import KEEP, REASON, ROW_ID, Registry, registry
 from ..plan_keys import stable_hash, stat_column_name
 from ..types import ANY, Type
-from .cache import DEFAULT_MAX_BYTES, CacheStore, NotACache
+from .cache import DEFAULT_MAX_BYTES, CacheStore, NotACache, warn_stderr
 from .keys import canonical_expr, canonical_order, free_columns, node_key, root_key, stat_key, step_payload
 from .policy import NodeFacts, Policy
 from .report import DROPPED_SCHEMA, Accounting, ExplainNode, Explanation, RunResult, StatRecord, StepReport
@@ -220,10 +219,6 @@ def _file_digest(path: str | Path) -> str | None:
         return None
 
 
-def _cache_warning(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
 def _internal(c: str) -> bool:
     return c.startswith("__") and c != ROW_ID
 
@@ -261,7 +256,7 @@ class Executor:
             try:
                 self.store = CacheStore(cache_dir, cache_max_bytes)
             except (OSError, NotACache) as e:  # a cache problem costs the run its speed-up, not its result
-                _cache_warning(f"cannot use the cache {cache_dir}: {getattr(e, 'strerror', None) or e}; going on without it")
+                warn_stderr(f"cannot use the cache {cache_dir}: {getattr(e, 'strerror', None) or e}; going on without it")
         self.max_row_bytes = max_row_bytes
         self.progress = progress
 
@@ -288,7 +283,7 @@ class Executor:
         stat_key_ = stable_hash({"stat": source_stat(data)})
         memo = self.store.memo_get(stat_key_) if self.policy.trust_file_stat else None
         known = None
-        if memo is not None and isinstance(memo.get("sha256"), str) and memo.get("xxh3") == _file_digest(data):
+        if memo is not None and isinstance(memo.get("sha256"), str) and isinstance(memo.get("xxh3"), str) and memo["xxh3"] == _file_digest(data):
             known = memo["sha256"]
         src = open_source(data, known_sha256=known)
         if known is None and self.policy.write and store_input:

@@ -470,3 +470,15 @@ def test_an_entry_behind_a_linked_sub_folder_is_not_served(tmp_path, capsys):
     st.put(KEY, _frame(), {"kind": "statistic", "op": "x"})  # not written through the link either
     assert _snapshot(outside) == before
     assert "going on without it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("memo", [{"sha256": "0" * 64}, {"sha256": "0" * 64, "xxh3": None}, {"sha256": "0" * 64, "xxh3": "0" * 32}])
+def test_a_memo_without_the_inputs_checksum_does_not_vouch_for_it(files, memo):
+    tmp, data, dp = files
+    s = strategy("s", filt(">=", col("output"), col("instruction")))
+    Executor(tmp / "c", registry=REG).load(data, [s])
+    memos = list((tmp / "c" / "memo").iterdir())
+    assert len(memos) == 1
+    memos[0].write_text(json.dumps(memo))  # e.g. written by the previous format, or crafted
+    again = Executor(tmp / "c", registry=REG).load(data, [s])
+    assert again.content_sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
