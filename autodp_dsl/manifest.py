@@ -14,10 +14,18 @@ of every module loaded from the packages that declare operators (and of the auto
 shape a spec). Any difference and the registry is loaded from the entry points and the manifest
 rewritten (atomically: concurrent processes never read a torn file); the folder keeps the 16 most
 recently written. ``AUTODP_NO_OPS_CACHE=1`` turns it off.
+
+The manifest is a file in a cache folder, so it is not trusted to say what code to run: before an
+operator's class is imported, the module the manifest names must belong to the package of an
+installed ``autodp.ops`` entry point (or the built-in ``stdlib_ops``), and an entry point it names
+must be one of those installed; what it imports must be an ``Op`` class. A manifest naming anything
+else (``os:system``, a module planted on ``sys.path``) is ignored: the operator is taken from the
+installed entry points instead, and the manifest rewritten.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -31,6 +39,7 @@ from .paths import cache_root
 __all__ = ["load", "save", "manifest_path"]
 
 FORMAT = 1
+_BUILTIN, _BUILTIN_EP = "stdlib_ops", "stdlib_ops:register"  # what catalog.load_entry_points always loads
 # autodp modules whose code decides what a spec says: a change to them makes manifests stale
 _SHAPERS = ("autodp_dsl.catalog", "autodp_dsl.manifest", "autodp_dsl.ops", "autodp_dsl.opspec", "autodp_dsl.types")
 
@@ -84,16 +93,56 @@ def load() -> Registry | None:
 def _loader(where: str | None, entry_point: str, name: str):
     """How to import operator ``name``: its class by module and name when that finds the very
     class the entry point registered (checked when the manifest was written), else by running the
-    entry point's function into a scratch registry."""
-    if where:
-        return lambda: load_function(where)
+    entry point's function into a scratch registry -- each only when the manifest names installed
+    operator code (see the module doc); otherwise from the installed entry points."""
 
-    def by_entry_point():
-        scratch = Registry()
-        load_function(entry_point)(scratch)
-        return scratch.get(name)
+    def load():
+        op = None
+        # the built-in operators need no look-up of the installed entry points (20+ ms)
+        if where and (_module(where).split(".")[0] == _BUILTIN or _module(where).split(".")[0] in _installed()[1]):
+            op = load_function(where)
+        elif not where and (entry_point == _BUILTIN_EP or entry_point in _installed()[0]):
+            scratch = Registry()
+            load_function(entry_point)(scratch)
+            op = scratch.get(name)
+        if _is_op(op):
+            return op
+        return _from_entry_points(name)
 
-    return by_entry_point
+    return load
+
+
+def _module(spec: str) -> str:
+    return spec.split("[")[0].strip().partition(":")[0]
+
+
+@functools.cache
+def _installed() -> tuple[frozenset[str], frozenset[str]]:
+    """The values of the installed ``autodp.ops`` entry points (plus the built-in stdlib's) and the
+    top-level packages they are in: the only code a manifest may name."""
+    from importlib.metadata import entry_points
+
+    values = {ep.value.split("[")[0].strip() for ep in entry_points(group="autodp.ops")} | {_BUILTIN_EP}
+    return frozenset(values), frozenset(_module(v).split(".")[0] for v in values)
+
+
+def _is_op(obj) -> bool:
+    from .ops import Op
+
+    return isinstance(obj, type) and issubclass(obj, Op)
+
+
+def _from_entry_points(name: str):
+    """Operator ``name`` from the installed entry points, for a manifest that names other code (it
+    is rewritten from them)."""
+    from .catalog import load_entry_points
+
+    reg, sources = load_entry_points()
+    save(reg, sources)
+    op = reg.get(name)
+    if op is None:
+        raise RuntimeError(f"the operator manifest names {name!r}, which no installed autodp.ops entry point provides; remove the ops/ folder of the cache")
+    return op
 
 
 def save(reg: Registry, sources: dict[str, str]) -> None:
@@ -107,6 +156,10 @@ def save(reg: Registry, sources: dict[str, str]) -> None:
         path = manifest_path()
         data = _describe(reg, sources)
         from .atomic import write_text_atomic
+
+        for folder in reversed([path.parent, *path.parent.parents]):  # private, like the rest of the cache
+            if not folder.exists():
+                folder.mkdir(mode=0o700)
 
         write_text_atomic(path, json.dumps(data, ensure_ascii=False))
         _prune(path.parent)

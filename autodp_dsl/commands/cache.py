@@ -19,15 +19,36 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    """Open the cache (a folder autodp did not create is refused, nothing in it touched) and act;
+    a file system error (a read-only cache, say) is one line, not a traceback."""
     from ..engine import DEFAULT_MAX_BYTES, CacheStore, default_cache_dir, parse_size
-    from ..engine.render import human_bytes, when
 
     root = args.cache or default_cache_dir()
     try:
         store = CacheStore(root, parse_size(args.max_size) if args.max_size else DEFAULT_MAX_BYTES)
     except (OSError, ValueError) as e:
-        print(f"error: cannot open cache {root}: {e}", file=sys.stderr)
+        print(f"error: cannot open cache {root}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
         return 1
+    try:
+        return _act(args, store)
+    except OSError as e:
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"error: cache {store.root}: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+
+
+def _foreign(store, paths: list[str]) -> int:
+    """What autodp did not write in its cache folder is left alone, and said so: exit 1."""
+    if not paths:
+        return 0
+    more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+    print(f"error: cache {store.root}: left {paths[0]}{more} alone: not written by autodp; remove by hand", file=sys.stderr)
+    return 1
+
+
+def _act(args, store) -> int:
+    from ..engine.render import human_bytes, when
+
     as_json = args.format == "json"
     if args.action == "ls":
         es = sorted(store.entries(), key=lambda e: -e.last_used)
@@ -64,12 +85,14 @@ def run(args) -> int:
             for key, problem in rep.corrupt:
                 print(f"{key}: {problem}{' (removed)' if args.fix else ''}")
             print(f"{rep.ok} entries ok, {len(rep.corrupt)} damaged, {len(rep.orphans)} orphan data files, {len(rep.temporary)} temporary files")
-        return 1 if rep.corrupt and not args.fix else 0
+        return 1 if rep.corrupt and not args.fix else _foreign(store, rep.foreign)
     if args.action == "gc":
+        from ..engine import parse_size
+
         rep = store.gc(parse_size(args.max_size) if args.max_size else None)
         msg = {"evicted": rep.evicted, "evicted_bytes": rep.evicted_bytes, "damaged_removed": rep.corrupt_removed, "orphans_removed": rep.orphans_removed, "temporary_removed": rep.temporary_removed}
         print(json.dumps(msg, indent=2) if as_json else f"evicted {rep.evicted} entries ({human_bytes(rep.evicted_bytes)}), removed {rep.corrupt_removed} damaged, {rep.orphans_removed} orphans, {rep.temporary_removed} temporary files")
-        return 0
-    n = store.clear()
+        return _foreign(store, rep.foreign)
+    n, foreign = store.clear()
     print(json.dumps({"removed": n}) if as_json else f"removed {n} entries from {store.root}")
-    return 0
+    return _foreign(store, foreign)

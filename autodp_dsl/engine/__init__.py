@@ -13,7 +13,15 @@ deltas, accounting), ``cache`` (content-addressed store), ``policy`` (what is pe
 
 from __future__ import annotations
 
-from .cache import DEFAULT_MAX_BYTES, CacheStore, GcReport, VerifyReport, default_cache_dir, parse_size
+from .cache import (
+    DEFAULT_MAX_BYTES,
+    CacheStore,
+    GcReport,
+    NotACache,
+    VerifyReport,
+    default_cache_dir,
+    parse_size,
+)
 from .executor import Executor, Plan, plan_strategy, required_columns, strategy_keys
 from .keys import canonical_order, node_key, root_key, stat_key, step_payload
 from .policy import NodeFacts, Policy
@@ -30,6 +38,7 @@ __all__ = [
     "Policy",
     "NodeFacts",
     "CacheStore",
+    "NotACache",
     "VerifyReport",
     "GcReport",
     "DEFAULT_MAX_BYTES",

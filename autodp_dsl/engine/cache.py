@@ -1,29 +1,43 @@
 """The persistent, content-addressed cache of node results and statistics.
 
-Layout under the cache root::
+Layout under the cache root (folders 0700, files 0600, like the run's outputs)::
 
-    FORMAT                          "autodp-cache 1"
+    FORMAT                          "autodp-cache 2": written when autodp creates the cache
     lock                            flock'ed around eviction and gc only (reads take no lock)
     tmp/                            temporary files of writes in progress
-    memo/<key>.json                 small memos: an input file's (path, size, mtime, inode) -> its sha256
-    objects/ab/<key>.json           metadata: key, kind, op, created, size, sha256, data file name, ...
-    objects/ab/<key>.<sha16>.parquet  the data, named after its own checksum (Parquet) ...
-    objects/ab/<key>.<sha16>.arrow    ... or Arrow IPC (wide nested columns: MinHash signatures)
+    memo/<key>.json                 small memos: an input file's (path, size, mtime, inode) -> its
+                                    xxh3-128 and sha256
+    objects/ab/<key>.json           metadata: key, kind, op, created, size, xxh3, data file name, ...
+    objects/ab/<key>.<xxh16>.parquet  the data, named after its own checksum (Parquet) ...
+    objects/ab/<key>.<xxh16>.arrow    ... or Arrow IPC (wide nested columns: MinHash signatures)
 
 A write goes data first, metadata last, each through a temporary file, ``fsync`` and ``os.replace``;
-the entry exists only once its metadata does, and a reader accepts it only when the data's sha256
-matches the metadata. A process killed mid-write therefore leaves at most a temporary file or a data
-file nobody points to (an *orphan*, removed by ``gc``), never an entry that ``verify`` accepts or a run
-uses. Naming data files by checksum means two processes writing the same key never overwrite each
-other's bytes; the last metadata wins and both versions are valid. ``last_used`` is the metadata
-file's mtime, touched on every hit; eviction removes least recently used entries above the size cap.
+the entry exists only once its metadata does, and a reader accepts it only when the data's checksum
+(xxh3-128, see ``autodp_dsl.checksum``) matches the metadata -- on every read: a flipped byte in a
+file whose size and mtime are unchanged is caught, the entry removed and recomputed, with a warning.
+A process killed mid-write therefore leaves at most a temporary file or a data file nobody points
+to (an *orphan*, removed by ``gc``), never an entry that ``verify`` accepts or a run uses. Naming
+data files by checksum means two processes writing the same key never overwrite each other's bytes;
+the last metadata wins and both versions are valid. ``last_used`` is the metadata file's mtime,
+touched on every hit; eviction removes least recently used entries above the size cap.
 
-Hashing a large entry on every read costs as much as decoding it (the parsed copy of a 64 MB input:
-20 ms of sha256 and as much again to read it into memory first). With ``trust_stat`` (the default,
-like git's index) the writer sets the data file's mtime one second into the past and records the
-file's (size, mtime_ns, inode) in the metadata; a reader that finds the same stat decodes the file
-in place without hashing it. Any later write to the file gives it a current mtime, so a changed file
-never matches and goes through the full checksum; ``verify`` always hashes.
+**A trust boundary.** A folder becomes a cache only when autodp creates it: a missing or empty
+folder (or one holding only what other parts of autodp keep beside the cache: ``ops/``,
+``model-memo/``, ``models/``) is initialised; any other folder is refused (``NotACache``) and nothing
+in it is read, written or deleted. A cache of the previous format (``FORMAT`` "autodp-cache 1",
+which that version also wrote into any folder it was pointed at) is migrated only when it has
+exactly that version's layout and every metadata file is valid: each entry's sha256 is checked and
+its xxh3-128 recorded; otherwise it is refused with a message to remove it. Every path taken from
+metadata is the entry's own file name in its own sub-folder (a name like ``../../victim`` or an
+absolute path is damaged metadata; sub-folders and files that are symbolic links are never followed),
+and maintenance deletes only files with the names autodp gives them. What this does *not* stop:
+someone who can write anything into the cache folder can also write matching checksums, so the
+cache is exactly as trustworthy as the permissions on its folder.
+
+**Failures.** While a run uses the cache, a cache that stops working (made read-only, raced by
+``autodp cache clear``, an unreadable entry) is dropped with one warning and the run goes on without
+it; it is never blamed on a step. ``verify``, ``gc`` and ``clear`` raise ``OSError`` for the command
+to report in one line.
 """
 
 from __future__ import annotations
@@ -34,24 +48,42 @@ import hashlib
 import io
 import json
 import os
+import re
+import stat
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from ..checksum import digest
 from ..paths import cache_root
 
-__all__ = ["CacheStore", "Entry", "EntryInfo", "VerifyReport", "GcReport", "DEFAULT_MAX_BYTES", "default_cache_dir", "parse_size"]
+__all__ = ["CacheStore", "NotACache", "Entry", "EntryInfo", "VerifyReport", "GcReport", "DEFAULT_MAX_BYTES", "default_cache_dir", "parse_size"]
 
-FORMAT = "autodp-cache 1"
+FORMAT = "autodp-cache 2"
+_FORMAT_1 = "autodp-cache 1"  # the previous version: sha256 checksums, world-readable files
 DEFAULT_MAX_BYTES = 2 * 1024**3
-_META_FORMAT = 1
+_META_FORMAT = 2
 _DATA_SUFFIXES = (".parquet", ".arrow")
-_BACKDATE_NS = 1_000_000_000  # written data files get an mtime this far in the past (see the module doc)
+_KEY = re.compile(r"[0-9a-f]{64}")
+_SUB = re.compile(r"[0-9a-f]{2}")
+_META_NAME = re.compile(r"([0-9a-f]{64})\.json")
+_DATA_NAME = re.compile(r"([0-9a-f]{64})\.[0-9a-f]{16}\.(?:parquet|arrow)")
+_TMP_NAME = re.compile(r"[^/]+\.[0-9]+\.[0-9a-f]{8}\.tmp")
+_OWN = frozenset({"FORMAT", "lock", "tmp", "memo", "objects"})
+# what other parts of autodp keep in the same folder (``paths.cache_root``): the operator manifest,
+# the model memo and downloaded models; a folder holding only these may become a cache
+_NEIGHBOURS = frozenset({"ops", "model-memo", "models"})
+_FILE_MODE, _DIR_MODE = 0o600, 0o700
+
+
+class NotACache(ValueError):
+    """The folder is not an autodp cache (or not one this version can use): nothing in it is touched."""
 
 
 def default_cache_dir() -> Path:
@@ -74,6 +106,41 @@ def _crash_point(name: str) -> None:
     """Test hook: ``AUTODP_CACHE_CRASH=<name>`` kills the process at that point of a write."""
     if os.environ.get("AUTODP_CACHE_CRASH") == name:
         os._exit(137)
+
+
+def warn_stderr(message: str) -> None:
+    """How cache problems are said by default: one ``warning:`` line."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _read_file(path: Path) -> bytes:
+    """A regular file's bytes, never through a symbolic link (``OSError`` otherwise)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(f"{path} is not a regular file")
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            return f.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _real_dir(path: Path) -> bool:
+    """A folder and not a symbolic link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _files(folder: Path) -> Iterator[os.DirEntry]:
+    """The entries of ``folder`` (none when it is missing or not a real folder)."""
+    if not _real_dir(folder):
+        return
+    with os.scandir(folder) as it:
+        yield from sorted(it, key=lambda e: e.name)
 
 
 @dataclass(slots=True)
@@ -100,6 +167,7 @@ class VerifyReport:
     corrupt: list[tuple[str, str]] = field(default_factory=list)  # (key, problem)
     orphans: list[str] = field(default_factory=list)  # data files no metadata names
     temporary: list[str] = field(default_factory=list)  # leftovers of interrupted writes
+    foreign: list[str] = field(default_factory=list)  # what autodp did not write there: never touched
 
 
 @dataclass(slots=True)
@@ -109,37 +177,165 @@ class GcReport:
     corrupt_removed: int = 0
     orphans_removed: int = 0
     temporary_removed: int = 0
+    foreign: list[str] = field(default_factory=list)
 
 
 class CacheStore:
-    def __init__(self, root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, trust_stat: bool = True):
-        self.root = Path(root)
+    """The cache in folder ``root`` (created, initialised or migrated here; ``NotACache`` when the
+    folder is something else). ``warn`` receives one-line warnings (default: stderr)."""
+
+    def __init__(self, root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, *, warn: Callable[[str], None] | None = None):
+        self.root = Path(root).expanduser().absolute()
         self.max_bytes = int(max_bytes)
-        self.trust_stat = trust_stat
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
-        self.objects.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        fmt = self.root / "FORMAT"
-        if not fmt.exists():
-            self._atomic_write(fmt, (FORMAT + "\n").encode())
-        elif fmt.read_text().strip() != FORMAT:
-            raise ValueError(f"{self.root} is not an autodp cache of this version (FORMAT says {fmt.read_text().strip()!r})")
+        self.memo = self.root / "memo"
+        self.warn = warn or warn_stderr
+        self.broken: str | None = None  # why a run stopped using the cache (see ``_give_up``)
+        self._open()
+
+    # ------------------------------------------------------------ opening
+
+    def _open(self) -> None:
+        try:
+            st = os.stat(self.root)  # the root itself may be a link the user made; nothing inside may
+        except FileNotFoundError:
+            os.makedirs(self.root, mode=_DIR_MODE)
+            self._initialise()
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            raise NotACache(f"{self.root} is not a folder")
+        marker = self._marker()
+        if marker == FORMAT:
+            for d in (self.objects, self.tmp, self.memo):
+                if os.path.lexists(d) and not _real_dir(d):
+                    raise NotACache(f"{d} is not a folder autodp made; remove the cache folder {self.root}")
+                if not os.path.lexists(d):
+                    d.mkdir(mode=_DIR_MODE)  # e.g. after someone removed tmp/
+        elif marker == _FORMAT_1:
+            self._migrate()
+        elif marker is not None:
+            raise NotACache(f"{self.root} is not an autodp cache of this version (FORMAT says {marker[:40]!r})")
+        else:
+            # empty folders of our own names: an initialisation that was interrupted
+            foreign = sorted(n for n in set(os.listdir(self.root)) - _NEIGHBOURS if not (n in _OWN and _real_dir(self.root / n) and not os.listdir(self.root / n)))
+            if foreign:
+                raise NotACache(f"{self.root} is not an autodp cache (no FORMAT file, and it holds {foreign[0]!r}); use a new or empty folder")
+            self._initialise()
+
+    def _marker(self) -> str | None:
+        try:
+            return _read_file(self.root / "FORMAT")[:200].decode("utf-8", "replace").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as e:  # a folder, a link, unreadable
+            raise NotACache(f"{self.root}/FORMAT is not a file autodp wrote ({e.strerror or e})") from e
+
+    def _initialise(self) -> None:
+        os.chmod(self.root, _DIR_MODE)  # copies of the data's rows: private, like the outputs
+        self.tmp.mkdir(mode=_DIR_MODE, exist_ok=True)
+        self._atomic_write(self.root / "FORMAT", (FORMAT + "\n").encode())
+        for d in (self.objects, self.memo):
+            d.mkdir(mode=_DIR_MODE, exist_ok=True)
+
+    def _migrate(self) -> None:
+        """A cache of the previous format: migrated when it has exactly its layout and valid
+        metadata (each entry's sha256 checked, its xxh3-128 recorded, files made private)."""
+        metas = self._layout_1()
+        with self.lock():
+            for key, meta in metas:
+                dpath = self._data_path(key, meta)
+                try:
+                    data = _read_file(dpath) if dpath is not None else b""
+                    ok = dpath is not None and len(data) == meta.get("size") and hashlib.sha256(data).hexdigest() == meta.get("sha256")
+                except FileNotFoundError:
+                    ok = False
+                if not ok:
+                    self._remove(key, dpath)
+                    continue
+                os.chmod(dpath, _FILE_MODE)
+                new = {k: v for k, v in meta.items() if k not in ("sha256", "stat")}
+                self._atomic_write(self._meta_path(key), json.dumps({**new, "format": _META_FORMAT, "xxh3": digest(data)}, sort_keys=True).encode())
+            for e in _files(self.memo):  # memos of the previous format lack the content checksum
+                os.unlink(e.path)
+            # private, like the outputs: every file and folder, each checked by _layout_1 not to be a link
+            files = [f.path for kind, f in self._scan() if kind != "foreign"] + [f.path for f in _files(self.tmp)]
+            for path in [*files, *(p for p in (self.root / "lock",) if p.exists())]:
+                os.chmod(path, _FILE_MODE)
+            for d in (self.root, self.objects, self.tmp, self.memo, *(self.objects / e.name for e in _files(self.objects))):
+                if d.exists():
+                    os.chmod(d, _DIR_MODE)
+            self.memo.mkdir(mode=_DIR_MODE, exist_ok=True)
+            self._atomic_write(self.root / "FORMAT", (FORMAT + "\n").encode())
+
+    def _layout_1(self) -> list[tuple[str, dict[str, Any]]]:
+        """Check that the folder is exactly a cache of format 1; its entries' metadata."""
+
+        def refuse(why: str) -> NotACache:
+            return NotACache(
+                f"{self.root} has the FORMAT file of an older autodp cache but not its layout ({why}), so it is not used:"
+                " if it is an old cache, remove the folder; if not, an older autodp wrote that FORMAT file into it: remove just that file"
+            )
+
+        extra = sorted(set(os.listdir(self.root)) - _OWN - _NEIGHBOURS)
+        if extra:
+            raise refuse(f"it holds {extra[0]!r}")
+        for d in (self.objects, self.tmp, self.memo):
+            if os.path.lexists(d) and not _real_dir(d):
+                raise refuse(f"{d.name} is not a folder")
+        lock = self.root / "lock"
+        if os.path.lexists(lock) and not stat.S_ISREG(os.lstat(lock).st_mode):
+            raise refuse("lock is not a file")
+        metas = []
+        for sub in _files(self.objects):
+            if not (_SUB.fullmatch(sub.name) and sub.is_dir(follow_symlinks=False)):
+                raise refuse(f"objects/{sub.name} is not one of its folders")
+            for f in _files(Path(sub.path)):
+                m = _META_NAME.fullmatch(f.name) or _DATA_NAME.fullmatch(f.name)
+                if not (m and m.group(1)[:2] == sub.name and f.is_file(follow_symlinks=False)):
+                    raise refuse(f"objects/{sub.name}/{f.name} is not one of its files")
+                if f.name.endswith(".json"):
+                    try:
+                        meta = json.loads(_read_file(Path(f.path)))
+                    except ValueError:
+                        raise refuse(f"objects/{sub.name}/{f.name} is not valid metadata") from None
+                    key = m.group(1)
+                    if not (isinstance(meta, dict) and meta.get("format") == 1 and meta.get("key") == key and self._data_path(key, meta) is not None):
+                        raise refuse(f"objects/{sub.name}/{f.name} is not valid metadata")
+                    metas.append((key, meta))
+        for folder, pattern in ((self.tmp, _TMP_NAME), (self.memo, _META_NAME)):
+            for f in _files(folder):
+                if not (pattern.fullmatch(f.name) and f.is_file(follow_symlinks=False)):
+                    raise refuse(f"{folder.name}/{f.name} is not one of its files")
+        return metas
 
     # ------------------------------------------------------------ paths
 
     def _meta_path(self, key: str) -> Path:
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"not a cache key: {key!r}")
         return self.objects / key[:2] / f"{key}.json"
 
     def _dir(self, key: str) -> Path:
-        return self.objects / key[:2]
+        return self._meta_path(key).parent
+
+    def _data_path(self, key: str, meta: dict[str, Any]) -> Path | None:
+        """The entry's data file: a name of the entry's own (``<key>.<xxh16>.parquet|arrow``) in its
+        own folder; None for anything else (``../../victim``, an absolute path): damaged metadata."""
+        name = meta.get("data")
+        m = _DATA_NAME.fullmatch(name) if isinstance(name, str) else None
+        if m is None or m.group(1) != key:
+            return None
+        return self._dir(key) / name
 
     # ------------------------------------------------------------ writing
 
     def _atomic_write(self, path: Path, data: bytes, crash: str | None = None) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=_DIR_MODE, exist_ok=True)
+        if not _real_dir(path.parent):
+            raise NotADirectoryError(f"{path.parent} is not a folder autodp made")
         tmp = self.tmp / f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, _FILE_MODE)
         try:
             with os.fdopen(fd, "wb") as f:
                 if crash:
@@ -164,60 +360,52 @@ class CacheStore:
                 os.close(dfd)
 
     def put(self, key: str, frame: pl.DataFrame, meta: dict[str, Any], compression: str = "zstd", fmt: str = "parquet") -> int:
-        """Store ``frame`` under ``key`` with ``meta`` (kind, op, counts...). Returns bytes written.
+        """Store ``frame`` under ``key`` with ``meta`` (kind, op, counts...). Returns bytes written
+        (0 when the cache is out of use, see ``_give_up``).
         ``compression``: "zstd" (small) or "lz4" (several times faster to read, for large entries).
         ``fmt="ipc"``: uncompressed Arrow IPC, for incompressible wide columns (signatures) that
         Parquet decodes several times slower."""
+        if self.broken:
+            return 0
         data = _encode(frame, compression, fmt)
-        sha = hashlib.sha256(data).hexdigest()
-        dname = f"{key}.{sha[:16]}.{'arrow' if fmt == 'ipc' else 'parquet'}"
-        dpath = self._dir(key) / dname
-        if not self._holds(dpath, sha):
-            self._atomic_write(dpath, data, crash="data")
-        _crash_point("before-meta")
-        now = time.time()
-        full = {
-            "format": _META_FORMAT,
-            "key": key,
-            "data": dname,
-            "sha256": sha,
-            "size": len(data),
-            "rows": frame.height,
-            "created": now,
-            **meta,
-        }
-        stamp = self._backdate(dpath) if self.trust_stat else None
-        if stamp is not None:
-            full["stat"] = stamp
-        self._atomic_write(self._meta_path(key), json.dumps(full, sort_keys=True).encode(), crash="meta")
+        xxh = digest(data)
+        dname = f"{key}.{xxh[:16]}.{'arrow' if fmt == 'ipc' else 'parquet'}"
+        try:
+            dpath = self._dir(key) / dname
+            if not self._holds(dpath, xxh):
+                self._atomic_write(dpath, data, crash="data")
+            _crash_point("before-meta")
+            full = {"format": _META_FORMAT, "key": key, "data": dname, "xxh3": xxh, "size": len(data), "rows": frame.height, "created": time.time(), **meta}
+            self._atomic_write(self._meta_path(key), json.dumps(full, sort_keys=True).encode(), crash="meta")
+        except OSError as e:
+            self._give_up(e)
+            return 0
         return len(data)
 
     @staticmethod
-    def _holds(dpath: Path, sha: str) -> bool:
-        """Whether ``dpath`` already holds these bytes (another writer of the same key and content;
-        hashed, because its stat is about to be trusted)."""
+    def _holds(dpath: Path, xxh: str) -> bool:
+        """Whether ``dpath`` already holds these bytes (another writer of the same key and content)."""
         try:
-            return hashlib.sha256(dpath.read_bytes()).hexdigest() == sha
-        except (FileNotFoundError, IsADirectoryError):
+            return digest(_read_file(dpath)) == xxh
+        except OSError:  # absent, or not a regular file (a link): replaced by the write
             return False
 
-    @staticmethod
-    def _backdate(dpath: Path) -> list[int] | None:
-        """Move the data file's mtime one second back and return its (size, mtime_ns, inode): a
-        later write to the file sets a current mtime, which can never equal this one."""
-        try:
-            st = dpath.stat()
-            os.utime(dpath, ns=(st.st_atime_ns, time.time_ns() - _BACKDATE_NS))
-            return _stamp(dpath.stat())
-        except OSError:
-            return None
+    def _give_up(self, e: BaseException) -> None:
+        """Stop using the cache for the rest of this process's work, with one warning: a cache
+        problem (a read-only folder, a concurrent ``cache clear``, an unreadable file) must not
+        fail a run that can do without it."""
+        if self.broken is None:
+            self.broken = f"{type(e).__name__}: {e}"
+            self.warn(f"cache {self.root} is not usable ({getattr(e, 'strerror', None) or e}); going on without it")
 
     # ------------------------------------------------------------ reading
 
     def _read_meta(self, key: str) -> tuple[dict[str, Any] | None, bytes | None]:
-        p = self._meta_path(key)
+        path = self._meta_path(key)
+        if not _real_dir(path.parent):  # absent, or a link leading out of the cache: no entry
+            return None, None
         try:
-            raw = p.read_bytes()
+            raw = _read_file(path)
         except FileNotFoundError:
             return None, None
         try:
@@ -230,106 +418,138 @@ class CacheStore:
 
     def contains(self, key: str) -> bool:
         """Cheap check (no checksum): metadata present and its data file of the right size."""
-        meta, _ = self._read_meta(key)
-        if meta is None:
+        if self.broken:
             return False
         try:
-            return (self._dir(key) / meta["data"]).stat().st_size == meta["size"]
+            meta, _ = self._read_meta(key)
+            dpath = self._data_path(key, meta) if meta is not None else None
+            return dpath is not None and os.lstat(dpath).st_size == meta["size"]
         except (OSError, KeyError):
             return False
 
     def peek(self, key: str) -> dict[str, Any] | None:
         """The metadata of an entry, or None (no checksum check)."""
-        return self._read_meta(key)[0]
+        try:
+            return None if self.broken else self._read_meta(key)[0]
+        except OSError:
+            return None
 
     def get(self, key: str) -> Entry | None:
-        """The entry, checksum verified (or its data file unchanged since it was written, see
-        ``trust_stat``); a damaged entry is removed and reported as a miss."""
-        meta, raw = self._read_meta(key)
-        if meta is None:
-            if raw is not None:
-                self._remove_if_unchanged(key, raw)
+        """The entry, its checksum verified; a damaged entry is removed (with a warning) and
+        reported as a miss, and a cache that cannot be read is given up (``_give_up``)."""
+        if self.broken:
             return None
-        dpath = self._dir(key) / str(meta.get("data", ""))
-        frame = self._read_trusted(dpath, meta) if self.trust_stat else None
-        if frame is None:
-            try:
-                data = dpath.read_bytes()
-            except (FileNotFoundError, IsADirectoryError):
-                self._remove_if_unchanged(key, raw)
+        try:
+            meta, raw = self._read_meta(key)
+            if meta is None:
+                if raw is not None:
+                    self._damaged(key, raw, None, "unreadable metadata")
                 return None
-            if len(data) != meta.get("size") or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
-                self._remove_if_unchanged(key, raw, dpath)
+            dpath = self._data_path(key, meta)
+            if dpath is None:
+                self._damaged(key, raw, None, "its metadata names a file outside the entry")
+                return None
+            try:
+                data = _read_file(dpath)
+            except FileNotFoundError:
+                self._damaged(key, raw, None, "data file missing")
+                return None
+            if len(data) != meta.get("size") or digest(data) != meta.get("xxh3"):
+                self._damaged(key, raw, dpath, "checksum mismatch")
                 return None
             try:
                 frame = _decode(io.BytesIO(data), dpath.name)
             except Exception:  # checksum matched but unreadable: written by an incompatible writer
-                self._remove_if_unchanged(key, raw, dpath)
+                self._damaged(key, raw, dpath, "undecodable data")
                 return None
+        except OSError as e:
+            self._give_up(e)
+            return None
         self.touch(key)
         return Entry(key, meta, frame)
 
-    @staticmethod
-    def _read_trusted(dpath: Path, meta: dict[str, Any]) -> pl.DataFrame | None:
-        """The frame decoded straight from the file when its stat is the one recorded at write time
-        (no read into memory, no hash); None sends the caller through the checksum."""
-        want = meta.get("stat")
-        try:
-            if want is None or _stamp(dpath.stat()) != want or want[0] != meta.get("size"):
-                return None
-            return _decode(dpath, dpath.name)
-        except Exception:  # gone, or unreadable: the checksum path decides
-            return None
+    def _damaged(self, key: str, raw: bytes, dpath: Path | None, problem: str) -> None:
+        self.warn(f"cache entry {key[:16]} is damaged ({problem}): removed, recomputing")
+        self._remove_if_unchanged(key, raw, dpath)
 
     def touch(self, key: str) -> None:
         with contextlib.suppress(OSError):
-            os.utime(self._meta_path(key))
+            os.utime(self._meta_path(key), follow_symlinks=False)
 
     def _remove_if_unchanged(self, key: str, raw: bytes | None, dpath: Path | None = None) -> None:
         """Remove a damaged entry, unless another process replaced its metadata meanwhile."""
-        p = self._meta_path(key)
         try:
-            if raw is not None and p.read_bytes() != raw:
+            if raw is not None and _read_file(self._meta_path(key)) != raw:
                 return
-            p.unlink()
         except FileNotFoundError:
             pass
-        if dpath is not None:
-            with contextlib.suppress(FileNotFoundError):
-                dpath.unlink()
+        self._remove(key, dpath)
+
+    def _remove(self, key: str, dpath: Path | None) -> None:
+        """Unlink an entry's metadata and data file (``dpath`` from ``_data_path``: inside the cache;
+        unlink never follows a link, and the sub-folder is checked not to be one)."""
+        if not _real_dir(self._dir(key)):
+            return
+        for p in (self._meta_path(key), dpath):
+            if p is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(p)
 
     # ------------------------------------------------------------ small memos
 
+    def _memo_path(self, key: str) -> Path:
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"not a memo key: {key!r}")
+        return self.memo / f"{key}.json"
+
     def memo_get(self, key: str) -> dict[str, Any] | None:
-        """A small JSON memo (e.g. file stat -> content sha256); None when absent or unreadable."""
+        """A small JSON memo (e.g. file stat -> content checksums); None when absent or unreadable."""
+        if self.broken:
+            return None
         try:
-            v = json.loads((self.root / "memo" / f"{key}.json").read_bytes())
+            v = json.loads(_read_file(self._memo_path(key)))
             return v if isinstance(v, dict) else None
         except (OSError, ValueError):
             return None
 
     def memo_put(self, key: str, value: dict[str, Any]) -> None:
-        (self.root / "memo").mkdir(exist_ok=True)
-        self._atomic_write(self.root / "memo" / f"{key}.json", json.dumps(value, sort_keys=True).encode())
+        if self.broken:
+            return
+        try:
+            self._atomic_write(self._memo_path(key), json.dumps(value, sort_keys=True).encode())
+        except OSError as e:
+            self._give_up(e)
 
     # ------------------------------------------------------------ listing
 
+    def _scan(self) -> Iterator[tuple[str, os.DirEntry]]:
+        """("meta" | "data" | "foreign", entry) for everything under ``objects/``; only regular
+        files with autodp's names in real sub-folders named after their keys are "meta" or "data"."""
+        for sub in _files(self.objects):
+            if not (_SUB.fullmatch(sub.name) and sub.is_dir(follow_symlinks=False)):
+                yield "foreign", sub
+                continue
+            for f in _files(Path(sub.path)):
+                m = _META_NAME.fullmatch(f.name) or _DATA_NAME.fullmatch(f.name)
+                if m is None or m.group(1)[:2] != sub.name or not f.is_file(follow_symlinks=False):
+                    yield "foreign", f
+                else:
+                    yield ("meta" if f.name.endswith(".json") else "data"), f
+
     def _meta_files(self) -> Iterator[Path]:
-        if not self.objects.exists():
-            return
-        for sub in sorted(self.objects.iterdir()):
-            if sub.is_dir():
-                yield from sorted(sub.glob("*.json"))
+        for kind, f in self._scan():
+            if kind == "meta":
+                yield Path(f.path)
 
     def entries(self) -> list[EntryInfo]:
         out = []
         for p in self._meta_files():
-            key = p.stem
+            key = p.name[:-5]
             meta, _ = self._read_meta(key)
             if meta is None:
                 continue
             try:
-                mtime = p.stat().st_mtime
+                mtime = p.lstat().st_mtime
             except FileNotFoundError:
                 continue
             out.append(EntryInfo(key, meta.get("kind", "?"), meta.get("op", ""), int(meta.get("size", 0)), float(meta.get("created", 0)), mtime, meta))
@@ -354,6 +574,7 @@ class CacheStore:
             "by_kind": by_kind,
             "orphans": len(rep.orphans),
             "temporary": len(rep.temporary),
+            "foreign": len(rep.foreign),
             "oldest_use": min((e.last_used for e in es), default=None),
             "newest_use": max((e.last_used for e in es), default=None),
         }
@@ -362,7 +583,7 @@ class CacheStore:
 
     @contextlib.contextmanager
     def lock(self):
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, _FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -372,9 +593,16 @@ class CacheStore:
 
     def verify(self, *, check_data: bool = True, fix: bool = False) -> VerifyReport:
         rep = VerifyReport()
-        referenced: set[Path] = set()
-        for p in self._meta_files():
-            key = p.stem
+        referenced: set[str] = set()
+        data_files: list[str] = []
+        for kind, f in self._scan():
+            if kind == "foreign":
+                rep.foreign.append(f.path)
+                continue
+            if kind == "data":
+                data_files.append(f.path)
+                continue
+            key = f.name[:-5]
             meta, raw = self._read_meta(key)
             if meta is None:
                 if raw is not None:
@@ -382,38 +610,49 @@ class CacheStore:
                     if fix:
                         self._remove_if_unchanged(key, raw)
                 continue
-            dpath = self._dir(key) / str(meta.get("data", ""))
-            referenced.add(dpath)
+            dpath = self._data_path(key, meta)
             problem = None
-            try:
-                if check_data:
-                    data = dpath.read_bytes()
-                    if len(data) != meta.get("size"):
-                        problem = f"size {len(data)} != {meta.get('size')}"
-                    elif hashlib.sha256(data).hexdigest() != meta.get("sha256"):
-                        problem = "checksum mismatch"
-                elif dpath.stat().st_size != meta.get("size"):
-                    problem = "size mismatch"
-            except (FileNotFoundError, IsADirectoryError):
-                problem = "data file missing"
+            if dpath is None:
+                problem = "metadata names a file outside the entry"
+            else:
+                referenced.add(str(dpath))
+                try:
+                    if check_data:
+                        data = _read_file(dpath)
+                        if len(data) != meta.get("size"):
+                            problem = f"size {len(data)} != {meta.get('size')}"
+                        elif digest(data) != meta.get("xxh3"):
+                            problem = "checksum mismatch"
+                    elif os.lstat(dpath).st_size != meta.get("size"):
+                        problem = "size mismatch"
+                except FileNotFoundError:
+                    problem = "data file missing"
             if problem:
                 rep.corrupt.append((key, problem))
                 if fix:
                     self._remove_if_unchanged(key, raw, dpath)
             else:
                 rep.ok += 1
-        if self.objects.exists():
-            for sub in self.objects.iterdir():
-                if sub.is_dir():
-                    for f in sub.iterdir():
-                        if f.name.endswith(_DATA_SUFFIXES) and f not in referenced:
-                            rep.orphans.append(str(f))
-        if self.tmp.exists():
-            rep.temporary = [str(f) for f in self.tmp.iterdir()]
+        rep.orphans = [p for p in data_files if p not in referenced]
+        for f in _files(self.tmp):
+            (rep.temporary if _TMP_NAME.fullmatch(f.name) and f.is_file(follow_symlinks=False) else rep.foreign).append(f.path)
+        for f in _files(self.memo):
+            if not (_META_NAME.fullmatch(f.name) and f.is_file(follow_symlinks=False)):
+                rep.foreign.append(f.path)
         return rep
 
     def enforce_cap(self, max_bytes: int | None = None, pinned: set[str] | frozenset[str] = frozenset()) -> GcReport:
-        """Evict least recently used entries until the cache fits ``max_bytes`` (pinned keys last)."""
+        """Evict least recently used entries until the cache fits ``max_bytes`` (pinned keys last).
+        A run's call: a cache that cannot be changed is given up, not raised."""
+        if self.broken:
+            return GcReport()
+        try:
+            return self._enforce_cap(max_bytes, pinned)
+        except OSError as e:
+            self._give_up(e)
+            return GcReport()
+
+    def _enforce_cap(self, max_bytes: int | None, pinned: set[str] | frozenset[str]) -> GcReport:
         cap = self.max_bytes if max_bytes is None else max_bytes
         rep = GcReport()
         if self._data_bytes() <= cap:  # cheap check (file sizes only) before reading any metadata
@@ -427,7 +666,7 @@ class CacheStore:
             for e in es:
                 if total <= cap:
                     break
-                self._evict(e)
+                self._remove(e.key, self._data_path(e.key, e.meta))
                 total -= e.size
                 rep.evicted += 1
                 rep.evicted_bytes += e.size
@@ -435,64 +674,55 @@ class CacheStore:
 
     def _data_bytes(self) -> int:
         total = 0
-        for sub in os.scandir(self.objects):
-            if sub.is_dir():
-                for f in os.scandir(sub.path):
-                    if f.name.endswith(_DATA_SUFFIXES):
-                        with contextlib.suppress(FileNotFoundError):
-                            total += f.stat().st_size
+        for kind, f in self._scan():
+            if kind == "data":
+                with contextlib.suppress(FileNotFoundError):
+                    total += f.stat(follow_symlinks=False).st_size
         return total
-
-    def _evict(self, e: EntryInfo) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._meta_path(e.key).unlink()
-        with contextlib.suppress(FileNotFoundError):
-            (self._dir(e.key) / e.meta.get("data", "")).unlink()
 
     def gc(self, max_bytes: int | None = None, grace_seconds: float = 600.0) -> GcReport:
         """Remove damaged entries, orphans and stale temporary files older than ``grace_seconds``
-        (younger ones may belong to a write in progress), then evict down to the size cap."""
+        (younger ones may belong to a write in progress), then evict down to the size cap. What
+        autodp did not write is left alone and listed in ``foreign``."""
         now = time.time()
         with self.lock():
             v = self.verify(fix=True)
-            rep = GcReport(corrupt_removed=len(v.corrupt))
-            for f in v.orphans:
-                with contextlib.suppress(FileNotFoundError):
-                    if now - os.stat(f).st_mtime >= grace_seconds:
-                        os.unlink(f)
-                        rep.orphans_removed += 1
-            for f in v.temporary:
-                with contextlib.suppress(FileNotFoundError):
-                    if now - os.stat(f).st_mtime >= grace_seconds:
-                        os.unlink(f)
-                        rep.temporary_removed += 1
-        ev = self.enforce_cap(max_bytes)
+            rep = GcReport(corrupt_removed=len(v.corrupt), foreign=v.foreign)
+            for files, counter in ((v.orphans, "orphans_removed"), (v.temporary, "temporary_removed")):
+                for f in files:
+                    with contextlib.suppress(FileNotFoundError):
+                        if now - os.lstat(f).st_mtime >= grace_seconds:
+                            os.unlink(f)
+                            setattr(rep, counter, getattr(rep, counter) + 1)
+        ev = self._enforce_cap(max_bytes, frozenset())
         rep.evicted, rep.evicted_bytes = ev.evicted, ev.evicted_bytes
         return rep
 
-    def clear(self) -> int:
-        """Remove every entry, orphan and temporary file; returns the number of entries removed."""
+    def clear(self) -> tuple[int, list[str]]:
+        """Remove every entry, orphan, temporary file and memo: only files with the names autodp
+        gives them. Returns the number of entries removed and what was left alone (not autodp's)."""
         n = 0
+        foreign: list[str] = []
         with self.lock():
-            for e in self.entries():
-                self._evict(e)
-                n += 1
-            for sub in list(self.objects.iterdir()) if self.objects.exists() else []:
-                if sub.is_dir():
-                    for f in sub.iterdir():
-                        with contextlib.suppress(FileNotFoundError):
-                            f.unlink()
+            for kind, f in list(self._scan()):
+                if kind == "foreign":
+                    foreign.append(f.path)
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f.path)
+                    n += kind == "meta"
+            for sub in _files(self.objects):
+                if _SUB.fullmatch(sub.name) and sub.is_dir(follow_symlinks=False):
                     with contextlib.suppress(OSError):
-                        sub.rmdir()
-            for d in (self.tmp, self.root / "memo"):
-                for f in list(d.iterdir()) if d.exists() else []:
-                    with contextlib.suppress(FileNotFoundError):
-                        f.unlink()
-        return n
-
-
-def _stamp(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+                        os.rmdir(sub.path)  # only when empty: a foreign file keeps its folder
+            for folder, pattern in ((self.tmp, _TMP_NAME), (self.memo, _META_NAME)):
+                for f in _files(folder):
+                    if pattern.fullmatch(f.name) and f.is_file(follow_symlinks=False):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(f.path)
+                    else:
+                        foreign.append(f.path)
+        return n, foreign
 
 
 def _encode(frame: pl.DataFrame, compression: str, fmt: str) -> bytes:

@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from .. import ir
+from ..checksum import digest, file_digest
 from ..io import (
     DEFAULT_MAX_ROW_BYTES,
     Loaded,
@@ -35,7 +36,7 @@ from ..lower import Context, lower_step
 from ..ops import KEEP, REASON, ROW_ID, Registry, registry
 from ..plan_keys import stable_hash, stat_column_name
 from ..types import ANY, Type
-from .cache import DEFAULT_MAX_BYTES, CacheStore
+from .cache import DEFAULT_MAX_BYTES, CacheStore, NotACache, warn_stderr
 from .keys import canonical_expr, canonical_order, free_columns, node_key, root_key, stat_key, step_payload
 from .policy import NodeFacts, Policy
 from .report import DROPPED_SCHEMA, Accounting, ExplainNode, Explanation, RunResult, StatRecord, StepReport
@@ -211,6 +212,13 @@ class _RunState:
 # ---------------------------------------------------------------- executor
 
 
+def _file_digest(path: str | Path) -> str | None:
+    try:
+        return file_digest(path)
+    except OSError:  # unreadable: open_source says so
+        return None
+
+
 def _internal(c: str) -> bool:
     return c.startswith("__") and c != ROW_ID
 
@@ -243,7 +251,12 @@ class Executor:
         self.registry = registry or default_registry()
         self.policy = policy or Policy()
         self.services = services or {}
-        self.store = CacheStore(cache_dir, cache_max_bytes, trust_stat=self.policy.trust_file_stat) if cache_dir is not None else None
+        self.store: CacheStore | None = None
+        if cache_dir is not None:
+            try:
+                self.store = CacheStore(cache_dir, cache_max_bytes)
+            except (OSError, NotACache) as e:  # a cache problem costs the run its speed-up, not its result
+                warn_stderr(f"cannot use the cache {cache_dir}: {getattr(e, 'strerror', None) or e}; going on without it")
         self.max_row_bytes = max_row_bytes
         self.progress = progress
 
@@ -264,12 +277,17 @@ class Executor:
             return loaded_from_frame(data, req, self.max_row_bytes)
         if self.store is None or data_format(data) not in ("jsonl", "json") or not self.policy.inputs:
             return parse_source(open_source(data), req, self.max_row_bytes)
-        # a file whose path, size, mtime and inode are unchanged has the content hashed last time
+        # a file whose path, size, mtime and inode are unchanged and whose bytes still have the xxh3
+        # recorded last time has the sha256 recorded then (xxh3 is 15x cheaper; checking it catches
+        # an edit in place with the mtime restored)
         stat_key_ = stable_hash({"stat": source_stat(data)})
         memo = self.store.memo_get(stat_key_) if self.policy.trust_file_stat else None
-        src = open_source(data, known_sha256=memo.get("sha256") if memo else None)
-        if memo is None and self.policy.write and store_input:
-            self.store.memo_put(stat_key_, {"sha256": src.content_sha256})
+        known = None
+        if memo is not None and isinstance(memo.get("sha256"), str) and isinstance(memo.get("xxh3"), str) and memo["xxh3"] == _file_digest(data):
+            known = memo["sha256"]
+        src = open_source(data, known_sha256=known)
+        if known is None and self.policy.write and store_input:
+            self.store.memo_put(stat_key_, {"sha256": src.content_sha256, "xxh3": digest(src.payload)})
         fp = src.fingerprint(req, self.max_row_bytes)
         fkey, qkey = stable_hash({"input": fp}), stable_hash({"quarantine": fp})
         if self.policy.read:
@@ -520,7 +538,7 @@ class Executor:
             else:
                 big = df.estimated_size() > (8 << 20)  # large statistics read faster with lz4
                 rec.bytes = self.store.put(skey, df, meta, compression="lz4" if big else "zstd")
-            rec.persisted = True
+            rec.persisted = rec.bytes > 0  # 0: the cache was given up (see CacheStore._give_up)
             state.written.add(skey)
             state.bytes_written += rec.bytes
         return df, rec
@@ -576,9 +594,10 @@ class Executor:
                     "counts": {"rows_in": parent.height, "rows_out": df.height, "modified": modified, "added": added},
                     "max_rid": oc.max_rid,
                 }
-                state.bytes_written += self.store.put(n.key, full, meta)
+                written = self.store.put(n.key, full, meta)
+                state.bytes_written += written
                 state.written.add(n.key)
-                oc.persisted = True
+                oc.persisted = written > 0  # 0: the cache was given up (see CacheStore._give_up)
         else:
             oc.policy = "no cache"
         return df, oc
