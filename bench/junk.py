@@ -46,7 +46,11 @@ def subject(question: str) -> str:
 
 def _swapped(rows: Sequence[Row], i: int, rng: random.Random) -> str:
     cat = rows[i].get("category")
-    same = [j for j, r in enumerate(rows) if j != i and r.get("category") == cat and r["output"] != rows[i]["output"]]
+    same = [
+        j
+        for j, r in enumerate(rows)
+        if j != i and r.get("category") == cat and r["output"] != rows[i]["output"]
+    ]
     pool = same or [j for j in range(len(rows)) if j != i]
     return rows[rng.choice(pool)]["output"]
 
@@ -106,7 +110,9 @@ KINDS: dict[str, Callable[[Sequence[Row], int, random.Random], str]] = {
 }
 
 
-def plant(rows: Sequence[Row], kind: str, fraction: float = 0.3, seed: int = 0) -> tuple[list[Row], list[int]]:
+def plant(
+    rows: Sequence[Row], kind: str, fraction: float = 0.3, seed: int = 0
+) -> tuple[list[Row], list[int]]:
     """Copies of ``rows`` with the answers of ``round(fraction * len(rows))`` rows (drawn with ``seed``)
     replaced by junk of ``kind``; returns ``(rows, sorted junk indices)``. Same arguments, same output."""
     if kind not in KINDS:

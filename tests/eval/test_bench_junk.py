@@ -10,7 +10,9 @@ import pytest
 
 from autodp_eval.testing import make_qa_rows
 
-_spec = importlib.util.spec_from_file_location("bench_junk", Path(__file__).resolve().parents[2] / "bench" / "junk.py")
+_spec = importlib.util.spec_from_file_location(
+    "bench_junk", Path(__file__).resolve().parents[2] / "bench" / "junk.py"
+)
 junk = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(junk)
 
@@ -50,7 +52,9 @@ def test_kind_specs(rows):
     assert all(rows[i]["instruction"].rstrip(" ?")[1:] in out[i]["output"] for i in idx)
     out, idx = junk.plant(rows, "html", 0.3, seed=1)
     for i in idx:
-        assert "<" in out[i]["output"] and all(w.replace("&", "&amp;") in out[i]["output"] for w in rows[i]["output"].split())
+        assert "<" in out[i]["output"] and all(
+            w.replace("&", "&amp;") in out[i]["output"] for w in rows[i]["output"].split()
+        )
     out, idx = junk.plant(rows, "boilerplate", 0.3, seed=1)
     assert all(junk.subject(rows[i]["instruction"]) in out[i]["output"] for i in idx)
     out, idx = junk.plant(rows, "spam", 0.3, seed=1)
