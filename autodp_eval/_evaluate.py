@@ -182,6 +182,7 @@ class EvalResult(BaseModel):
     losses: int
     failures: int
     replicates: int = 1
+    paired: bool = Field(True, description="replicate r trains every arm with the same seed")
     training_variance: bool = False
     between_replicate_sd: float | None = Field(
         None, description="standard deviation of the replicates' win rates"
@@ -269,7 +270,8 @@ def _replicate_note(r: EvalResult) -> str:
         )
     per = ", ".join(_f(x) for x in (r.contrast.win.per_replicate if r.contrast else []))
     return (
-        f"{r.replicates} paired replicates (win rate per replicate: {per}; between-replicate sd "
+        f"{r.replicates} {'paired' if r.paired else 'unpaired'} replicates (win rate per replicate: {per}; "
+        f"between-replicate sd "
         f"{_f(r.between_replicate_sd)}): the interval includes training variance"
     )
 
@@ -661,6 +663,7 @@ class Evaluation:
             feedback="",
             ci_level=cfg.ci_level,
             replicates=len(reps),
+            paired=self.paired,
             training_variance=main.win.training_variance,
             between_replicate_sd=main.win.between_sd,
             nll_diff=main.nll.estimate if main.nll else None,
