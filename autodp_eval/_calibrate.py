@@ -200,16 +200,29 @@ def calibrate(
     m = max(1, round(drop_fraction * len(pool)))
     if m >= len(pool):
         raise EvalInputError(f"cannot drop {m} of {len(pool)} training rows")
-    out: list[NullComparison] = []
-    results: list[EvalResult] = []
+    evals = []
     for k in range(comparisons):
         seed = cfg.train.seed + CALIBRATION_BLOCK * (k + 1)
         ck = cfg.with_overrides(train={"seed": seed}, placebo=False)
+        evals.append(
+            (
+                seed,
+                Evaluation(
+                    random_drop(pool, m, f"calibrate:{k}"), pool, held, ck, cache_dir, judge=judge, log=say
+                ),
+            )
+        )
+    todo = sum(len(ev.pending(R)) for _, ev in evals)
+    say(
+        f"calibration: {comparisons} null comparisons x {R} replicate(s) x 2 arms; {todo} of "
+        f"{2 * comparisons * R} arms to train (the rest are in the memo)"
+    )
+    out: list[NullComparison] = []
+    results: list[EvalResult] = []
+    for k, (seed, ev) in enumerate(evals):
         say(f"null comparison {k + 1} of {comparisons} (seed block {seed}) ...")
         t = time.perf_counter()
-        res = Evaluation(
-            random_drop(pool, m, f"calibrate:{k}"), pool, held, ck, cache_dir, judge=judge, log=say
-        ).run(R)
+        res = ev.run(R)
         results.append(res)
         out.append(
             NullComparison(

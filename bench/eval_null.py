@@ -128,14 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     total_units = len(comparisons) * 2 * args.replicates
     todo = sum(len(ev.pending(args.replicates)) for _, ev in comparisons)
     steps = steps_per_arm(cfg, len(pool))
-    cpu_s = todo * steps * sec_step
+    # per arm besides training: loading, reference scoring, and generation when enabled (docs/eval.md:
+    # generation 4-6 s and scoring 2-3 s per arm for 200 questions with the tiny preset)
+    extra = (8.0 if cfg.generate.enabled else 3.0) * len(held) / 200
+    cpu_s = todo * (steps * sec_step + extra)
     print(
         f"{args.dataset}: {len(pool)} training rows, {len(held)} held-out questions, preset {args.preset}, "
         f"{args.replicates} replicates, {len(comparisons)} null comparisons"
     )
     print(
-        f"CPU estimate: {todo} of {total_units} (arm, replicate) units left to train x {steps} steps x "
-        f"{sec_step} s/step = {cpu_s / 3600:.2f} CPU-hours (one thread; memo: {args.cache_dir})",
+        f"CPU estimate: {todo} of {total_units} (arm, replicate) units left to train x ({steps} steps x "
+        f"{sec_step} s/step + {extra:.0f} s) = {cpu_s / 3600:.2f} CPU-hours (one thread; memo: {args.cache_dir})",
         flush=True,
     )
     if args.estimate_only:
