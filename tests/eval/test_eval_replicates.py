@@ -41,6 +41,7 @@ def test_aa_with_different_seeds_per_arm_contains_one_half(qa_split, cfg, cache)
     seeds = [(x.arms["candidate"].seed, x.arms["baseline"].seed) for x in res.replicate_results]
     assert seeds == [(SEED_BLOCK + r, r) for r in range(5)]  # unpaired: other seeds, per replicate
     assert len({x.arms["candidate"].arm_key for x in res.replicate_results}) == 5
+    assert all("per token" in v.rationale for v in res.verdicts)  # one tokenizer, whatever the seeds
     assert "5 unpaired replicates" in res.summary() and "includes training variance" in res.summary()
     # one pair of the same A/A: an interval over questions only, narrower than the training noise
     one = evaluate(clean, clean, held, cfg, cache, paired=False)
