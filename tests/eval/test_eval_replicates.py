@@ -169,3 +169,25 @@ def test_calibrate_at_smoke_size(qa_split, cfg, cache):
     assert "smallest effect detectable (alpha 0.05, power 80%)" in text and "false positives" in text
     with pytest.raises(Exception, match="at least 2"):
         calibrate(clean, held, cfg, cache, comparisons=1)
+
+
+def test_bad_calls_fail_clearly(qa_split, cfg, cache):
+    clean, corrupted, held = qa_split
+    ev = Evaluation(clean, corrupted, held, cfg, cache)
+    with pytest.raises(ValueError, match="no replicate"):
+        ev.combine([])
+    with pytest.raises(ValueError, match="replicates must be >= 1"):
+        ev.run(0)
+    with pytest.raises(ValueError, match="replicate index"):
+        ev.replicate(-1)
+    with pytest.raises(Exception, match="cannot drop 241 of 240"):
+        random_drop(clean, 241, 0)
+    no_placebo = ev.replicate(0)
+    with pytest.raises(ValueError, match="no placebo arm"):
+        Evaluation(clean, corrupted, held, cfg, cache, placebo=True).combine(
+            [
+                no_placebo.model_copy(
+                    update={"evaluation": Evaluation(clean, corrupted, held, cfg, cache, placebo=True).key}
+                )
+            ]
+        )
