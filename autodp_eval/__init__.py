@@ -3,7 +3,9 @@ fine-tuned on data B?
 
 Train both arms with one recipe (:func:`train_arm`), answer the held-out questions
 (:func:`generate_answers`), judge the answers pairwise (:class:`Judge`), and compute the win rate
-with a bootstrap interval (:func:`win_rate`); :func:`evaluate` does all of it, memoised.
+with a bootstrap interval (:func:`win_rate`); :func:`evaluate` does all of it, memoised, over
+R paired replicates (:class:`Evaluation`, :func:`replicate_interval`), optionally against placebo
+arms that drop as many random rows; :func:`calibrate` measures the smallest detectable effect.
 
 The default configuration runs offline on a CPU: a tiny Llama built from a config with a tokenizer
 trained on the data, fully fine-tuned, and the :class:`LikelihoodJudge`. Importing this package
@@ -15,6 +17,7 @@ This package depends neither on the DSL (autodp_dsl, stdlib_ops) nor on the sear
 from __future__ import annotations
 
 from ._cache import resolve_cache_dir
+from ._calibrate import Calibration, calibrate
 from ._config import (
     EVAL_VERSION,
     PRESETS,
@@ -25,8 +28,22 @@ from ._config import (
     TrainConfig,
 )
 from ._data import fingerprint_rows, load_rows, normalize_prompt, prompt_text, split_heldout
-from ._evaluate import ArmReport, EvalResult, HeldoutReport, evaluate
+from ._evaluate import (
+    SEED_BLOCK,
+    ArmReport,
+    Comparison,
+    Contrast,
+    EvalResult,
+    Evaluation,
+    HeldoutReport,
+    PlaceboReport,
+    ReplicateResult,
+    arm_seed,
+    evaluate,
+    random_drop,
+)
 from ._generate import generate_answers, vllm_available
+from ._interval import Interval, detectable_effect, replicate_interval
 from ._judges import (
     Judge,
     JudgeItem,
@@ -38,7 +55,7 @@ from ._judges import (
     parse_judge_reply,
 )
 from ._score import RefScore, mean_loss, score_references
-from ._train import TrainedArm, train_arm
+from ._train import TrainedArm, find_arm, train_arm
 from ._winrate import SliceStats, WinRate, win_rate
 from .errors import (
     BackendUnavailableError,
@@ -51,7 +68,21 @@ from .errors import (
 __all__ = [
     "EVAL_VERSION",
     "PRESETS",
+    "SEED_BLOCK",
     "ArmReport",
+    "Calibration",
+    "Comparison",
+    "Contrast",
+    "Evaluation",
+    "Interval",
+    "PlaceboReport",
+    "ReplicateResult",
+    "arm_seed",
+    "calibrate",
+    "detectable_effect",
+    "find_arm",
+    "random_drop",
+    "replicate_interval",
     "BackendUnavailableError",
     "EvalConfig",
     "EvalConfigError",

@@ -4,10 +4,10 @@ Layout under the cache directory::
 
     tokenizers/<key>/   locally trained tokenizers
     models/<name>/      re-saved base models (e.g. SmolLM2 converted from GGUF), tiny LoRA bases
-    arms/<key>/         trained arms (a full model or a LoRA adapter, plus meta.json)
+    arms/<key>/         trained arms, one per (data, recipe, seed): a full model or a LoRA adapter + arm.json
     answers/<key>.json  generated answers
     scores/<key>.json   per-question reference likelihoods
-    evals/<key>.json    evaluation results
+    pairs/<key>.json    the verdicts of one pair of trained arms (an evaluation is rebuilt from these)
 
 Files are written to a temporary file in the same directory, fsynced, then ``os.replace``d; a
 directory entry is built in a temporary directory and renamed into place, so a reader never sees

@@ -81,7 +81,9 @@ class TrainConfig(_Model):
     )
     epochs: int = Field(5, ge=1, le=1000, description="passes over the data when max_steps is None")
     min_steps: int = Field(
-        0, ge=0, description="when max_steps is None: train at least this many steps (small data sets need more "
+        0,
+        ge=0,
+        description="when max_steps is None: train at least this many steps (small data sets need more "
         "than a few epochs before a tiny model gets past unigram statistics)",
     )
     batch_size: int = Field(16, ge=1, le=4096)
@@ -188,6 +190,19 @@ class EvalConfig(_Model):
         200, ge=1, description="questions split off the baseline when no held-out set is given"
     )
     heldout_seed: int = 0
+    replicates: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="train every arm this many times with paired seeds (replicate r: seed train.seed + r in "
+        "every arm); with 2 or more the interval includes training variance, with 1 it does not",
+    )
+    placebo: bool = Field(
+        False,
+        description="also train placebo arms (the baseline minus as many random rows as the candidate dropped; "
+        "the baseline with other seeds when it dropped none) and compare the candidate with them",
+    )
+    placebo_seed: int = Field(0, description="seed of the placebo arms' random drops")
     category_column: str | None = Field("category", description="per-slice breakdown when this column exists")
     bootstrap_samples: int = Field(2000, ge=100, le=1_000_000)
     bootstrap_seed: int = 0
@@ -225,7 +240,12 @@ class EvalConfig(_Model):
 
     def cache_key(self) -> str:
         """Hash of everything that can change an evaluation result (no threads, no credentials)."""
-        dump = self.model_dump(mode="json", exclude={"threads", "judge", "score_batch_size"})
+        # replicates and placebo say how many units of work an evaluation runs, not what one unit
+        # computes: they stay out of the key (an arm, a pair's verdicts are memoised per replicate)
+        dump = self.model_dump(
+            mode="json",
+            exclude={"threads", "judge", "score_batch_size", "replicates", "placebo", "placebo_seed"},
+        )
         dump["generate"].pop("batch_size", None)
         dump["generate"].pop("vllm_gpu_memory_utilization", None)
         dump["judge"] = self.judge.identity()

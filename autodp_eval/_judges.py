@@ -101,7 +101,7 @@ class LikelihoodJudge:
     For each held-out question it computes the mean negative log-likelihood per token of the
     reference answer (truncated as in training) under each arm; the lower one wins, and a difference
     of at most ``tie_margin`` nats is a tie. Arms on different bases (different tokenizers) are
-    compared per character instead of per token.
+    compared per character instead of per token (arms that share a tokenizer but not a seed: per token).
 
     It measures how well each arm has learned the distribution of good answers; it does not read
     the generated answers, so it says nothing about fluency, factual correctness beyond the
@@ -143,7 +143,10 @@ class LikelihoodJudge:
             sb = score_references(arm_b, rows, self.config, cache_dir=self.cache_dir) if rows else []
         except Exception as e:  # a broken arm fails every item, with the reason
             return [Verdict.failed(it.id, f"scoring failed: {_short(e)}", "scoring") for it in items]
-        unit = "token" if arm_a.base_fingerprint == arm_b.base_fingerprint else "char"
+        # per token when both arms share a tokenizer (arms of one comparison do, whatever their seeds)
+        tok_a = arm_a.tokenizer_fingerprint or arm_a.base_fingerprint
+        tok_b = arm_b.tokenizer_fingerprint or arm_b.base_fingerprint
+        unit = "token" if tok_a == tok_b else "char"
         by_id = {}
         for it, a, b in zip(scored, sa, sb, strict=True):
             la, lb = (a.per_token, b.per_token) if unit == "token" else (a.per_char, b.per_char)

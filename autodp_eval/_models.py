@@ -144,6 +144,7 @@ class BaseRef:
     fingerprint: str
     path: str | None = None  # model dir ("path"/"hub" id), tokenizer dir ("tiny")
     tokenizer_path: str | None = None
+    tokenizer_fingerprint: str | None = None  # arms sharing it can compare likelihoods per token
 
 
 def _dir_fingerprint(path: Path) -> str:
@@ -204,7 +205,7 @@ def resolve_base(cfg: TrainConfig, tokenizer_rows: list[Row], cache: Path) -> Ba
     if cfg.model == TINY_MODEL:
         tok_dir, tok_key = tiny_tokenizer_dir(tokenizer_rows, cfg.tiny, cache)
         fp = canonical_hash({"tiny": cfg.tiny.model_dump(), "tokenizer": tok_key, "seed": cfg.seed})
-        return BaseRef("tiny", fp, path=None, tokenizer_path=str(tok_dir))
+        return BaseRef("tiny", fp, path=None, tokenizer_path=str(tok_dir), tokenizer_fingerprint=tok_key)
     if cfg.model == SMOLLM2_MODEL:
         path = smollm2_base_dir(cache)
         return BaseRef(

@@ -28,7 +28,7 @@ from ._models import (
 )
 from .errors import EvalConfigError, EvalInputError
 
-__all__ = ["TrainedArm", "train_arm"]
+__all__ = ["TrainedArm", "find_arm", "train_arm"]
 
 Log = Callable[[str], None]
 
@@ -42,6 +42,7 @@ class TrainedArm(BaseModel):
     model: str
     base_path: str | None = None
     base_fingerprint: str
+    tokenizer_fingerprint: str | None = None
     data_fingerprint: str
     n_train: int
     steps: int
@@ -79,6 +80,28 @@ def train_arm(
     comparison shares one tokenizer. Returns a :class:`TrainedArm`; a second call with the same data
     and recipe returns the stored arm (``from_cache=True``) without training.
     """
+    cfg, rows, base, key, data_fp, path, cache = _locate(data, config, cache_dir, tokenizer_data)
+    arm = _stored(cfg, base, path, cache)
+    if arm is not None:
+        return arm
+    return _train(rows, cfg, base, key, data_fp, path, cache, log or (lambda _m: None))
+
+
+def find_arm(
+    data: Any,
+    config: EvalConfig | TrainConfig | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    tokenizer_data: Any = None,
+) -> TrainedArm | None:
+    """The arm :func:`train_arm` would return from the memo, or None when it would have to train."""
+    cfg, _rows, base, _key, _fp, path, cache = _locate(data, config, cache_dir, tokenizer_data)
+    return _stored(cfg, base, path, cache)
+
+
+def _locate(
+    data: Any, config: EvalConfig | TrainConfig | None, cache_dir: str | Path | None, tokenizer_data: Any
+) -> tuple[EvalConfig, list[Row], BaseRef, str, str, Path, Path]:
     cfg = _as_eval_config(config)
     rows = load_rows(data, category_column=None, what="training data")
     if not rows:
@@ -90,14 +113,19 @@ def train_arm(
     base = resolve_base(cfg.train, tok_rows, cache)
     data_fp = fingerprint_rows(rows)
     key = arm_key(data_fp, base, cfg)
-    path = cache / "arms" / key[:32]
+    return cfg, rows, base, key, data_fp, cache / "arms" / key[:32], cache
+
+
+def _stored(cfg: EvalConfig, base: BaseRef, path: Path, cache: Path) -> TrainedArm | None:
     meta = read_json(path / "arm.json")
-    if meta is not None:
-        arm = TrainedArm.model_validate({**meta, "path": str(path), "from_cache": True})
-        if arm.method == "lora":
-            arm.base_path = _lora_base_path(base, cfg, cache)
-        return arm
-    return _train(rows, cfg, base, key, data_fp, path, cache, log or (lambda _m: None))
+    if meta is None:
+        return None
+    arm = TrainedArm.model_validate(
+        {**meta, "path": str(path), "from_cache": True, "tokenizer_fingerprint": base.tokenizer_fingerprint}
+    )
+    if arm.method == "lora":
+        arm.base_path = _lora_base_path(base, cfg, cache)
+    return arm
 
 
 def _lora_base_path(base: BaseRef, cfg: EvalConfig, cache: Path) -> str:
@@ -115,7 +143,9 @@ def _lora_base_path(base: BaseRef, cfg: EvalConfig, cache: Path) -> str:
     return str(path)
 
 
-def _batches(examples: list[tuple[list[int], list[int]]], keys: list[str], batch_size: int, seed: int) -> list[list[int]]:
+def _batches(
+    examples: list[tuple[list[int], list[int]]], keys: list[str], batch_size: int, seed: int
+) -> list[list[int]]:
     """Batches of indices in an order fixed by each row's ``key`` (its question), not its position.
 
     Two arms whose data differ by some dropped rows or by edits to the answers then see their
@@ -247,6 +277,7 @@ def _train(
         model=tc.model,
         base_path=base_path,
         base_fingerprint=base.fingerprint,
+        tokenizer_fingerprint=base.tokenizer_fingerprint,
         data_fingerprint=data_fp,
         n_train=len(rows),
         steps=step,

@@ -42,6 +42,8 @@ EPILOG = """examples:
   autodp eval cleaned.jsonl --baseline raw.jsonl --heldout questions.jsonl --json
   autodp eval cleaned.jsonl --baseline raw.jsonl --judge openai --base-url http://127.0.0.1:8000/v1 --model qwen
   autodp eval cleaned.jsonl --baseline raw.jsonl --preset smollm2-lora --set train.max_steps=50
+  autodp eval cleaned.jsonl --baseline raw.jsonl --replicates 3 --placebo
+  autodp eval --calibrate raw.jsonl --replicates 3        # what can these settings detect on this data?
 
 Without --heldout, --heldout-n questions are split off the baseline with a fixed seed (reported).
 Results, trained arms and answers are memoised in the cache directory (--cache-dir, $AUTODP_CACHE_DIR,
@@ -59,9 +61,32 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("candidate", help="training data of the candidate arm (.jsonl, .json or .parquet)")
     p.add_argument(
-        "--baseline", required=True, help="training data of the baseline arm (usually the raw data)"
+        "candidate", nargs="?", help="training data of the candidate arm (.jsonl, .json or .parquet)"
+    )
+    p.add_argument("--baseline", help="training data of the baseline arm (usually the raw data)")
+    p.add_argument(
+        "--replicates",
+        type=int,
+        help="train every arm R times with paired seeds; R >= 2 puts training variance in the interval "
+        "(default 1: it does not)",
+    )
+    p.add_argument(
+        "--placebo",
+        action="store_true",
+        help="also train arms that drop as many random baseline rows as the candidate dropped, and say "
+        "whether the candidate beats them",
+    )
+    p.add_argument("--placebo-seed", type=int, help="seed of the placebo's random drops (default 0)")
+    p.add_argument(
+        "--calibrate",
+        metavar="DATA",
+        help="instead of a comparison: run null comparisons (random drops of DATA against DATA) and print "
+        "the smallest effect these settings detect (alpha 0.05, power 0.8)",
+    )
+    p.add_argument("--comparisons", type=int, default=5, help="--calibrate: null comparisons (default 5)")
+    p.add_argument(
+        "--drop-fraction", type=float, default=0.05, help="--calibrate: share of rows each null drop removes"
     )
     held = p.add_mutually_exclusive_group()
     held.add_argument(
@@ -158,6 +183,9 @@ def _config(args: argparse.Namespace) -> Any:
         "device": args.device,
         "heldout_n": args.heldout_n,
         "heldout_seed": args.heldout_seed,
+        "replicates": args.replicates,
+        "placebo": args.placebo or None,
+        "placebo_seed": args.placebo_seed,
     }
     if args.epochs is not None and args.max_steps is None:
         flags["train.max_steps"] = None  # --epochs alone means: train by epochs
@@ -205,26 +233,45 @@ def run(args: argparse.Namespace) -> int:
     could be judged, USAGE for bad input or configuration, INTERNAL for a bug, INTERRUPTED."""
     from pydantic import ValidationError
 
-    from .errors import EvalError, EvalInputError
+    from .errors import EvalConfigError, EvalError, EvalInputError
 
     def err(msg: str) -> None:
         print(f"autodp eval: error: {msg}", file=sys.stderr)
 
     try:
+        if args.calibrate is not None:
+            if args.candidate is not None or args.baseline is not None or args.placebo:
+                raise EvalConfigError("--calibrate DATA takes no CANDIDATE, --baseline or --placebo")
+        elif args.candidate is None or args.baseline is None:
+            raise EvalConfigError("give CANDIDATE and --baseline BASELINE (or --calibrate DATA)")
         config = _config(args)
         for name, path in (
             ("candidate", args.candidate),
             ("baseline", args.baseline),
+            ("calibration data", args.calibrate),
             ("heldout", args.heldout),
         ):
             if path is not None and not Path(path).is_file():
                 raise EvalInputError(f"{name} file not found: {path}")
         heldout: Any = None if args.heldout is None else _heldout_records(args.heldout, config)
+        from ._calibrate import calibrate
         from ._evaluate import evaluate
 
         log = None if args.quiet else (lambda m: print(f"[eval] {m}", file=sys.stderr, flush=True))
         with tempfile.TemporaryDirectory(prefix="autodp-eval-") as tmp:
             cache_dir = tmp if args.no_cache else args.cache_dir
+            if args.calibrate is not None:
+                cal = calibrate(
+                    args.calibrate,
+                    heldout,
+                    config,
+                    cache_dir,
+                    comparisons=args.comparisons,
+                    drop_fraction=args.drop_fraction,
+                    log=log,
+                )
+                print(cal.model_dump_json(indent=2) if args.json else cal.summary())
+                return OK
             result = evaluate(args.candidate, args.baseline, heldout, config, cache_dir=cache_dir, log=log)
     except ValidationError as e:
         err(_validation_message(e))

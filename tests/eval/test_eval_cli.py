@@ -76,6 +76,16 @@ def one_error_line(capsys) -> str:
             "no such config file",
         ),
         (["{d}/held.jsonl", "--baseline", "{d}/bad.jsonl"], "bad.jsonl:1: invalid JSON"),
+        (["{d}/clean.jsonl"], "give CANDIDATE and --baseline BASELINE (or --calibrate DATA)"),
+        ([], "give CANDIDATE and --baseline"),
+        (["{d}/clean.jsonl", "--calibrate", "{d}/clean.jsonl"], "--calibrate DATA takes no CANDIDATE"),
+        (["--calibrate", "{d}/none.jsonl"], "calibration data file not found"),
+        (["--calibrate", "{d}/clean.jsonl", "--comparisons", "1"], "at least 2 null comparisons"),
+        (["--calibrate", "{d}/clean.jsonl", "--drop-fraction", "1.5"], "drop fraction must lie"),
+        (
+            ["{d}/clean.jsonl", "--baseline", "{d}/corrupted.jsonl", "--replicates", "0"],
+            "invalid configuration: replicates",
+        ),
     ],
 )
 def test_errors_exit_2_with_one_line(argv, message, files, capsys):
@@ -143,6 +153,41 @@ def test_run_prints_a_summary_and_json(files, tmp_path, capsys):
     assert rc == 0
     data = json.loads(capsys.readouterr().out)
     assert data["judge"] == "pairwise:fake-judge" and data["ties"] == 60 and data["win_rate"] == 0.5
+
+
+def test_replicates_placebo_and_calibrate(files, tmp_path, capsys):
+    common = [
+        "--preset",
+        "smoke",
+        "--heldout",
+        str(files / "held.jsonl"),
+        "--set",
+        "train.max_steps=3",
+        "--set",
+        "generate.enabled=false",
+        "--cache-dir",
+        str(tmp_path),
+        "--quiet",
+    ]
+    rc = cli(
+        [
+            str(files / "clean.jsonl"),
+            "--baseline",
+            str(files / "corrupted.jsonl"),
+            "--replicates",
+            "2",
+            "--placebo",
+            *common,
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "2 paired replicates" in out and "placebo: the candidate" in out and "A/A" in out
+    assert cli(["--calibrate", str(files / "clean.jsonl"), "--comparisons", "2", "--json", *common]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["comparisons"]) == 2 and data["dropped"] == 12 and data["win"]["detectable"] > 0
+    assert cli(["--calibrate", str(files / "clean.jsonl"), "--comparisons", "2", *common]) == 0
+    assert "smallest effect detectable" in capsys.readouterr().out
 
 
 def test_every_question_failing_exits_1(files, tmp_path, capsys):
