@@ -127,12 +127,18 @@ def test_interrupted(monkeypatch, capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv",
     [["nope"], ["lint"], ["fmt", "--write", "--check", "a.dp"], ["run", "s.dp"], ["cache", "wipe"],
-     ["search", "d.jsonl", "--rounds", "three"], ["eval", "c.jsonl"], ["lint", "a.dp", "--bogus"]],
+     ["search", "d.jsonl", "--rounds", "three"], ["eval", "c.jsonl", "--replicates", "x"], ["lint", "a.dp", "--bogus"]],
 )
 def test_usage_errors_are_one_line_with_code_2(argv, capsys):
     assert main(argv) == exitcodes.USAGE
     line = one_line(capsys.readouterr().err)
     assert line.startswith("error: autodp") and line.endswith("--help`)")
+
+
+def test_eval_without_a_baseline_is_a_usage_error_in_one_line(capsys):
+    # --baseline is optional for argparse since `--calibrate DATA` needs none; eval says what it needs
+    assert main(["eval", "c.jsonl"]) == exitcodes.USAGE
+    assert "give CANDIDATE and --baseline" in one_line(capsys.readouterr().err)
 
 
 def test_help_and_version_exit_0(capsys):
