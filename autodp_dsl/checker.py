@@ -14,6 +14,7 @@ from typing import Any
 from . import ir
 from .catalog import OpKind, Registry
 from .diagnostics import Diagnostic, Severity
+from .fixes import name_fixes
 from .document import Locator, RawDocument, RawStep
 from .syntax import (
     AAssign,
@@ -67,6 +68,13 @@ class _Checker:
         self.diags.append(Diagnostic(code, message, line, col, end_col if end_line == line and end_col > col else None,
                                      severity, list(hints), path, self.file))
 
+    def fix_last(self, name: str, pool, suggestions: list[str], loc: Locator, start: int, end: int, render=str) -> None:
+        """Attach the name fixes (see ``fixes``) to the diagnostic just reported."""
+        line, col = loc.at(start)
+        end_line, end_col = loc.at(end)
+        if end_line == line:
+            self.diags[-1].fixes = name_fixes(name, pool, suggestions, line, col, end_col, loc.exact, render)
+
     # ---------------------------------------------------------------- expressions
     def expr(self, node, env: dict[str, Type], loc: Locator, path: str) -> ir.Expr | None:
         match node:
@@ -85,9 +93,11 @@ class _Checker:
                 return ir.ListLit(tuple(typed), list_of(item))
             case ACol(name=name):
                 if name not in env:
-                    hints = _did_you_mean(difflib.get_close_matches(name, list(env), n=2))
+                    close = difflib.get_close_matches(name, list(env), n=2)
+                    hints = _did_you_mean(close)
                     hints.append("available columns: " + (", ".join(env) or "(none)"))
                     self.error("unknown-column", f"unknown column `{name}`", loc, node.start, node.end, hints, path)
+                    self.fix_last(name, env, close, loc, node.start, node.end, ir.col_text)
                     return None
                 return ir.Col(name, env[name])
             case ACall():
@@ -190,9 +200,12 @@ class _Checker:
             start, end = spans.get(name, (node.start, node.name_end or node.end))
             kind, msg = err["type"], err["msg"]
             if kind == "extra_forbidden":
-                hints = _did_you_mean(difflib.get_close_matches(name or "", fields, n=2))
+                close = difflib.get_close_matches(name or "", fields, n=2)
+                hints = _did_you_mean(close)
                 hints.append(f"`{op.name}` takes: " + (", ".join(fields) or "no parameters"))
                 self.error("unknown-parameter", f"`{op.name}` has no parameter `{name}`", loc, start, end, hints, path)
+                if name in spans:
+                    self.fix_last(name, fields, close, loc, start, start + len(name))
             elif kind == "missing":
                 self.error("missing-parameter", f"`{op.name}` needs parameter `{name}`", loc, node.start, node.end,
                            [f"signature: {op.signature}"], path)
@@ -262,13 +275,17 @@ class _Checker:
         """The operator's ``OpSpec`` (what checking needs; its class is not imported), or None."""
         spec = self.reg.spec(node.name)
         if spec is None:
-            hints = _did_you_mean(self.reg.suggest(node.name, kinds))
+            close = self.reg.suggest(node.name, kinds)
+            hints = _did_you_mean(close)
             family = node.name.split(".")[0] + "."
             same = [n for n in self.reg.names() if n.startswith(family) and "." in node.name]
             if same:
                 hints.append(f"operators in `{family[:-1]}`: " + ", ".join(same))
             hints.append("`autodp ops` lists every operator")
             self.error("unknown-op", f"unknown operator `{node.name}`", loc, node.start, node.name_end or node.end, hints, path)
+            if node.name_end:
+                pool = [n for n in self.reg.names() if (s := self.reg.spec(n)) is not None and s.kind in kinds]
+                self.fix_last(node.name, pool, close, loc, node.start, node.name_end)
         return spec
 
     def signal_call(self, node: ACall, env, loc, path) -> ir.Expr | None:

@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
-__all__ = ["Severity", "Diagnostic", "CODES", "render", "render_all", "to_json", "has_errors"]
+__all__ = ["Severity", "Fix", "Diagnostic", "CODES", "render", "render_all", "to_json", "has_errors"]
 
 
 class Severity(StrEnum):
@@ -59,6 +59,22 @@ CODES: dict[str, str] = {
 
 
 @dataclass(slots=True)
+class Fix:
+    """A proposed edit: replace the span ``line``:``column`` .. ``end_line``:``end_column`` (1-based,
+    end exclusive) with ``replacement``. ``applicability`` is ``machine-applicable`` (unambiguous:
+    ``autodp lint --fix`` applies it) or ``maybe-incorrect`` (offered, never applied unasked); see
+    ``autodp_dsl.fixes``."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    replacement: str
+    applicability: str
+    message: str = ""
+
+
+@dataclass(slots=True)
 class Diagnostic:
     code: str
     message: str
@@ -69,6 +85,7 @@ class Diagnostic:
     hints: list[str] = field(default_factory=list)
     step: str | None = None
     file: str | None = None
+    fixes: list[Fix] = field(default_factory=list)  # structured edits beside the hints
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from .diagnostics import Diagnostic, Severity
+from .fixes import name_fixes
 
 __all__ = ["Locator", "RawStep", "RawDocument", "load_document", "TOP_LEVEL_KEYS"]
 
@@ -78,6 +79,11 @@ def _diag(code: str, message: str, node: yaml.Node | None, hints=None, severity=
     return Diagnostic(code, message, line, col, end, severity, list(hints or []), path)
 
 
+def _key_fixes(d: Diagnostic, key: str, pool, suggestions: list[str]) -> None:
+    """Fixes for a misspelt mapping key (a plain scalar: its span is the key as written)."""
+    d.fixes = name_fixes(key, pool, suggestions, d.line, d.column, d.end_column)
+
+
 def _load_steps(seq: yaml.Node, prefix: str, lines: list[str], diags: list[Diagnostic]) -> list[RawStep]:
     if not isinstance(seq, yaml.SequenceNode):
         diags.append(_diag("invalid-document", "`steps` must be a list of steps", seq, ["write each step on its own line starting with `- `"]))
@@ -102,6 +108,8 @@ def _load_steps(seq: yaml.Node, prefix: str, lines: list[str], diags: list[Diagn
                 hints = [f"did you mean `{hint[0]}:`?"] if hint else []
                 hints.append("a step is a string like `clean.html(output)`, or a mapping with `filter:`, or `where:` with `do:`")
                 diags.append(_diag("invalid-step", f"unknown step key `{k}`", keys[k][0], hints, path=path))
+                if not keys[k][0].style:  # plain (libyaml says "", PyYAML None)
+                    _key_fixes(diags[-1], k, STEP_KEYS, hint)
             if unknown:
                 continue
             if "filter" in keys and ("where" in keys or "do" in keys):
@@ -156,6 +164,7 @@ def load_document(source: str, diags: list[Diagnostic]) -> RawDocument | None:
     locs: dict[str, Locator] = {}
     steps: list[RawStep] = []
     seen_steps = False
+    present = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
     for k, v in node.value:
         key = k.value if isinstance(k, yaml.ScalarNode) else None
         if key not in TOP_LEVEL_KEYS:
@@ -163,6 +172,8 @@ def load_document(source: str, diags: list[Diagnostic]) -> RawDocument | None:
             hints = [f"did you mean `{hint[0]}`?"] if hint else []
             hints.append("top-level keys: " + ", ".join(TOP_LEVEL_KEYS))
             diags.append(_diag("unknown-key", f"unknown top-level key `{key}`", k, hints))
+            if isinstance(key, str) and not k.style:  # plain
+                _key_fixes(diags[-1], key, [t for t in TOP_LEVEL_KEYS if t not in present], hint)
             continue
         locs[key] = Locator(v.start_mark.line + 1, v.start_mark.column + 1)
         if key == "steps":

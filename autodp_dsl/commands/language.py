@@ -56,8 +56,44 @@ def register_lint(sub) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--format", choices=("text", "json"), default="text", help="json: machine-readable diagnostics for agents")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument("--fix", action="store_true",
+                   help="first apply the machine-applicable fixes in place (comments and layout kept), then report what is left")
     _columns_arg(p)
     p.set_defaults(func=run_lint)
+
+
+def fix_text(text: str, path: str | None = None, columns: dict[str, Type] | None = None, rounds: int = 10) -> tuple[str, int]:
+    """``text`` with its machine-applicable fixes applied, and how many. Repeated (up to ``rounds``
+    passes) because a fixed name can reveal the next problem, e.g. a parameter of a misspelt operator."""
+    from ..compiler import compile_text
+    from ..fixes import apply_fixes
+
+    total = 0
+    for _ in range(rounds):
+        text, n = apply_fixes(text, compile_text(text, path, columns, level="none").diagnostics)
+        total += n
+        if not n:
+            break
+    return text, total
+
+
+def _fix_file(f: str, columns) -> bool:
+    """Apply the fixes to file ``f`` (atomically); False if it could not be written."""
+    from ..atomic import write_text_atomic
+
+    try:
+        text = Path(f).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return True  # lint reports it
+    fixed, n = fix_text(text, f, columns)
+    if fixed != text:
+        try:
+            write_text_atomic(Path(f), fixed)
+        except (OSError, ValueError) as e:
+            print(f"error: cannot write {f}: {e}", file=sys.stderr)
+            return False
+        print(f"{f}: applied {n} fix{'es' * (n != 1)}", file=sys.stderr)
+    return True
 
 
 def run_lint(args) -> int:
@@ -68,6 +104,9 @@ def run_lint(args) -> int:
     failed = False
     report = []
     for f in args.files:
+        if args.fix and not _fix_file(f, columns):
+            failed = True
+            continue
         r = compile_file(f, columns, level="none")
         bad = has_errors(r.diagnostics) or (args.strict and bool(r.diagnostics))
         failed |= bad
