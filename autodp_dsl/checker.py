@@ -14,8 +14,8 @@ from typing import Any
 from . import ir
 from .catalog import OpKind, Registry
 from .diagnostics import Diagnostic, Severity
-from .fixes import name_fixes
 from .document import Locator, RawDocument, RawStep
+from .fixes import name_fixes
 from .syntax import (
     AAssign,
     ABin,

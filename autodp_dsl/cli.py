@@ -31,6 +31,7 @@ CORE = {
     "run": "autodp_dsl.commands.run:register",
     "explain": "autodp_dsl.commands.explain:register",
     "cache": "autodp_dsl.commands.cache:register",
+    "lsp": "autodp_dsl.lsp:register",
 }
 # Used when the package metadata is not installed (running from a source tree).
 PLUGINS_FALLBACK = {"eval": "autodp_eval.cli:register", "search": "autodp_search.cli:register"}

@@ -250,6 +250,13 @@ def op_info(op) -> dict:
     }
 
 
+def op_text(op) -> str:
+    """An operator's help as `autodp ops NAME` prints it (the language server's hover shows it too)."""
+    head = (f"{op.signature()}\n  kind: {op.kind}   family: {op.family}   cost: {op.cost}   version: {op.version}"
+            f"   deterministic: {op.deterministic}\n")
+    return head + "\n" + "\n".join("  " + line for line in op.doc().splitlines())
+
+
 def run_ops(args) -> int:
     from ..ops import registry
 
@@ -264,9 +271,7 @@ def run_ops(args) -> int:
         if args.format == "json":
             print(json.dumps(op_info(op), indent=2))
         else:
-            print(f"{op.signature()}\n  kind: {op.kind}   family: {op.family}   cost: {op.cost}   version: {op.version}"
-                  f"   deterministic: {op.deterministic}\n")
-            print("\n".join("  " + line for line in op.doc().splitlines()))
+            print(op_text(op))
         return 0
     ops = [o for o in reg if not args.family or o.family == args.family]
     if args.format == "json":
