@@ -324,6 +324,9 @@ class _Checker:
             if p.expected:
                 hints.append("expected " + ", ".join(p.expected))
             self.error("syntax-error", message, raw.loc, p.start, p.end, hints, raw.path)
+            keywords = [k for k in ("and", "or") if k in p.expected]
+            if keywords and bad.isidentifier():  # a misspelt `and` / `or` between two conditions
+                self.fix_last(bad, keywords, [], raw.loc, p.start, p.end)
             return None
 
     def predicate(self, raw: RawStep, env) -> ir.Expr | None:
@@ -423,6 +426,19 @@ def _where_written(c: _Checker, name: str, fallback: Locator) -> tuple:
     return loc, start, end
 
 
+_TYPE_NAMES = ("str", "int", "float", "bool", "list", "list[str]", "list[int]", "list[float]", "list[bool]")
+
+
+def _type_fixes(doc: RawDocument, name: str, written: str) -> list:
+    """A fix for a misspelt type in `columns:`, at the type as written (a plain one-line scalar)."""
+    node = doc.fields.get("__node_columns")
+    for k, v in getattr(node, "value", None) or []:
+        if str(getattr(k, "value", "")) == name and not getattr(v, "style", "x") and v.start_mark.line == v.end_mark.line:
+            m = v.start_mark
+            return name_fixes(written, _TYPE_NAMES, [], m.line + 1, m.column + 1, v.end_mark.column + 1)
+    return []
+
+
 def _locate_field(doc: RawDocument, key: str) -> Locator:
     return doc.field_locs.get(key, Locator(1, 1))
 
@@ -439,6 +455,7 @@ def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type
             loc = _locate_field(doc, "columns")
             c.diags.append(Diagnostic("unknown-type", str(e), loc.line, loc.col, None, Severity.ERROR,
                                       ["types: str, int, float, bool, list[str], list[int], list[float]"], None, file))
+            c.diags[-1].fixes = _type_fixes(doc, str(name), str(t))
     env: dict[str, Type] = dict(columns) if columns is not None else dict(declared or DEFAULT_COLUMNS)
     initial = dict(env)
     body = c.steps(doc.steps, env, in_where=False)
