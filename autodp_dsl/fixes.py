@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from .diagnostics import Diagnostic, Fix
 
-__all__ = ["MAX_EDITS", "MACHINE", "MAYBE", "edit_distance", "name_fixes", "apply_fixes"]
+__all__ = ["MAX_EDITS", "MACHINE", "MAYBE", "edit_distance", "name_fixes", "apply_fixes", "fix_text"]
 
 MAX_EDITS = 2
 MACHINE = "machine-applicable"
@@ -87,3 +87,18 @@ def apply_fixes(source: str, diags: Iterable[Diagnostic]) -> tuple[str, int]:
     for a, b, text in reversed(taken):
         out = out[:a] + text + out[b:]
     return out, len(taken)
+
+
+def fix_text(text: str, path: str | None = None, columns=None, rounds: int = 10) -> tuple[str, int]:
+    """``text`` with its machine-applicable fixes applied, and how many. Repeated (up to ``rounds``
+    passes) because a fixed name can reveal the next problem, e.g. a parameter of a misspelt
+    operator. What `autodp lint --fix`, the editor's "fix all" and the search's repairs use."""
+    from .compiler import compile_text  # the compiler imports this module
+
+    total = 0
+    for _ in range(rounds):
+        text, n = apply_fixes(text, compile_text(text, path, columns, level="none").diagnostics)
+        total += n
+        if not n:
+            break
+    return text, total

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from autodp_dsl import compile_text, ir
+from autodp_dsl.fixes import fix_text
 from autodp_dsl.ops import ROW_ID
 from autodp_dsl.plan_keys import stable_hash
 from autodp_dsl.types import Type, from_polars
@@ -888,6 +889,10 @@ class Search:
             cid = f"r{rnd}c{i}"
             text = p.dp_text
             res = self._lint(text)
+            autofixed = 0
+            if not res.ok:  # the unambiguous fixes (a misspelt name) cost no agent call
+                text, autofixed = fix_text(text, columns=self.columns)
+                res = self._lint(text) if autofixed else res
             attempt = 0
             while not res.ok and attempt < self.cfg.budget.max_repairs:
                 if self.cfg.budget.max_agent_calls is not None and self.state.agent_calls + calls >= self.cfg.budget.max_agent_calls:
@@ -901,8 +906,12 @@ class Search:
                     break
                 text = fixed.dp_text
                 res = self._lint(text)
+                if not res.ok:
+                    text, n = fix_text(text, columns=self.columns)
+                    autofixed += n
+                    res = self._lint(text) if n else res
             entry: dict[str, Any] = {"cid": cid, "dp_text": text, "origin": p.origin, "rationale": p.rationale[:300],
-                                     "repairs": attempt}
+                                     "repairs": attempt, **({"autofixes": autofixed} if autofixed else {})}
             if not res.ok:
                 errs = [f"{d.code} (line {d.line}): {d.message}" for d in res.diagnostics if str(d.severity).endswith("error")]
                 entry.update(status="invalid", key="", errors=errs[:8] or ["does not compile"])

@@ -62,24 +62,10 @@ def register_lint(sub) -> None:
     p.set_defaults(func=run_lint)
 
 
-def fix_text(text: str, path: str | None = None, columns: dict[str, Type] | None = None, rounds: int = 10) -> tuple[str, int]:
-    """``text`` with its machine-applicable fixes applied, and how many. Repeated (up to ``rounds``
-    passes) because a fixed name can reveal the next problem, e.g. a parameter of a misspelt operator."""
-    from ..compiler import compile_text
-    from ..fixes import apply_fixes
-
-    total = 0
-    for _ in range(rounds):
-        text, n = apply_fixes(text, compile_text(text, path, columns, level="none").diagnostics)
-        total += n
-        if not n:
-            break
-    return text, total
-
-
 def _fix_file(f: str, columns) -> bool:
     """Apply the fixes to file ``f`` (atomically); False if it could not be written."""
     from ..atomic import write_text_atomic
+    from ..fixes import fix_text
 
     try:
         text = Path(f).read_text(encoding="utf-8")

@@ -257,7 +257,7 @@ def build_server(debounce: float = 0.15, check_timeout: float = 5.0) -> DpServer
         only = params.context.only
         if not only or any(k.startswith(T.CodeActionKind.SourceFixAll) or k == T.CodeActionKind.Source for k in only):
             if not A.too_large(doc.source) and not A.not_text(doc.source):
-                from ..commands.language import fix_text
+                from ..fixes import fix_text
 
                 fixed, n = fix_text(doc.source, _path(uri))
                 if n:

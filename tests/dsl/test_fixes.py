@@ -15,9 +15,8 @@ import sys
 
 import pytest
 
-from autodp_dsl.commands.language import fix_text
 from autodp_dsl.compiler import lint_text
-from autodp_dsl.fixes import MACHINE, MAYBE, apply_fixes, edit_distance
+from autodp_dsl.fixes import MACHINE, MAYBE, apply_fixes, edit_distance, fix_text
 from tests.conftest import ROOT
 
 INTENDED = """\

@@ -175,7 +175,7 @@ def test_max_finetunes_1_trains_the_baseline_only_and_finds_no_strategy(qa, tmp_
 
 
 def test_no_valid_strategy_exits_3(qa, tmp_path, scripted, capsys):
-    invalid = "dp: 1\nname: bad\nsteps:\n  - filter: wrds(output) >= 8\n"
+    invalid = "dp: 1\nname: bad\nsteps:\n  - filter: words(output) >=\n"  # no machine-applicable fix
     scripted(agent=ScriptedAgent([[invalid]]))
     out = tmp_path / "o"
     assert main(["search", str(qa), "--out", str(out), "--rounds", "1", "--no-final", *FAST]) == exitcodes.NO_STRATEGY

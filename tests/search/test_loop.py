@@ -29,7 +29,8 @@ def cfg(data, out, **kw) -> SearchConfig:
 GOOD = dp("good", "filter: words(output) >= 8", "dedup.exact(output)")
 MEH = dp("meh", "filter: words(output) >= 12")
 NOOP = dp("noop", "clean.whitespace(output)")  # the test data has clean whitespace: same data as r0
-BAD_SYNTAX = "dp: 1\nname: bad\nsteps:\n  - filter: wrds(output) >= 8\n"
+BAD_SYNTAX = "dp: 1\nname: bad\nsteps:\n  - filter: words(output) >=\n"  # no machine-applicable fix: needs the agent
+MISSPELT = "dp: 1\nname: typo\nsteps:\n  - filter: wrds(output) >= 8\n  - dedup.exatc(output)\n"
 
 
 def test_offline_search_writes_everything(data, tmp_path):
@@ -64,6 +65,17 @@ def test_invalid_strategies_go_back_for_repair_and_count(data, tmp_path):
     assert statuses == ["duplicate", "ok"]
     assert res.report["budget_used"]["repairs"] == 2
     assert res.report["budget_used"]["agent_calls"] == 3
+
+
+def test_misspelt_names_are_fixed_without_an_agent_call(data, tmp_path):
+    agent = ScriptedAgent([[MISSPELT]])
+    res = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=1), final=False), evaluator=ScriptedEvaluator(), agent=agent)
+    assert agent.repair_requests == []
+    assert res.records[0].status == "ok"
+    plan = json.loads((tmp_path / "r" / "journal" / "round-0001.plan.json").read_text())
+    (cand,) = plan["candidates"]
+    assert cand["autofixes"] == 2 and cand["repairs"] == 0 and "words(output) >= 8" in cand["dp_text"] and "dedup.exact(" in cand["dp_text"]
+    assert res.report["budget_used"]["agent_calls"] == 1
 
 
 def test_repairs_stop_after_three(data, tmp_path):

@@ -53,7 +53,7 @@ def llm_handler(requests_seen: list, *, structured: bool = True, bad_first: bool
             {"rationale": "dedup", "strategy": {"dp": 1, "name": f"d{state['n']}", "steps": ["dedup.exact(instruction, output)"]}},
         ]
         if bad_first and state["n"] == 1:
-            strategies.append({"rationale": "typo", "strategy": {"dp": 1, "name": "bad", "steps": [{"filter": "wrds(output) >= 3"}]}})
+            strategies.append({"rationale": "typo", "strategy": {"dp": 1, "name": "bad", "steps": [{"filter": "words(output) >="}]}})
         text = json.dumps({"strategies": strategies})
         return text if structured else "Here are my ideas:\n```json\n" + text + "\n```"
 
