@@ -109,7 +109,7 @@ class DedupExact(Op):
 # ================================================================ MinHash signatures
 
 _EMPTY_TEXT = 0x6A09E667F3BCC908  # the one "shingle" of a text without words (uint64)
-_ROTATE = 0x9E3779B9  # uint32
+_PROBE = 0x243F6A8885A308D3  # mixed into the densification orders' keys
 
 
 def shingle_hashes(s: pl.Series, ngram: int, lowercase: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,30 +157,62 @@ def minhash_signatures(s: pl.Series, num_perm: int, ngram: int, lowercase: bool,
     filled = np.zeros(n * k, dtype=bool)
     filled[flat] = True
     sig = sig.reshape(n, k)
-    _densify(sig, filled.reshape(n, k))
+    _densify(sig, filled.reshape(n, k), seed)
     return pl.Series(s.name, sig, dtype=pl.Array(pl.UInt32, k))
 
 
-def _densify(sig: np.ndarray, filled: np.ndarray, chunk: int = 4096) -> None:
-    """Rotation densification in place: an empty bin takes the next filled bin's value (circularly)
-    plus ``distance * 0x9E3779B9`` (uint32). Rows without any filled bin are left as they are
-    (``shingle_hashes`` gives every text at least one shingle)."""
+def _densify(sig: np.ndarray, filled: np.ndarray, seed: int, rounds: int = 8, chunk: int = 4096) -> None:
+    """Optimal densification in place (Shrivastava 2017): an empty bin ``j`` takes the value of
+    the first filled bin in its own fixed random order of the bins (``_probe_orders``). Rows
+    without any filled bin are left as they are (``shingle_hashes`` gives every text at least one
+    shingle).
+
+    ``rounds`` probes are tried for all empty bins at once; the few bins still empty after them
+    (rows with few filled bins) take the filled bin of smallest rank in their order directly, as
+    one ragged minimum: the same bin the probing would reach, at a cost bounded by the row's
+    filled bins instead of up to ``k`` probes."""
     n, k = sig.shape
+    order, rank = _probe_orders(k, seed)
     todo = np.flatnonzero(~filled.all(axis=1) & filled.any(axis=1))
-    idx_t = np.int16 if 2 * k < 2**15 else np.int32
-    cols = np.arange(k, dtype=idx_t)
-    big = np.iinfo(idx_t).max
     for start in range(0, len(todo), chunk):
         rows = todo[start : start + chunk]
         f = filled[rows]
-        both = np.empty((len(rows), 2 * k), dtype=idx_t)
-        np.copyto(both[:, :k], np.where(f, cols, big))
-        np.copyto(both[:, k:], np.where(f, cols + k, big))
-        # next filled position at or after each position: a running minimum from the right
-        nxt = np.minimum.accumulate(both[:, ::-1], axis=1)[:, ::-1][:, :k].astype(np.int32)
-        dist = (nxt - cols).astype(np.uint32)
-        nxt[nxt >= k] -= k
-        sig[rows] = np.take_along_axis(sig[rows], nxt, axis=1) + dist * np.uint32(_ROTATE)
+        block = sig[rows]
+        er, ej = np.nonzero(~f)  # the empty (row, bin) entries of this chunk
+        donor = np.empty(len(er), dtype=np.int64)
+        pending = np.arange(len(er))
+        for a in range(min(rounds, k)):
+            t = order[ej[pending], a]
+            hit = f[er[pending], t]
+            donor[pending[hit]] = t[hit]
+            pending = pending[~hit]
+            if len(pending) == 0:
+                break
+        if len(pending):
+            fr, ft = np.nonzero(f)  # filled bins, row-major: each row's bins contiguous
+            count = np.bincount(fr, minlength=len(rows))
+            first = np.concatenate([[0], np.cumsum(count)[:-1]])
+            cnt = count[er[pending]]
+            seg = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+            idx = np.repeat(first[er[pending]] - seg, cnt) + np.arange(int(cnt.sum()))
+            best = np.minimum.reduceat(rank[np.repeat(ej[pending], cnt), ft[idx]], seg)
+            donor[pending] = order[ej[pending], best]
+        block[er, ej] = block[er, donor]
+        sig[rows] = block
+
+
+@cache
+def _probe_orders(k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per bin ``j``: a random order of all ``k`` bins (``order[j]``) and each bin's place in it
+    (``rank[j, t]``). Independent orders per bin are what makes densified positions (nearly)
+    independent; they come from splitmix64 of (seed, j, t) sorted, not from a NumPy generator,
+    whose streams are not promised stable across versions (cached signatures depend on them)."""
+    base = mix64(np.array([seed ^ _PROBE], dtype=np.uint64))[0]
+    key = mix64(np.arange(k * k, dtype=np.uint64).reshape(k, k) ^ base)  # (j, t) -> j * k + t
+    order = np.argsort(key, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(k), (k, k)), axis=1)
+    return order, rank
 
 
 # ================================================================ LSH parameters
