@@ -6,18 +6,25 @@ the ``REASON`` column ("exact duplicate of row 12", "near-duplicate of row 7").
 
 MinHash, the fast way
 ---------------------
-Signatures use **one-permutation hashing** (Li, Owen & Zhang 2012) with **rotation
-densification** (Shrivastava & Li 2014): every shingle is hashed once (64 bits); the high bits pick
-one of ``num_perm`` bins, the low 32 bits are the value; a bin's signature value is the minimum
-value that fell into it, and an empty bin borrows the value of the next non-empty bin to its right
-(circularly) plus ``distance * 0x9E3779B9``. For two texts, each signature position agrees with
-probability equal to their shingle Jaccard similarity, as with ``num_perm`` independent
-permutations, but computing it costs one hash per shingle instead of ``num_perm`` (on the 5.8
-million shingles of the 20,000-row benchmark: under a second of CPU for the whole signature,
-against 16 s for 256 permutations as a Polars group-by). Positions of a densified signature are
-not independent for texts with fewer shingles than bins, which only raises the chance that such
-near-duplicates are found; bands take strided positions (``i, i + bands, ...``) so that a band
-spans many bins. ``verify=true`` additionally checks each candidate pair's exact Jaccard similarity.
+Signatures use **one-permutation hashing** (Li, Owen & Zhang 2012) with **optimal densification**
+(Shrivastava 2017): every shingle is hashed once (64 bits); the high bits pick one of ``num_perm``
+bins, the low 32 bits are the value; a bin's signature value is the minimum value that fell into
+it, and an empty bin takes the value of the first non-empty bin in its own fixed random order of
+the bins (one order per bin, drawn from the seed). For two texts, each signature position agrees
+with probability equal to their shingle Jaccard similarity, and, because every empty bin picks
+its donor independently, positions are nearly independent at every text length, so LSH bands
+collide as ``1 - (1 - J^rows)^bands`` says, as with ``num_perm`` independent permutations
+(tested for sets of 8 to 400 shingles; what remains for sets of a few shingles is about 1
+percentage point). Computing it costs one hash per shingle instead of ``num_perm`` (on the 5.8
+million shingles of the 20,000-row benchmark about a second of CPU for the whole signature,
+against 16 s for 256 permutations as a Polars group-by; ``bench/bench_minhash.py``).
+
+The earlier rotation densification (an empty bin borrowed its right neighbour's value) was
+unbiased per position but made positions strongly dependent for texts with fewer shingles than
+bins: short near-duplicates were found far *less* often than the curve says (m = 20 shingles,
+J = 0.82: 0.40 instead of 0.97), and short texts below the threshold less often too.
+Bands take strided positions (``i, i + bands, ...``), which no longer matters for independence.
+``verify=true`` additionally checks each candidate pair's exact Jaccard similarity.
 
 A new threshold reuses the cached signatures and redoes only the LSH step, which is kept cheap
 (about 40 ms for 16,000 rows): one uint64 bucket key per (row, band) by a single ``einsum``, a hashed
@@ -161,44 +168,50 @@ def minhash_signatures(s: pl.Series, num_perm: int, ngram: int, lowercase: bool,
     return pl.Series(s.name, sig, dtype=pl.Array(pl.UInt32, k))
 
 
-def _densify(sig: np.ndarray, filled: np.ndarray, seed: int, rounds: int = 8, chunk: int = 4096) -> None:
+def _densify(sig: np.ndarray, filled: np.ndarray, seed: int, rounds: int = 16, chunk: int = 4096) -> None:
     """Optimal densification in place (Shrivastava 2017): an empty bin ``j`` takes the value of
     the first filled bin in its own fixed random order of the bins (``_probe_orders``). Rows
     without any filled bin are left as they are (``shingle_hashes`` gives every text at least one
     shingle).
 
-    ``rounds`` probes are tried for all empty bins at once; the few bins still empty after them
-    (rows with few filled bins) take the filled bin of smallest rank in their order directly, as
-    one ragged minimum: the same bin the probing would reach, at a cost bounded by the row's
-    filled bins instead of up to ``k`` probes."""
+    Up to ``rounds`` probes are made for all empty bins at once (a row with N of k bins filled
+    needs about k / N); the bins still empty after them (rows with few filled bins) take the
+    filled bin of smallest rank in their order directly, as one ragged minimum over the row's
+    filled bins: the bin the probing would reach, at a cost of N instead of about k / N probes."""
     n, k = sig.shape
     order, rank = _probe_orders(k, seed)
+    order_f, rank_f = order.ravel(), rank.ravel()  # [j * k + a], [j * k + t]
     todo = np.flatnonzero(~filled.all(axis=1) & filled.any(axis=1))
     for start in range(0, len(todo), chunk):
         rows = todo[start : start + chunk]
         f = filled[rows]
-        block = sig[rows]
-        er, ej = np.nonzero(~f)  # the empty (row, bin) entries of this chunk
-        donor = np.empty(len(er), dtype=np.int64)
-        pending = np.arange(len(er))
+        ff = f.ravel()
+        block = sig[rows].ravel()
+        empty = np.flatnonzero(~ff)  # flat index row * k + j
+        j = empty % k
+        base, jk = empty - j, j * k  # row * k, j * k
+        donor = np.empty(len(empty), dtype=np.int64)  # flat index of the donor bin
+        pending = np.arange(len(empty))
         for a in range(min(rounds, k)):
-            t = order[ej[pending], a]
-            hit = f[er[pending], t]
-            donor[pending[hit]] = t[hit]
-            pending = pending[~hit]
+            t = order_f[jk + a]
+            hit = ff[base + t]
+            donor[pending[hit]] = base[hit] + t[hit]
+            miss = ~hit
+            pending, base, jk = pending[miss], base[miss], jk[miss]
             if len(pending) == 0:
                 break
         if len(pending):
             fr, ft = np.nonzero(f)  # filled bins, row-major: each row's bins contiguous
             count = np.bincount(fr, minlength=len(rows))
-            first = np.concatenate([[0], np.cumsum(count)[:-1]])
-            cnt = count[er[pending]]
-            seg = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-            idx = np.repeat(first[er[pending]] - seg, cnt) + np.arange(int(cnt.sum()))
-            best = np.minimum.reduceat(rank[np.repeat(ej[pending], cnt), ft[idx]], seg)
-            donor[pending] = order[ej[pending], best]
-        block[er, ej] = block[er, donor]
-        sig[rows] = block
+            first = np.cumsum(count) - count
+            row = base // k
+            cnt = count[row]
+            seg = np.cumsum(cnt) - cnt
+            idx = np.repeat(first[row] - seg, cnt) + np.arange(int(cnt.sum()))
+            best = np.minimum.reduceat(rank_f[np.repeat(jk, cnt) + ft[idx]], seg)
+            donor[pending] = base + order_f[jk + best]
+        block[empty] = block[donor]
+        sig[rows] = block.reshape(len(rows), k)
 
 
 @cache
@@ -272,9 +285,9 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray,
     """LSH candidates as (row, smallest row of a shared bucket) index pairs, row > partner.
 
     Rows share a bucket when all ``rows`` signature values of one of the ``bands`` bands are
-    equal. Band ``i`` takes the positions ``i, i + bands, i + 2 * bands, ...`` (strided, not
-    consecutive: a densified signature repeats values over runs of neighbouring positions, and a
-    band of neighbours would then test fewer independent values). Linking each row to the
+    equal. Band ``i`` takes the positions ``i, i + bands, i + 2 * bands, ...`` (strided: kept from
+    the rotation densification, whose neighbouring positions repeated values; with optimal
+    densification any fixed choice of positions is as good). Linking each row to the
     smallest-index row of each of its buckets connects a bucket as a clique would, with one edge
     per member.
     """
@@ -404,8 +417,8 @@ def signature_column(lf: pl.LazyFrame, text_arg, p: MinHashParams, ctx) -> tuple
     sig_expr = batch(lambda s: minhash_signatures(s, num_perm, ngram, lowercase, seed), pl.Array(pl.UInt32, num_perm))(text)
     spec = {
         "op": "minhash.signature",
-        "v": 1,
-        "algo": "oph-rotation",
+        "v": 2,
+        "algo": "oph-optimal-densification",
         "text": expr_to_json(text_arg),
         "num_perm": num_perm,
         "ngram": ngram,
@@ -421,9 +434,9 @@ class DedupMinHash(Op):
 
     Shingles are the ``ngram``-word windows of the text (lowercased by default; words split on
     Unicode whitespace; a text shorter than ``ngram`` words is one shingle; all empty texts are one
-    cluster). Signatures of ``num_perm`` values (one-permutation hashing with rotation
+    cluster). Signatures of ``num_perm`` values (one-permutation hashing with optimal
     densification: each position agrees between two texts with probability equal to their Jaccard
-    similarity; see the module docs) are a cached statistic shared by every threshold. Rows fall in
+    similarity, nearly independently of the others at every text length; see the module docs) are a cached statistic shared by every threshold. Rows fall in
     the same bucket when they agree on all ``rows`` values of one of ``bands`` bands; ``bands`` and
     ``rows`` default to datasketch's optimum for ``threshold`` (25 x 10 for 0.7 with 256). Rows
     sharing a bucket are linked (each to the bucket's smallest row id; transitively: clusters are
@@ -431,13 +444,13 @@ class DedupMinHash(Op):
     shingle sets to be at least ``threshold`` (slower: the linked texts are shingled again). Each
     cluster keeps its row with the smallest row id; the others are dropped with the reason
     "near-duplicate of row N". Texts with Jaccard similarity s are linked with probability about
-    ``1 - (1 - s^rows)^bands`` (51% at s = 0.7, 94% at 0.8, 14% at 0.6 for 25 x 10; higher for
-    texts with fewer shingles than ``num_perm``). Bands take strided signature positions.
+    ``1 - (1 - s^rows)^bands`` (51% at s = 0.7, 94% at 0.8, 14% at 0.6 for 25 x 10), for short
+    texts as for long ones. Bands take strided signature positions.
     Example: ``dedup.minhash(instruction + " " + output, threshold=0.8)``.
     """
 
     name = "dedup.minhash"
-    version = 1
+    version = 2  # 2: optimal densification (1: rotation); node keys carry it, so no cached result of 1 is reused
     kind = OpKind.GLOBAL
     family = Family.CLEANING
     args = (Arg("text", STR, doc="the text to shingle (concatenate columns with +)"),)
