@@ -168,16 +168,18 @@ def minhash_signatures(s: pl.Series, num_perm: int, ngram: int, lowercase: bool,
     return pl.Series(s.name, sig, dtype=pl.Array(pl.UInt32, k))
 
 
-def _densify(sig: np.ndarray, filled: np.ndarray, seed: int, rounds: int = 16, chunk: int = 4096) -> None:
+def _densify(sig: np.ndarray, filled: np.ndarray, seed: int, rounds: int = 32, chunk: int = 4096) -> None:
     """Optimal densification in place (Shrivastava 2017): an empty bin ``j`` takes the value of
     the first filled bin in its own fixed random order of the bins (``_probe_orders``). Rows
     without any filled bin are left as they are (``shingle_hashes`` gives every text at least one
     shingle).
 
     Up to ``rounds`` probes are made for all empty bins at once (a row with N of k bins filled
-    needs about k / N); the bins still empty after them (rows with few filled bins) take the
-    filled bin of smallest rank in their order directly, as one ragged minimum over the row's
-    filled bins: the bin the probing would reach, at a cost of N instead of about k / N probes."""
+    needs about k / N); bins still empty after them, and all empty bins of rows with N below
+    sqrt(k), take the filled bin of smallest rank in their order directly, as one ragged minimum
+    over the row's filled bins: the bin the probing would reach, at a cost of N instead of about
+    k / N probes. (This densification costs more than the rotation it replaced, most for short
+    texts: ``bench/bench_minhash.py``.)"""
     n, k = sig.shape
     order, rank = _probe_orders(k, seed)
     order_f, rank_f = order.ravel(), rank.ravel()  # [j * k + a], [j * k + t]
@@ -187,29 +189,32 @@ def _densify(sig: np.ndarray, filled: np.ndarray, seed: int, rounds: int = 16, c
         f = filled[rows]
         ff = f.ravel()
         block = sig[rows].ravel()
+        count = f.sum(axis=1)  # N per row
         empty = np.flatnonzero(~ff)  # flat index row * k + j
         j = empty % k
         base, jk = empty - j, j * k  # row * k, j * k
         donor = np.empty(len(empty), dtype=np.int64)  # flat index of the donor bin
-        pending = np.arange(len(empty))
-        for a in range(min(rounds, k)):
-            t = order_f[jk + a]
-            hit = ff[base + t]
-            donor[pending[hit]] = base[hit] + t[hit]
-            miss = ~hit
-            pending, base, jk = pending[miss], base[miss], jk[miss]
+        few = count[base // k] ** 2 < k  # N < sqrt(k): the minimum over N beats about k / N probes
+        pending = np.flatnonzero(~few)
+        b, q = base[pending], jk[pending]
+        for a in range(min(rounds, k) if len(pending) else 0):
+            t = order_f[q + a]
+            hit = ff[b + t]
+            donor[pending[hit]] = b[hit] + t[hit]
+            pending, b, q = pending[~hit], b[~hit], q[~hit]
             if len(pending) == 0:
                 break
+        pending = np.concatenate([pending, np.flatnonzero(few)])
         if len(pending):
-            fr, ft = np.nonzero(f)  # filled bins, row-major: each row's bins contiguous
-            count = np.bincount(fr, minlength=len(rows))
+            b, q = base[pending], jk[pending]
+            ft = np.nonzero(f)[1]  # filled bins, row-major: each row's bins contiguous
             first = np.cumsum(count) - count
-            row = base // k
+            row = b // k
             cnt = count[row]
             seg = np.cumsum(cnt) - cnt
             idx = np.repeat(first[row] - seg, cnt) + np.arange(int(cnt.sum()))
-            best = np.minimum.reduceat(rank_f[np.repeat(jk, cnt) + ft[idx]], seg)
-            donor[pending] = base + order_f[jk + best]
+            best = np.minimum.reduceat(rank_f[np.repeat(q, cnt) + ft[idx]], seg)
+            donor[pending] = b + order_f[q + best]
         block[empty] = block[donor]
         sig[rows] = block.reshape(len(rows), k)
 
