@@ -168,55 +168,65 @@ def minhash_signatures(s: pl.Series, num_perm: int, ngram: int, lowercase: bool,
     return pl.Series(s.name, sig, dtype=pl.Array(pl.UInt32, k))
 
 
-def _densify(sig: np.ndarray, filled: np.ndarray, seed: int, rounds: int = 32, chunk: int = 4096) -> None:
+def _densify(sig: np.ndarray, filled: np.ndarray, seed: int, dense_max: int | None = None, chunk: int = 4096) -> None:
     """Optimal densification in place (Shrivastava 2017): an empty bin ``j`` takes the value of
     the first filled bin in its own fixed random order of the bins (``_probe_orders``). Rows
     without any filled bin are left as they are (``shingle_hashes`` gives every text at least one
     shingle).
 
-    Up to ``rounds`` probes are made for all empty bins at once (a row with N of k bins filled
-    needs about k / N); bins still empty after them, and all empty bins of rows with N below
-    sqrt(k), take the filled bin of smallest rank in their order directly, as one ragged minimum
-    over the row's filled bins: the bin the probing would reach, at a cost of N instead of about
-    k / N probes. (This densification costs more than the rotation it replaced, most for short
+    Two ways to the same donor, by the row's number N of filled bins (of k):
+    N <= ``dense_max`` (default k / 4): for every bin at once, the filled bin of smallest rank in
+    its order, as a minimum over the N columns of an int16 rank table (N x k contiguous values per
+    row, padded to a power of two); larger N: probing each empty bin's order until a filled bin
+    (about k / N <= 4 probes). (Still costlier than the rotation it replaced, most for short
     texts: ``bench/bench_minhash.py``.)"""
     n, k = sig.shape
     order, rank = _probe_orders(k, seed)
-    order_f, rank_f = order.ravel(), rank.ravel()  # [j * k + a], [j * k + t]
+    order_f = order.ravel()  # [j * k + a]: probe a of bin j
+    by_bin = np.vstack([rank.T, np.full((1, k), np.iinfo(rank.dtype).max, rank.dtype)])  # [t, j]; row k: padding
+    dense_max = k // 4 if dense_max is None else dense_max
     todo = np.flatnonzero(~filled.all(axis=1) & filled.any(axis=1))
     for start in range(0, len(todo), chunk):
         rows = todo[start : start + chunk]
         f = filled[rows]
-        ff = f.ravel()
-        block = sig[rows].ravel()
-        count = f.sum(axis=1)  # N per row
-        empty = np.flatnonzero(~ff)  # flat index row * k + j
-        j = empty % k
-        base, jk = empty - j, j * k  # row * k, j * k
-        donor = np.empty(len(empty), dtype=np.int64)  # flat index of the donor bin
-        few = count[base // k] ** 2 < k  # N < sqrt(k): the minimum over N beats about k / N probes
-        pending = np.flatnonzero(~few)
-        b, q = base[pending], jk[pending]
-        for a in range(min(rounds, k) if len(pending) else 0):
-            t = order_f[q + a]
-            hit = ff[b + t]
-            donor[pending[hit]] = b[hit] + t[hit]
-            pending, b, q = pending[~hit], b[~hit], q[~hit]
-            if len(pending) == 0:
-                break
-        pending = np.concatenate([pending, np.flatnonzero(few)])
-        if len(pending):
-            b, q = base[pending], jk[pending]
-            ft = np.nonzero(f)[1]  # filled bins, row-major: each row's bins contiguous
-            first = np.cumsum(count) - count
-            row = b // k
-            cnt = count[row]
-            seg = np.cumsum(cnt) - cnt
-            idx = np.repeat(first[row] - seg, cnt) + np.arange(int(cnt.sum()))
-            best = np.minimum.reduceat(rank_f[np.repeat(q, cnt) + ft[idx]], seg)
-            donor[pending] = b + order_f[q + best]
-        block[empty] = block[donor]
-        sig[rows] = block.reshape(len(rows), k)
+        block = sig[rows]
+        count = f.sum(axis=1)
+        dense = count <= dense_max
+        pad_of = np.maximum(8, 1 << np.ceil(np.log2(count)).astype(np.int64))
+        for pad in np.unique(pad_of[dense]):
+            group = np.flatnonzero(dense & (pad_of == pad))
+            step = max(1, (1 << 24) // (int(pad) * k))  # at most 16 M int16 values at a time
+            for g in range(0, len(group), step):
+                sel = group[g : g + step]
+                fs = f[sel]
+                fr, ft = np.nonzero(fs)  # row-major: each row's filled bins contiguous
+                c = count[sel]
+                cols = np.full((len(sel), int(pad)), k, dtype=np.int64)
+                cols[fr, np.arange(len(fr)) - np.repeat(np.cumsum(c) - c, c)] = ft
+                best = by_bin[cols].min(axis=1)  # [row, j]: smallest rank of a filled bin in j's order
+                donor = order_f[np.arange(k) * k + best]
+                part = block[sel]
+                np.copyto(part, np.take_along_axis(part, donor, axis=1), where=~fs)
+                block[sel] = part
+        probe = np.flatnonzero(~dense)
+        if len(probe):
+            ff = f[probe].ravel()
+            flat = block[probe].ravel()
+            empty = np.flatnonzero(~ff)  # flat index row * k + j
+            j = empty % k
+            base, jk = empty - j, j * k
+            donor = np.empty(len(empty), dtype=np.int64)
+            pending = np.arange(len(empty))
+            for a in range(k):  # ends: each order is a permutation of all bins, one of them filled
+                t = order_f[jk + a]
+                hit = ff[base + t]
+                donor[pending[hit]] = base[hit] + t[hit]
+                pending, base, jk = pending[~hit], base[~hit], jk[~hit]
+                if len(pending) == 0:
+                    break
+            flat[empty] = flat[donor]
+            block[probe] = flat.reshape(len(probe), k)
+        sig[rows] = block
 
 
 @cache
@@ -228,8 +238,8 @@ def _probe_orders(k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     base = mix64(np.array([seed ^ _PROBE], dtype=np.uint64))[0]
     key = mix64(np.arange(k * k, dtype=np.uint64).reshape(k, k) ^ base)  # (j, t) -> j * k + t
     order = np.argsort(key, axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.broadcast_to(np.arange(k), (k, k)), axis=1)
+    rank = np.empty((k, k), dtype=np.int16)  # num_perm <= 1024
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(k, dtype=np.int16), (k, k)), axis=1)
     return order, rank
 
 
