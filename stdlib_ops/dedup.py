@@ -17,7 +17,7 @@ collide as ``1 - (1 - J^rows)^bands`` says, as with ``num_perm`` independent per
 (tested for sets of 8 to 400 shingles; what remains for sets of a few shingles is about 1
 percentage point). Computing it costs one hash per shingle instead of ``num_perm`` (on the 5.8
 million shingles of the 20,000-row benchmark about 0.5 s of CPU for the whole signature, 1.3x the
-rotation densification it replaced and 2.3x on texts of under 60 shingles, against 16 s for 256
+rotation densification it replaced and 1.7x on texts of under 60 shingles, against 16 s for 256
 permutations as a Polars group-by; ``bench/bench_minhash.py``).
 
 The earlier rotation densification (an empty bin borrowed its right neighbour's value) was
