@@ -465,7 +465,9 @@ class DedupMinHash(Op):
     """
 
     name = "dedup.minhash"
-    version = 2  # 2: optimal densification (1: rotation); node keys carry it, so no cached result of 1 is reused
+    # 2: optimal densification (1: rotation densification); node keys carry the version, so no
+    # result cached by version 1 is reused
+    version = 2
     kind = OpKind.GLOBAL
     family = Family.CLEANING
     args = (Arg("text", STR, doc="the text to shingle (concatenate columns with +)"),)

@@ -16,9 +16,9 @@ from stdlib_ops.dedup import (
     MinHashParams,
     _band_row_pairs,
     _densify,
-    _probe_orders,
     _gauss_legendre,
     _lsh_errors,
+    _probe_orders,
     candidate_pairs,
     components,
     exact_jaccard,
@@ -217,8 +217,8 @@ def test_minhash_op_version_enters_the_node_key():
     """A step's node key carries the op version (2 since optimal densification): results cached
     under version 1 cannot be found."""
     from autodp_dsl import ir
-    from autodp_dsl.engine.keys import step_payload
     from autodp_dsl.catalog import registry
+    from autodp_dsl.engine.keys import step_payload
     from stdlib_ops.dedup import DedupMinHash
 
     step_ = ir.OpStep("dedup.minhash", (col("t"),))
