@@ -5,15 +5,26 @@
 importing ``datasets``). Every input record gets a stable row id (``__rid``, UInt64): its 0-based
 record index in the input (blank lines of a jsonl file are not records). A record that cannot be
 used -- bad JSON, invalid UTF-8, not an object, a required field missing or null or of the wrong
-type, a line over the size limit -- is *quarantined* with its id, line number, reason and a raw
-excerpt instead of failing the run or vanishing, so ``rows in = kept + dropped + quarantined``.
+type, a line over the size limit, a string holding a lone surrogate escape (``"\\udc00"``: not
+encodable as UTF-8), whatever column it is in -- is *quarantined* with its id, line number, reason and
+a raw excerpt instead of failing the run or vanishing, so ``rows in = kept + dropped + quarantined``.
+
+Columns pass through unchanged, or the change is reported (``Loaded.changes``, column -> what
+changed). A frame holds one type per column, so JSON that mixes types in a column is coerced (ints
+and strings become text, ints and floats become floats), objects get the keys other rows' objects
+have (as null), and a key absent from a record is written back as null; Categorical and Enum
+columns are read as plain strings. Names starting with ``__`` are the engine's own (row id, keep
+flags, statistics, scratch columns): an input column named so is escaped inside the engine
+(``escape_column``) and gets its name back in the result, so it passes through untouched.
 
 The fingerprint is a sha256 over the file bytes (for a folder: over each data file's sha256) and the
 reader's settings: it is the root of every node key.
 
 Reading jsonl has a fast path (Polars parses the whole file; cheap regex checks prove every line has
-each required field exactly once, as a JSON string) and an exact slow path (``json.loads`` per line)
-that runs whenever the fast path cannot prove a file clean.
+each required field exactly once, as a JSON string, and that no column was coerced) and an exact slow
+path (``json.loads`` per line) that runs whenever the fast path cannot prove a file clean. Mixed
+scalar types *inside* nested values (``[1, "a"]``) are coerced by Polars on the fast path without a
+note; the slow path notes them.
 """
 
 from __future__ import annotations
@@ -52,9 +63,11 @@ __all__ = [
     "data_format",
     "QUARANTINE_SCHEMA",
     "DEFAULT_MAX_ROW_BYTES",
+    "escape_column",
+    "unescape_column",
 ]
 
-READER_VERSION = 1
+READER_VERSION = 2
 DEFAULT_MAX_ROW_BYTES = 8 * 1024 * 1024
 EXCERPT_CHARS = 200
 QUARANTINE_SCHEMA = {"rid": pl.UInt64, "line": pl.Int64, "reason": pl.String, "detail": pl.String, "raw": pl.String}
@@ -62,6 +75,54 @@ QUARANTINE_SCHEMA = {"rid": pl.UInt64, "line": pl.Int64, "reason": pl.String, "d
 
 class DataError(ValueError):
     """The input cannot be read at all (missing file, unknown format, not JSON as a whole)."""
+
+
+class NoUsableRows(DataError):
+    """Every record of the input was quarantined (or it holds none): nothing to run on. Carries the
+    ``Loaded`` so the caller can still write the quarantine and the report."""
+
+    def __init__(self, loaded: Loaded):
+        self.loaded = loaded
+        q = loaded.quarantine
+        if loaded.rows_total == 0:
+            why = "it holds no records"
+        else:
+            counts = dict(q.group_by("reason").len().sort("reason").iter_rows()) if q.height else {}
+            why = f"{q.height:,} of {loaded.rows_total:,} rows quarantined" + (f" ({', '.join(f'{r}: {n:,}' for r, n in counts.items())})" if counts else "")
+        super().__init__(f"{loaded.path}: no usable row: {why}")
+
+
+# ---------------------------------------------------------------- column names
+
+_ESCAPE = "_~"
+
+
+def escape_column(name: str) -> str:
+    """A data column's name inside the engine, where ``__*`` names are internal: a name that starts
+    with ``__`` (or with ``_~``, to keep the mapping one to one) gets ``_~`` in place of its first
+    ``_`` (``__meta`` -> ``_~_meta``). ``unescape_column`` undoes it."""
+    return _ESCAPE + name[1:] if name[:2] in ("__", _ESCAPE) else name
+
+
+def unescape_column(name: str) -> str:
+    return "_" + name[2:] if name.startswith(_ESCAPE) else name
+
+
+def _escape_frame(df):
+    """``df`` (a DataFrame or LazyFrame of input columns) with its columns renamed by ``escape_column``."""
+    names = df.collect_schema().names() if isinstance(df, pl.LazyFrame) else df.columns
+    mapping = {c: escape_column(c) for c in names if escape_column(c) != c}
+    return df.rename(mapping) if mapping else df
+
+
+def _plain_strings(df):
+    """Categorical and Enum columns cast to String (what the engine's ``str`` is), with a note each."""
+    schema = df.collect_schema() if isinstance(df, pl.LazyFrame) else df.schema
+    cats = {c: dt for c, dt in schema.items() if isinstance(dt, pl.Categorical | pl.Enum)}
+    if not cats:
+        return df, {}
+    notes = {c: f"{'Enum' if isinstance(dt, pl.Enum) else 'Categorical'} read as str (written as plain strings)" for c, dt in cats.items()}
+    return df.with_columns([pl.col(c).cast(pl.String) for c in cats]), notes
 
 
 @dataclass(slots=True)
@@ -72,12 +133,14 @@ class Loaded:
     path: str = ""
     format: str = ""
     rows_total: int = 0  # records in the input = frame.height + quarantine.height
-    dropped_columns: list[str] = field(default_factory=list)  # reserved "__*" input columns left out
+    dropped_columns: list[str] = field(default_factory=list)  # input columns left out (none since reader v2: "__*" ones are escaped)
     content_sha256: str = ""
+    changes: dict[str, str] = field(default_factory=dict)  # column (as in the input) -> how reading changed it
 
     @property
     def columns(self) -> dict[str, Type]:
-        return {n: from_polars(t) for n, t in self.frame.schema.items() if n != ROW_ID}
+        """The columns a strategy can read (escaped ``__*`` columns only pass through)."""
+        return {n: from_polars(t) for n, t in self.frame.schema.items() if n != ROW_ID and not n.startswith(_ESCAPE)}
 
 
 # ---------------------------------------------------------------- formats
@@ -140,7 +203,36 @@ def _check_record(obj: Any, required: dict[str, Type]) -> tuple[str, str] | None
 def _excerpt(raw: bytes | str) -> str:
     if isinstance(raw, bytes):
         raw = raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-    return raw[:EXCERPT_CHARS]
+    return raw[:EXCERPT_CHARS].encode("utf-8", errors="backslashreplace").decode("utf-8")  # a lone surrogate as "\\udc00"
+
+
+# a \uD800-\uDFFF escape: a surrogate pair is fine (json.loads joins it), a lone one is not UTF-8
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(obj: Any, where: str = "") -> str | None:
+    """Where a parsed JSON value holds a lone surrogate (in a string or a key), or None."""
+    if isinstance(obj, str):
+        return where or "the value" if _SURROGATE.search(obj) else None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if _SURROGATE.search(k):
+                return f"a key of {where}" if where else "a field name"
+            found = _lone_surrogate(v, f"{where}.{k}" if where else f"field {k!r}")
+            if found:
+                return found
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found = _lone_surrogate(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _surrogate_problem(obj: Any) -> tuple[str, str] | None:
+    where = _lone_surrogate(obj)
+    return ("invalid-unicode", f"lone surrogate escape in {where} (not encodable as UTF-8)") if where else None
 
 
 def _quarantine_frame(rows: list[tuple[int, int, str, str, str]]) -> pl.DataFrame:
@@ -215,6 +307,7 @@ def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.D
             line.is_null().any().alias("null"),
             (~line.str.contains(r"^\s*\{")).any().alias("not_object"),  # blank lines too
             (line.str.len_bytes().max() > max_row_bytes).alias("big"),
+            line.str.contains(r"\\u[dD][89a-fA-F]").any().alias("surrogate"),  # a lone one is quarantined by the slow path
         ]
         for i, (name, t) in enumerate(required.items()):
             any_p, str_p, null_p = _field_patterns(name)
@@ -237,7 +330,39 @@ def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.D
             return None
         if t.name == "str" and df.schema[name] != pl.String:
             return None
-    return df
+    return df if _read_unchanged(lines, df) else None
+
+
+def _has_struct(dt) -> bool:
+    if isinstance(dt, pl.Struct):
+        return True
+    if isinstance(dt, pl.List | pl.Array):
+        return _has_struct(dt.inner)
+    return False
+
+
+def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
+    """Whether Polars read every column of the fast path without coercing a value: each line has
+    each key once (no key absent, so a null is the line's own), a String column holds no other JSON
+    type, a Float column no integer literal, and no object inside a column has a null field (which
+    may be a key that other rows' objects have). When unsure: False, and the slow path decides."""
+    line = pl.col("line")
+    checks = []
+    for i, (name, dt) in enumerate(df.schema.items()):
+        k = re.escape(json.dumps(name, ensure_ascii=False))
+        checks.append((line.str.count_matches(rf"{k}\s*:") != 1).any().alias(f"k{i}"))
+        if dt == pl.String:
+            checks.append(line.str.contains(rf"{k}\s*:\s*[-0-9tf\[{{]").any().alias(f"t{i}"))
+        elif dt.is_float():
+            checks.append(line.str.contains(rf"{k}\s*:\s*-?[0-9]+\s*[,}}]").any().alias(f"t{i}"))
+    if checks and any(lines.select(checks).row(0)):
+        return False
+    nested = [c for c, dt in df.schema.items() if _has_struct(dt)]
+    if nested:
+        nulls = df.select([pl.struct(c).struct.json_encode().str.contains(":null", literal=True).any().alias(c) for c in nested])
+        if any(nulls.row(0)):
+            return False
+    return True
 
 
 def _jsonl_slow(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[list[int], list[dict], list[tuple]]:
@@ -272,6 +397,9 @@ def _jsonl_slow(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tupl
         if _has_non_finite(obj):
             quarantine.append((this, lineno, "invalid-json", "number out of range (inf or nan)", _excerpt(text)))
             continue
+        if _SURROGATE_ESCAPE.search(raw) and (problem := _surrogate_problem(obj)):
+            quarantine.append((this, lineno, problem[0], problem[1], _excerpt(text)))
+            continue
         rids.append(this)
         records.append(obj)
     return rids, records, quarantine
@@ -291,25 +419,50 @@ def _has_non_finite(obj) -> bool:
     return False
 
 
-def _read_jsonl_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _read_jsonl_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
+    """(usable rows with ``__rid`` first, quarantine, records in the input, column changes)."""
     if b.startswith(b"\xef\xbb\xbf"):
         b = b[3:]
     fast = _jsonl_fast(b, required, max_row_bytes)
     if fast is not None:
-        frame = fast.with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
-        return frame, _quarantine_frame([]), frame.height
+        frame = _escape_frame(fast).with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
+        return frame, _quarantine_frame([]), frame.height, {}
     rids, records, quarantine = _jsonl_slow(b, required, max_row_bytes)
     return _assemble(rids, records, quarantine)
 
 
-def _assemble(rids: list[int], records: list[dict], quarantine: list[tuple]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _changes(df: pl.DataFrame, records: list[dict]) -> dict[str, str]:
+    """How the frame differs from the records it was built from, per column (see the module doc)."""
+    out = {}
+    n = len(records)
+    for name, dt in df.schema.items():
+        vals = [r.get(name) for r in records]
+        notes = []
+        kinds = sorted({_pytype(v) for v in vals if v is not None})
+        if dt == pl.String and kinds not in ([], ["str"]):
+            notes.append(f"values of types {', '.join(kinds)} read as text")
+        elif dt.is_float() and "int" in kinds:
+            notes.append("integers read as floats")
+        elif dt.is_nested() and df[name].to_list() != vals:
+            notes.append("nested values reshaped to one type (objects get the keys of other rows' objects, as null; mixed types become text)")
+        absent = sum(1 for r in records if name not in r)
+        if absent:
+            notes.append(f"absent from {absent:,} of {n:,} rows, written as null")
+        if notes:
+            out[name] = "; ".join(notes)
+    return out
+
+
+def _assemble(rids: list[int], records: list[dict], quarantine: list[tuple]) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
     df = _frame_from_records(records)
+    changes = _changes(df, records) if df.width else {}
+    df = _escape_frame(df)
     df = df.with_columns(pl.Series(ROW_ID, rids, dtype=pl.UInt64)) if df.width else pl.DataFrame({ROW_ID: pl.Series(rids, dtype=pl.UInt64)})
     df = df.select(ROW_ID, pl.exclude(ROW_ID))
-    return df, _quarantine_frame(quarantine), len(rids) + len(quarantine)
+    return df, _quarantine_frame(quarantine), len(rids) + len(quarantine), changes
 
 
-def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
     if b.startswith(b"\xef\xbb\xbf"):
         b = b[3:]
     head = b.lstrip()[:1]
@@ -325,9 +478,10 @@ def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) ->
                 return _read_jsonl_bytes(b, required, max_row_bytes)
         if isinstance(doc, list):
             rids, records, quarantine = [], [], []
+            surrogates = _SURROGATE_ESCAPE.search(b) is not None
             for i, obj in enumerate(doc):
                 raw = None
-                problem = _check_record(obj, required)
+                problem = _check_record(obj, required) or (_surrogate_problem(obj) if surrogates else None)
                 if problem is None:
                     raw = json.dumps(obj, ensure_ascii=False)
                     if len(raw.encode("utf-8")) > max_row_bytes:
@@ -376,7 +530,7 @@ def validate_lazy(lf: pl.LazyFrame, required: dict[str, Type], max_row_bytes: in
     marked = lf.with_columns(reason.otherwise(None).alias("__q_reason"), detail.otherwise(None).alias("__q_detail"))
     good = marked.filter(pl.col("__q_reason").is_null()).drop("__q_reason", "__q_detail")
     user = [c for c in schema.names() if c != ROW_ID]
-    raw = pl.struct(user).struct.json_encode().str.slice(0, EXCERPT_CHARS) if user else pl.lit("")
+    raw = pl.struct([pl.col(c).alias(unescape_column(c)) for c in user]).struct.json_encode().str.slice(0, EXCERPT_CHARS) if user else pl.lit("")
     bad = marked.filter(pl.col("__q_reason").is_not_null()).select(
         pl.col(ROW_ID).alias("rid"),
         (pl.col(ROW_ID).cast(pl.Int64) + 1).alias("line"),
@@ -387,14 +541,22 @@ def validate_lazy(lf: pl.LazyFrame, required: dict[str, Type], max_row_bytes: in
     return good, bad
 
 
-def _validate_columnar(df: pl.DataFrame, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def columnar_input(lf: pl.LazyFrame, escape: bool = True) -> tuple[pl.LazyFrame, dict[str, str]]:
+    """A columnar input as the engine reads it: ``__*`` names escaped (``escape=False``: the names
+    are the engine's already), Categorical/Enum as String, ``__rid`` (the row position) first; with
+    the notes of what changed."""
+    lf, changes = _plain_strings(_escape_frame(lf) if escape else lf)
+    return lf.with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64)), {unescape_column(c): v for c, v in changes.items()}
+
+
+def _validate_columnar(df: pl.DataFrame, required: dict[str, Type], max_row_bytes: int, escape: bool = True) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
     n = df.height
-    lf = df.lazy().with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
+    lf, changes = columnar_input(df.lazy(), escape)
     good, bad = validate_lazy(lf, required, max_row_bytes)
     if bad is None:
-        return good.collect(), _quarantine_frame([]), n
+        return good.collect(), _quarantine_frame([]), n, changes
     g, q = pl.collect_all([good, bad])
-    return g, q.cast(QUARANTINE_SCHEMA), n
+    return g, q.cast(QUARANTINE_SCHEMA), n, changes
 
 
 def _dtype_ok(dt, t: Type) -> bool:
@@ -438,7 +600,7 @@ def _read_arrow(f, name: str | None = None) -> pl.DataFrame:
                 f.seek(0)
             return pl.read_ipc(f, memory_map=False)
         except Exception as e:
-            raise DataError(f"cannot read arrow file {name or f}: {e}") from e
+            raise DataError(f"cannot read arrow file {name or f}: {_first_line(e)}") from e
 
 
 # ---------------------------------------------------------------- public
@@ -512,23 +674,26 @@ def parse_source(src: Source, required=("instruction", "output"), max_row_bytes:
     if fmt == "hf":
         frames = [_read_arrow(io.BytesIO(b), name) for name, b in src.payload]
         df = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
-        frame, quarantine, total = _validate_columnar(df, req, max_row_bytes)
+        frame, quarantine, total, changes = _validate_columnar(df, req, max_row_bytes)
     elif fmt == "jsonl":
-        frame, quarantine, total = _read_jsonl_bytes(src.payload, req, max_row_bytes)
+        frame, quarantine, total, changes = _read_jsonl_bytes(src.payload, req, max_row_bytes)
     elif fmt == "json":
-        frame, quarantine, total = _read_json_bytes(src.payload, req, max_row_bytes)
+        frame, quarantine, total, changes = _read_json_bytes(src.payload, req, max_row_bytes)
     else:
         try:
             df = pl.read_parquet(io.BytesIO(src.payload)) if fmt == "parquet" else _read_arrow(io.BytesIO(src.payload), str(src.path))
         except DataError:
             raise
         except Exception as e:
-            raise DataError(f"cannot read {src.path}: {e}") from e
-        frame, quarantine, total = _validate_columnar(df, req, max_row_bytes)
-    reserved = [c for c in frame.columns if c.startswith("__") and c != ROW_ID]
-    if reserved:
-        frame = frame.drop(reserved)
-    return Loaded(frame, quarantine, src.fingerprint(req, max_row_bytes), str(src.path), fmt, total, reserved, src.content_sha256)
+            raise DataError(f"cannot read {src.path}: {_first_line(e)}") from e
+        frame, quarantine, total, changes = _validate_columnar(df, req, max_row_bytes)
+    return Loaded(frame, quarantine, src.fingerprint(req, max_row_bytes), str(src.path), fmt, total, [], src.content_sha256, changes)
+
+
+def _first_line(e: BaseException) -> str:
+    """A library error's first line (Polars appends multi-line context)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def read_data(
@@ -547,53 +712,66 @@ def read_data(
 
 def loaded_from_frame(df: pl.DataFrame, required: Iterable[str] | Mapping[str, Type | str] | None = None, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Loaded:
     """A ``Loaded`` from an in-memory frame (tests, the search's samples); ids are row positions
-    unless the frame already has ``__rid``."""
+    unless the frame already has ``__rid`` (then it comes from a ``Loaded``: its names are the
+    engine's, not escaped again)."""
     req = normalise_required(required)
     if ROW_ID in df.columns:
         base = df.drop(ROW_ID)
-        frame, q, total = _validate_columnar(base, req, max_row_bytes)
+        frame, q, total, changes = _validate_columnar(base, req, max_row_bytes, escape=False)
         ids = df[ROW_ID].cast(pl.UInt64)
         frame = frame.with_columns(ids.gather(frame[ROW_ID].cast(pl.Int64)).alias(ROW_ID))
         q = q.with_columns(ids.gather(q["rid"].cast(pl.Int64)).alias("rid"))
     else:
-        frame, q, total = _validate_columnar(df, req, max_row_bytes)
+        frame, q, total, changes = _validate_columnar(df, req, max_row_bytes)
     buf = io.BytesIO()
     df.write_ipc(buf, compression="uncompressed")
     content = hashlib.sha256(buf.getvalue()).hexdigest()
     fp = stable_hash({"content": content, "frame": True, "reader": {"v": READER_VERSION, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes}})
-    return Loaded(frame.sort(ROW_ID), q, fp, "<frame>", "frame", total, [], content)
+    return Loaded(frame.sort(ROW_ID), q, fp, "<frame>", "frame", total, [], content, changes)
 
 
 def peek_columns(path: str | Path, n: int = 1000) -> dict[str, Type]:
-    """The data's columns and types from its first records (cheap; for type-checking strategies)."""
+    """The data's columns and types from its first records (cheap; for type-checking strategies).
+
+    Empty when the head holds no usable record (an empty file, only broken lines, a first record
+    larger than the 4 MiB read): the caller then reads the whole input (see ``commands.run``).
+    Raises ``DataError`` when the input cannot be read."""
     p = Path(path)
     fmt = data_format(p)
-    if fmt == "parquet":
-        schema = pl.read_parquet_schema(p)
-    elif fmt in ("hf", "arrow"):
-        f = _hf_files(p, None)[0] if fmt == "hf" else p
-        schema = _read_arrow(f).schema
-    else:
-        with open(p, "rb") as fh:
-            head = fh.read(4 * 1024 * 1024)
-        if fmt == "json" and head.lstrip()[:1] == b"[":
-            schema = read_data(p, required=()).frame.schema
+    try:
+        if fmt == "parquet":
+            schema = pl.read_parquet_schema(p)
+        elif fmt in ("hf", "arrow"):
+            f = _hf_files(p, None)[0] if fmt == "hf" else p
+            schema = _read_arrow(f).schema
+        elif fmt == "json":  # read whole anyway, and ``{"data": [...]}`` is only known from the whole
+            schema = {unescape_column(c): t for c, t in read_data(p, required=()).frame.schema.items() if c != ROW_ID}
         else:
+            with open(p, "rb") as fh:
+                head = fh.read(4 * 1024 * 1024)
+            if head.startswith(b"\xef\xbb\xbf"):
+                head = head[3:]
             lines = [ln for ln in head.split(b"\n")[:n] if ln.strip()]
-            if len(head) == 4 * 1024 * 1024 and lines:
+            if len(head) >= 4 * 1024 * 1024 - 3 and lines:
                 lines = lines[:-1]  # possibly cut
             recs = []
             for ln in lines:
                 try:
-                    obj = json.loads(ln.decode("utf-8", errors="replace"))
-                except ValueError:
+                    obj = json.loads(ln.decode("utf-8"), parse_constant=_reject_constant)
+                except ValueError:  # invalid UTF-8 or JSON: quarantined by the reader, no column of its own
                     continue
-                if isinstance(obj, dict):
+                if isinstance(obj, dict) and not (_SURROGATE_ESCAPE.search(ln) and _lone_surrogate(obj)):
                     recs.append(obj)
             schema = _frame_from_records(recs).schema if recs else {}
+    except DataError:
+        raise
+    except OSError as e:
+        raise DataError(f"cannot read {p}: {e.strerror or e}") from e
+    except Exception as e:  # a corrupt Parquet or arrow file
+        raise DataError(f"cannot read {p}: {_first_line(e)}") from e
     out = {}
     for name, dt in dict(schema).items():
-        if name.startswith("__"):
+        if name.startswith("__"):  # passes through, but a strategy cannot name it
             continue
         t = from_polars(dt)
         out[name] = t if t is not None else ANY
