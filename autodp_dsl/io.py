@@ -779,12 +779,14 @@ def peek_columns(path: str | Path, n: int = 1000) -> dict[str, Type]:
 
 
 def write_data(frame: pl.DataFrame, path: str | Path, fmt: str | None = None) -> None:
-    """Write ``frame`` (internal ``__*`` columns left out) atomically, in the format of the path's
-    extension: .jsonl/.ndjson, .json (an array), .parquet, or a folder (Hugging Face datasets layout)."""
+    """Write ``frame`` (the row id ``__rid`` left out) atomically, in the format of the path's
+    extension: .jsonl/.ndjson, .json (an array), .parquet, or a folder (Hugging Face datasets layout).
+    Other ``__*`` columns are written: a ``RunResult.frame`` holds no internal column, and an input
+    column named ``__meta`` passes through."""
     from .atomic import write_bytes_atomic
 
     p = Path(path)
-    frame = frame.select([c for c in frame.columns if not c.startswith("__")])
+    frame = frame.drop(ROW_ID, strict=False)
     if fmt is None:
         name = p.name.lower()
         fmt = next((f for s, f in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet")) if name.endswith(s)), "hf")

@@ -24,9 +24,14 @@ from ..io import (
     QUARANTINE_SCHEMA,
     DataError,
     Loaded,
+    READER_VERSION,
+    NoUsableRows,
+    _first_line,
     _read_jsonl_bytes,
+    columnar_input,
     data_format,
     normalise_required,
+    unescape_column,
     validate_lazy,
 )
 from ..lower import Context, lower_step
@@ -71,21 +76,25 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
     quarantine = []
     parts: list[Path] = []
     total = 0
+    changes: dict[str, str] = {}
     if fmt == "parquet":
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(8 << 20), b""):
                 digest.update(block)
-        lf = pl.scan_parquet(path).with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
-        good, bad = validate_lazy(lf, req, max_row_bytes)
-        good_path = spill / "input-00000.parquet"
-        queries = [good.sink_parquet(good_path, lazy=True)]
-        if bad is not None:
-            queries.append(bad.sink_parquet(spill / "quarantine.parquet", lazy=True))
-        pl.collect_all(queries)
+        try:
+            lf, changes = columnar_input(pl.scan_parquet(path))
+            good, bad = validate_lazy(lf, req, max_row_bytes)
+            good_path = spill / "input-00000.parquet"
+            queries = [good.sink_parquet(good_path, lazy=True)]
+            if bad is not None:
+                queries.append(bad.sink_parquet(spill / "quarantine.parquet", lazy=True))
+            pl.collect_all(queries)
+            total = pl.scan_parquet(path).select(pl.len()).collect().item()
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as e:  # a corrupt file
+            raise DataError(f"cannot read {path}: {_first_line(e)}") from e
         parts.append(good_path)
         if bad is not None:
             quarantine.append(pl.read_parquet(spill / "quarantine.parquet"))
-        total = pl.scan_parquet(path).select(pl.len()).collect().item()
     else:
         rid_base = line_base = 0
         with open(path, "rb") as f:
@@ -103,7 +112,9 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
                 else:
                     rest = b""
                 if data.strip():
-                    frame, q, n = _read_jsonl_bytes(data, req, max_row_bytes)
+                    frame, q, n, noted = _read_jsonl_bytes(data, req, max_row_bytes)
+                    for c, note in noted.items():
+                        changes[c] = note if c not in changes or note in changes[c] else f"{changes[c]}; {note}"
                     frame = frame.with_columns(pl.col(ROW_ID) + rid_base)
                     if q.height:
                         quarantine.append(q.with_columns(pl.col("rid") + rid_base, pl.col("line") + line_base))
@@ -117,13 +128,33 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
                     break
     content = digest.hexdigest()
     fp = stable_hash(
-        {"content": content, "reader": {"v": 1, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes, "split": None}}
+        {"content": content, "reader": {"v": READER_VERSION, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes, "split": None}}
     )
     q = pl.concat(quarantine, how="vertical_relaxed").cast(QUARANTINE_SCHEMA) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     scans = [pl.scan_parquet(p) for p in parts]
     lf = pl.concat(scans, how="diagonal_relaxed") if scans else pl.LazyFrame(schema={ROW_ID: pl.UInt64})
-    loaded = Loaded(pl.DataFrame(schema=lf.collect_schema()), q, fp, str(path), fmt, total, [], content)
+    if len(scans) > 1:
+        changes.update(_chunk_changes([s.collect_schema() for s in scans], lf.collect_schema(), changes))
+    loaded = Loaded(pl.DataFrame(schema=lf.collect_schema()), q, fp, str(path), fmt, total, [], content, changes)
     return lf, loaded
+
+
+def _chunk_changes(schemas: list, final, changes: dict[str, str]) -> dict[str, str]:
+    """Columns that the chunks read with different types (joined into one) or that some chunks lack."""
+    out = {}
+    for c, dt in final.items():
+        if c == ROW_ID:
+            continue
+        name = unescape_column(c)
+        types = {str(s[c]) for s in schemas if c in s and s[c] != pl.Null}
+        notes = [changes[name]] if name in changes else []
+        if len(types) > 1:
+            notes.append(f"read as {', '.join(sorted(types))} in different chunks, joined as {dt}")
+        if any(c not in s for s in schemas):
+            notes.append("absent from some chunks, written as null")
+        if len(notes) > (name in changes):
+            out[name] = "; ".join(notes)
+    return out
 
 
 def _count(p: Path) -> int:
@@ -146,6 +177,8 @@ def run_streaming(
     try:
         req = required if required is not None else required_columns([strategy])
         cur, loaded = scan_input(Path(data), req, ex.max_row_bytes, spill, chunk_bytes)
+        if loaded.rows_total == loaded.quarantine.height:
+            raise NoUsableRows(loaded)
         read_s = time.perf_counter() - t0
         root = root_key(loaded.fingerprint)
         plan = plan_strategy(strategy, root, ex.registry, ex.services)
@@ -215,7 +248,7 @@ def run_streaming(
             ex._emit("node", key=key, text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=seconds)
             rows = rows_out
             cur = pl.scan_parquet(node_path)
-        final = cur.select([c for c in cur.collect_schema().names() if not c.startswith("__")])
+        final = cur.select([pl.col(c).alias(unescape_column(c)) for c in cur.collect_schema().names() if not c.startswith("__")])
         tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         getattr(final, f"sink_{sink}")(tmp_out)
         os.replace(tmp_out, out)
@@ -236,6 +269,7 @@ def run_streaming(
             seconds=time.perf_counter() - t0,
             read_seconds=read_s,
             output=str(out),
+            columns_changed=dict(loaded.changes),
         )
     finally:
         shutil.rmtree(spill, ignore_errors=True)
