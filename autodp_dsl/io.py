@@ -342,15 +342,18 @@ def _has_struct(dt) -> bool:
 
 
 def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
-    """Whether Polars read every column of the fast path without coercing a value: each line has
-    each key once (no key absent, so a null is the line's own), a String column holds no other JSON
-    type, a Float column no integer literal, and no object inside a column has a null field (which
-    may be a key that other rows' objects have). When unsure: False, and the slow path decides."""
+    """Whether Polars read every column of the fast path without coercing a value: each line of a
+    column with nulls has the key once (no key absent, so a null is the line's own), a String column
+    holds no other JSON type, a Float column no integer literal, and no object inside a column has a
+    null field (which may be a key that other rows' objects have). When unsure: False, and the slow
+    path decides. Cost: 0.14-0.37 s beside ``read_ndjson``'s 2.3-3.7 s (121 MB, 200,000 rows, 6 columns)."""
     line = pl.col("line")
     checks = []
+    nulls = df.null_count().row(0)
     for i, (name, dt) in enumerate(df.schema.items()):
         k = re.escape(json.dumps(name, ensure_ascii=False))
-        checks.append((line.str.count_matches(rf"{k}\s*:") != 1).any().alias(f"k{i}"))
+        if nulls[i]:
+            checks.append((line.str.count_matches(rf"{k}\s*:") != 1).any().alias(f"k{i}"))
         if dt == pl.String:
             checks.append(line.str.contains(rf"{k}\s*:\s*[-0-9tf\[{{]").any().alias(f"t{i}"))
         elif dt.is_float():
@@ -598,7 +601,7 @@ def _read_arrow(f, name: str | None = None) -> pl.DataFrame:
         try:
             if hasattr(f, "seek"):
                 f.seek(0)
-            return pl.read_ipc(f, memory_map=False)
+            return pl.read_ipc(f)
         except Exception as e:
             raise DataError(f"cannot read arrow file {name or f}: {_first_line(e)}") from e
 
@@ -779,14 +782,13 @@ def peek_columns(path: str | Path, n: int = 1000) -> dict[str, Type]:
 
 
 def write_data(frame: pl.DataFrame, path: str | Path, fmt: str | None = None) -> None:
-    """Write ``frame`` (the row id ``__rid`` left out) atomically, in the format of the path's
-    extension: .jsonl/.ndjson, .json (an array), .parquet, or a folder (Hugging Face datasets layout).
-    Other ``__*`` columns are written: a ``RunResult.frame`` holds no internal column, and an input
-    column named ``__meta`` passes through."""
+    """Write ``frame``'s columns atomically, in the format of the path's extension: .jsonl/.ndjson,
+    .json (an array), .parquet, or a folder (Hugging Face datasets layout). Every column is written:
+    a ``RunResult.frame`` holds only the data's columns, among them any input column named ``__*``
+    (the engine's own columns never leave it)."""
     from .atomic import write_bytes_atomic
 
     p = Path(path)
-    frame = frame.drop(ROW_ID, strict=False)
     if fmt is None:
         name = p.name.lower()
         fmt = next((f for s, f in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet")) if name.endswith(s)), "hf")

@@ -22,9 +22,9 @@ import polars as pl
 from .. import ir
 from ..io import (
     QUARANTINE_SCHEMA,
+    READER_VERSION,
     DataError,
     Loaded,
-    READER_VERSION,
     NoUsableRows,
     _first_line,
     _read_jsonl_bytes,
