@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,8 +185,11 @@ def _type_ok(v: Any, t: Type) -> bool:
     return True
 
 
+_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "object"}
+
+
 def _pytype(v: Any) -> str:
-    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "object"}.get(type(v), type(v).__name__)
+    return _TYPE_NAMES.get(type(v), type(v).__name__)
 
 
 def _check_record(obj: Any, required: dict[str, Type]) -> tuple[str, str] | None:
@@ -346,7 +350,7 @@ def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
     column with nulls has the key once (no key absent, so a null is the line's own), a String column
     holds no other JSON type, a Float column no integer literal, and no object inside a column has a
     null field (which may be a key that other rows' objects have). When unsure: False, and the slow
-    path decides. Cost: 0.14-0.37 s beside ``read_ndjson``'s 2.3-3.7 s (121 MB, 200,000 rows, 6 columns)."""
+    path decides. Cost: about 8% of ``read_ndjson``'s time (``bench/bench_reader_checks.py``)."""
     line = pl.col("line")
     checks = []
     nulls = df.null_count().row(0)
@@ -435,22 +439,23 @@ def _read_jsonl_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -
 
 
 def _changes(df: pl.DataFrame, records: list[dict]) -> dict[str, str]:
-    """How the frame differs from the records it was built from, per column (see the module doc)."""
+    """How the frame differs from the records it was built from, per column (see the module doc).
+    About 18% of the slow path's time (``bench/bench_reader_checks.py``)."""
     out = {}
     n = len(records)
+    present = Counter(k for r in records for k in r)
     for name, dt in df.schema.items():
-        vals = [r.get(name) for r in records]
         notes = []
-        kinds = sorted({_pytype(v) for v in vals if v is not None})
-        if dt == pl.String and kinds not in ([], ["str"]):
-            notes.append(f"values of types {', '.join(kinds)} read as text")
-        elif dt.is_float() and "int" in kinds:
-            notes.append("integers read as floats")
-        elif dt.is_nested() and df[name].to_list() != vals:
+        if dt == pl.String or dt.is_float():
+            kinds = {type(r.get(name)) for r in records} - {type(None)}
+            if dt == pl.String and kinds - {str}:
+                notes.append(f"values of types {', '.join(sorted(_TYPE_NAMES.get(k, k.__name__) for k in kinds))} read as text")
+            elif dt.is_float() and int in kinds:
+                notes.append("integers read as floats")
+        elif dt.is_nested() and df[name].to_list() != [r.get(name) for r in records]:
             notes.append("nested values reshaped to one type (objects get the keys of other rows' objects, as null; mixed types become text)")
-        absent = sum(1 for r in records if name not in r)
-        if absent:
-            notes.append(f"absent from {absent:,} of {n:,} rows, written as null")
+        if present[name] < n:
+            notes.append(f"absent from {n - present[name]:,} of {n:,} rows, written as null")
         if notes:
             out[name] = "; ".join(notes)
     return out
