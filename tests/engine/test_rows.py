@@ -316,3 +316,34 @@ def test_corrupt_arrow_is_one_line(tmp_path, capsys):
     assert main(["run", str(dp), str(data), "-o", str(tmp_path / "o.jsonl"), "--no-cache", "-q"]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and str(data) in err
+
+
+def test_surrogate_in_a_later_streaming_chunk_keeps_ids_and_lines(tmp_path):
+    from autodp_dsl.engine import Executor
+    from autodp_dsl.engine.render import load_strategy
+
+    rows = _rows(300)
+    bad = json.dumps(rows[250]).replace('"extra": "x"', '"extra": "\\udc00"')
+    data = _write_jsonl(tmp_path / "data.jsonl", rows, {250: bad})
+    dp = tmp_path / "s.dp"
+    dp.write_text(DP)
+    s = load_strategy(str(dp), peek_columns(data))
+    res = Executor().run_streaming(s, data, tmp_path / "out.parquet", chunk_bytes=2048)  # many chunks
+    assert res.quarantine["rid"].to_list() == [250] and res.quarantine["line"].to_list() == [251]
+    acc = res.accounting
+    assert acc.balanced and acc.rows_in == 300 and acc.kept + acc.dropped + acc.quarantined == 300
+    assert 250 not in pl.read_parquet(tmp_path / "out.parquet")["id"].to_list()
+
+
+def test_column_changes_are_reported_on_a_cache_hit_too(tmp_path):
+    rows = [{"id": 1, "instruction": "q", "output": "a b"}, {"id": "two", "instruction": "q", "output": "a b"}]
+    data = _write_jsonl(tmp_path / "data.jsonl", rows)
+    dp = tmp_path / "s.dp"
+    dp.write_text(DP)
+    reports = []
+    for i in range(2):
+        rep = tmp_path / f"r{i}.json"
+        assert main(["run", str(dp), str(data), "-o", str(tmp_path / f"o{i}.jsonl"), "--cache", str(tmp_path / "c"), "-q", "--report", str(rep)]) == 0
+        reports.append(json.loads(rep.read_text()))
+    assert reports[1]["cache_hits"] == 1
+    assert reports[0]["columns_changed"] == reports[1]["columns_changed"] == {"id": "values of types int, str read as text"}
