@@ -22,9 +22,9 @@ reader's settings: it is the root of every node key.
 
 Reading jsonl has a fast path (Polars parses the whole file; cheap regex checks prove every line has
 each required field exactly once, as a JSON string, and that no column was coerced) and an exact slow
-path (``json.loads`` per line) that runs whenever the fast path cannot prove a file clean. Mixed
-scalar types *inside* nested values (``[1, "a"]``) are coerced by Polars on the fast path without a
-note; the slow path notes them.
+path (``json.loads`` per line) that runs whenever the fast path cannot prove a file clean. One
+coercion goes without a note on the fast path: integers among floats *inside* nested values
+(``[1, 2.5]`` is read as ``[1.0, 2.5]``).
 """
 
 from __future__ import annotations
@@ -337,20 +337,14 @@ def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.D
     return df if _read_unchanged(lines, df) else None
 
 
-def _has_struct(dt) -> bool:
-    if isinstance(dt, pl.Struct):
-        return True
-    if isinstance(dt, pl.List | pl.Array):
-        return _has_struct(dt.inner)
-    return False
-
-
 def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
     """Whether Polars read every column of the fast path without coercing a value: each line of a
     column with nulls has the key once (no key absent, so a null is the line's own), a String column
-    holds no other JSON type, a Float column no integer literal, and no object inside a column has a
-    null field (which may be a key that other rows' objects have). When unsure: False, and the slow
-    path decides. Cost: about 8% of ``read_ndjson``'s time (``bench/bench_reader_checks.py``)."""
+    holds no other JSON type, a Float column no integer literal; inside nested values, which no
+    pattern can see, a value read as text or a key added (another row's, as null) adds quotes, so
+    each line must have as many quotes as Polars' encoding of its row. (Integers among floats
+    inside nested values are not seen.) When unsure: False, and the slow path decides. Cost: 14-16%
+    of ``read_ndjson``'s time on 6 columns, one nested (``bench/bench_reader_checks.py``)."""
     line = pl.col("line")
     checks = []
     nulls = df.null_count().row(0)
@@ -364,11 +358,17 @@ def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
             checks.append(line.str.contains(rf"{k}\s*:\s*-?[0-9]+\s*[,}}]").any().alias(f"t{i}"))
     if checks and any(lines.select(checks).row(0)):
         return False
-    nested = [c for c, dt in df.schema.items() if _has_struct(dt)]
-    if nested:
-        nulls = df.select([pl.struct(c).struct.json_encode().str.contains(":null", literal=True).any().alias(c) for c in nested])
-        if any(nulls.row(0)):
-            return False
+    nested = [c for c, dt in df.schema.items() if dt.is_nested()]
+    if nested:  # Polars' encoding of the nested columns, plus the quotes of keys and strings elsewhere
+        quotes = pl.struct(nested).struct.json_encode().str.count_matches('"', literal=True)
+        for name, dt in df.schema.items():
+            if name not in nested:
+                quotes = quotes + json.dumps(name, ensure_ascii=False).count('"')
+                if dt == pl.String:
+                    quotes = quotes + (pl.col(name).str.count_matches('"', literal=True) + 2).fill_null(0)
+        quotes_out = df.select(quotes.cast(pl.Int64)).to_series()
+        quotes_in = lines.select(line.str.count_matches('"', literal=True).cast(pl.Int64)).to_series()
+        return bool((quotes_in == quotes_out).all())
     return True
 
 
@@ -440,7 +440,7 @@ def _read_jsonl_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -
 
 def _changes(df: pl.DataFrame, records: list[dict]) -> dict[str, str]:
     """How the frame differs from the records it was built from, per column (see the module doc).
-    About 18% of the slow path's time (``bench/bench_reader_checks.py``)."""
+    About 14-18% of the slow path's time (``bench/bench_reader_checks.py``)."""
     out = {}
     n = len(records)
     present = Counter(k for r in records for k in r)
@@ -522,7 +522,8 @@ def validate_lazy(lf: pl.LazyFrame, required: dict[str, Type], max_row_bytes: in
             continue
         dt = schema[name]
         if t.name != "any" and not _dtype_ok(dt, t):
-            reasons.append((pl.col(name).is_not_null(), "wrong-type", pl.lit(f"field {name!r} should be {t}, got {from_polars(dt)}")))
+            got = f"{from_polars(dt)} ({dt})" if str(from_polars(dt)) == str(t) else str(from_polars(dt))  # never "should be str, got str"
+            reasons.append((pl.col(name).is_not_null(), "wrong-type", pl.lit(f"field {name!r} should be {t}, got {got}")))
         reasons.append((pl.col(name).is_null(), "missing-field", pl.lit(f"required field {name!r} is null")))
     strs = [c for c, t in schema.items() if t == pl.String]
     if strs:

@@ -210,6 +210,17 @@ def test_dunder_columns_and_int_ids_pass_through(tmp_path, mode, out_name, capsy
         assert [json.loads(x) for x in _lines(out)] == [rows[i] for i in (1, 3, 5)]
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_dunder_columns_of_parquet_pass_through(tmp_path, mode):
+    df = pl.DataFrame({"__rid": ["u0", "u1", "u2"], "id": [10, 11, 12], "instruction": ["q"] * 3, "output": ["a b", "a", "c d"], "__meta": [{"k": 1}, {"k": 2}, {"k": 3}]})
+    df.write_parquet(tmp_path / "d.parquet")
+    rc, out, rep = _run(tmp_path, tmp_path / "d.parquet", mode, out_name="out.parquet")
+    assert rc == 0
+    r = _accounted(out, rep, 3)
+    assert r["columns_changed"] == {}
+    assert pl.read_parquet(out).equals(df.filter(pl.col("id") != 11))
+
+
 def test_int_ids_stay_int_in_json_and_parquet(tmp_path):
     rows = [{"id": i, "instruction": "q", "output": "a b"} for i in range(4)]
     (tmp_path / "d.json").write_text(json.dumps(rows))
@@ -245,6 +256,26 @@ def test_uniform_nested_values_are_not_reported(tmp_path):
     loaded = read_data(p)
     assert loaded.changes == {}
     assert loaded.frame.drop("__rid").to_dicts() == rows
+
+
+@pytest.mark.parametrize(
+    "values, noted",
+    [
+        ([[1, "a"], [2]], True),  # a list read as List(String)
+        ([{"a": 1}, {"b": 2}], True),  # objects with other keys
+        ([[{"role": "u", "tool": None}], [{"role": "a", "tool": "x"}]], False),  # explicit nulls: no change
+        ([{"a": {"b": 1}}, {"a": {"b": "s"}}], True),  # deep
+    ],
+)
+@pytest.mark.parametrize("slow", [False, True])
+def test_nested_coercions_are_noted_on_both_paths(tmp_path, values, noted, slow):
+    rows = [{"instruction": "q", "output": "a b", "x": v} for v in values]
+    p = _write_jsonl(tmp_path / "d.jsonl", rows + ([{"broken": 1}] if slow else []))  # a quarantined row forces the slow path
+    loaded = read_data(p)
+    assert loaded.quarantine.height == int(slow)
+    assert ("x" in loaded.changes) == noted
+    if not noted:
+        assert loaded.frame.drop("__rid").to_dicts() == rows
 
 
 def test_fast_and_slow_paths_agree_on_changes(tmp_path):
