@@ -22,9 +22,8 @@ reader's settings: it is the root of every node key.
 
 Reading jsonl has a fast path (Polars parses the whole file; cheap regex checks prove every line has
 each required field exactly once, as a JSON string, and that no column was coerced) and an exact slow
-path (``json.loads`` per line) that runs whenever the fast path cannot prove a file clean. One
-coercion goes without a note on the fast path: integers among floats *inside* nested values
-(``[1, 2.5]`` is read as ``[1.0, 2.5]``).
+path (``json.loads`` per line) that runs whenever the fast path cannot prove a file clean (e.g.
+nested values with numbers in them, where ``[true, 0]`` is read as ``[1, 0]``: no pattern shows it).
 """
 
 from __future__ import annotations
@@ -271,15 +270,17 @@ def _frame_from_records(records: list[dict[str, Any]]) -> pl.DataFrame:
             vals = [None if v is None else (float(v) if "float" in kinds else v) for v in vals]
             cols[name] = pl.Series(name, vals, strict=False)
             continue
-        if len(kinds) > 1 or kinds & {"object", "list"}:
+        if len(kinds) <= 1:
             try:
-                if len(kinds) == 1:
-                    cols[name] = pl.Series(name, vals, strict=False)
+                col = pl.Series(name, vals, strict=False)
+                if col.len() == len(vals):  # Polars may mis-build nested values it cannot merge
+                    cols[name] = col
                     continue
-            except Exception:
-                pass
-            vals = [None if v is None else (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for v in vals]
-        cols[name] = pl.Series(name, vals, strict=False)
+            except BaseException as e:
+                if isinstance(e, KeyboardInterrupt | SystemExit):
+                    raise
+        vals = [None if v is None else (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for v in vals]
+        cols[name] = pl.Series(name, vals, dtype=pl.String)
     return pl.DataFrame(cols)
 
 
@@ -337,14 +338,34 @@ def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.D
     return df if _read_unchanged(lines, df) else None
 
 
+def _number_leaf(dt) -> bool:
+    if isinstance(dt, pl.List | pl.Array):
+        return _number_leaf(dt.inner)
+    if isinstance(dt, pl.Struct):
+        return any(_number_leaf(f.dtype) for f in dt.fields)
+    return dt.is_numeric()
+
+
+def _strict_equal(a: Any, b: Any) -> bool:
+    """``a == b`` with JSON's types kept apart (``True == 1 == 1.0`` in Python)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_strict_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_strict_equal(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
 def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
     """Whether Polars read every column of the fast path without coercing a value: each line of a
     column with nulls has the key once (no key absent, so a null is the line's own), a String column
     holds no other JSON type, a Float column no integer literal; inside nested values, which no
     pattern can see, a value read as text or a key added (another row's, as null) adds quotes, so
-    each line must have as many quotes as Polars' encoding of its row. (Integers among floats
-    inside nested values are not seen.) When unsure: False, and the slow path decides. Cost: 14-16%
-    of ``read_ndjson``'s time on 6 columns, one nested (``bench/bench_reader_checks.py``)."""
+    each line must have as many quotes as Polars' encoding of its row; a nested column with number
+    leaves (where ``true`` may have become 1, or 1 become 1.0) is left to the slow path. When
+    unsure: False, and the slow path decides. Cost: 14-16% of ``read_ndjson``'s time on 6 columns,
+    one nested (``bench/bench_reader_checks.py``)."""
     line = pl.col("line")
     checks = []
     nulls = df.null_count().row(0)
@@ -359,6 +380,8 @@ def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
     if checks and any(lines.select(checks).row(0)):
         return False
     nested = [c for c, dt in df.schema.items() if dt.is_nested()]
+    if any(_number_leaf(df.schema[c]) for c in nested):
+        return False
     if nested:  # Polars' encoding of the nested columns, plus the quotes of keys and strings elsewhere
         quotes = pl.struct(nested).struct.json_encode().str.count_matches('"', literal=True)
         for name, dt in df.schema.items():
@@ -452,13 +475,20 @@ def _changes(df: pl.DataFrame, records: list[dict]) -> dict[str, str]:
                 notes.append(f"values of types {', '.join(sorted(_TYPE_NAMES.get(k, k.__name__) for k in kinds))} read as text")
             elif dt.is_float() and int in kinds:
                 notes.append("integers read as floats")
-        elif dt.is_nested() and df[name].to_list() != [r.get(name) for r in records]:
+        elif dt.is_nested() and _nested_changed(df[name], [r.get(name) for r in records]):
             notes.append("nested values reshaped to one type (objects get the keys of other rows' objects, as null; mixed types become text)")
         if present[name] < n:
             notes.append(f"absent from {n - present[name]:,} of {n:,} rows, written as null")
         if notes:
             out[name] = "; ".join(notes)
     return out
+
+
+def _nested_changed(read: pl.Series, originals: list) -> bool:
+    values = read.to_list()
+    if values != originals:
+        return True
+    return _number_leaf(read.dtype) and not all(_strict_equal(a, b) for a, b in zip(values, originals, strict=True))
 
 
 def _assemble(rids: list[int], records: list[dict], quarantine: list[tuple]) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
@@ -780,7 +810,7 @@ def peek_columns(path: str | Path, n: int = 1000) -> dict[str, Type]:
         raise DataError(f"cannot read {p}: {_first_line(e)}") from e
     out = {}
     for name, dt in dict(schema).items():
-        if name.startswith("__"):  # passes through, but a strategy cannot name it
+        if escape_column(name) != name:  # "__*" (and "_~*"): passes through, but a strategy cannot name it
             continue
         t = from_polars(dt)
         out[name] = t if t is not None else ANY

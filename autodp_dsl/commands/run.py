@@ -136,7 +136,7 @@ def data_columns(args) -> dict:
     folder). Raises ``NoUsableRows`` when no record is usable, so the error names the data, not a
     column the strategy reads."""
     from ..engine.streaming import should_stream
-    from ..io import DEFAULT_MAX_ROW_BYTES, NoUsableRows, peek_columns, read_data, unescape_column
+    from ..io import DEFAULT_MAX_ROW_BYTES, NoUsableRows, peek_columns, read_data
 
     columns = peek_columns(args.data)
     if columns:
@@ -150,19 +150,16 @@ def data_columns(args) -> dict:
 
         spill = Path(tempfile.mkdtemp(prefix="autodp-peek-"))
         try:
-            lf, loaded = scan_input(Path(args.data), (), max_row_bytes, spill)
-            schema = lf.collect_schema()
+            _, loaded = scan_input(Path(args.data), (), max_row_bytes, spill)  # loaded.frame: no rows, the schema
         finally:
             shutil.rmtree(spill, ignore_errors=True)
-        usable = loaded.rows_total - loaded.quarantine.height
     else:
         loaded = read_data(args.data, required=(), max_row_bytes=max_row_bytes, split=getattr(args, "split", None))
-        schema, usable = loaded.frame.schema, loaded.frame.height
-    if usable == 0:
+    if loaded.rows_total == loaded.quarantine.height:
         raise NoUsableRows(loaded)
-    from ..types import ANY, from_polars
+    from ..types import ANY
 
-    return {unescape_column(c): from_polars(t) or ANY for c, t in schema.items() if not c.startswith("__") and not c.startswith("_~")}
+    return {c: t or ANY for c, t in loaded.columns.items()}
 
 
 def _no_usable_rows(args, e, strategy_name: str | None) -> int:

@@ -210,6 +210,16 @@ def test_dunder_columns_and_int_ids_pass_through(tmp_path, mode, out_name, capsy
         assert [json.loads(x) for x in _lines(out)] == [rows[i] for i in (1, 3, 5)]
 
 
+@pytest.mark.parametrize("name", ["__meta", "_~x"])
+def test_passed_through_columns_cannot_be_named_in_a_strategy(tmp_path, name, capsys):
+    data = _write_jsonl(tmp_path / "data.jsonl", [{"instruction": "q", "output": "a b", name: "v"}])
+    assert name not in peek_columns(data) and name not in read_data(data).columns
+    dp = tmp_path / "s.dp"
+    dp.write_text(f"dp: 1\nname: n\nsteps:\n  - filter: chars(`{name}`) >= 1\n")
+    assert main(["run", str(dp), str(data), "-o", str(tmp_path / "o.jsonl"), "--no-cache", "-q"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_dunder_columns_of_parquet_pass_through(tmp_path, mode):
     df = pl.DataFrame({"__rid": ["u0", "u1", "u2"], "id": [10, 11, 12], "instruction": ["q"] * 3, "output": ["a b", "a", "c d"], "__meta": [{"k": 1}, {"k": 2}, {"k": 3}]})
@@ -378,3 +388,39 @@ def test_column_changes_are_reported_on_a_cache_hit_too(tmp_path):
         reports.append(json.loads(rep.read_text()))
     assert reports[1]["cache_hits"] == 1
     assert reports[0]["columns_changed"] == reports[1]["columns_changed"] == {"id": "values of types int, str read as text"}
+
+
+# ---------------------------------------------------------------- the contract, fuzzed
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False, width=32), st.text(max_size=4))
+_json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["k", "v", "w"]), inner, max_size=3), max_leaves=6)
+_records = st.lists(st.dictionaries(st.sampled_from(["a", "b", "__c", "output"]), _json, max_size=4), min_size=1, max_size=6)
+
+
+def _same(read, original) -> bool:
+    """Equal with JSON types kept apart (1 is not "1", 1.0 nor true); floats within float32 noise."""
+    if isinstance(original, dict):
+        return isinstance(read, dict) and read.keys() == original.keys() and all(_same(read[k], v) for k, v in original.items())
+    if isinstance(original, list):
+        return isinstance(read, list) and len(read) == len(original) and all(_same(r, o) for r, o in zip(read, original, strict=True))
+    if isinstance(original, float) and isinstance(read, float):
+        return read == pytest.approx(original, rel=1e-6, abs=1e-30)
+    return type(read) is type(original) and read == original
+
+
+@given(_records, st.booleans())
+def test_every_column_passes_through_or_its_change_is_reported(tmp_path_factory, records, slow):
+    p = tmp_path_factory.mktemp("fuzz") / "d.jsonl"
+    lines = [json.dumps(r) for r in records] + (["{broken"] if slow else [])
+    p.write_text("\n".join(lines) + "\n")
+    loaded = read_data(p, required=())
+    assert loaded.rows_total == len(lines) == loaded.frame.height + loaded.quarantine.height
+    read = loaded.frame.sort("__rid").to_dicts()
+    for row in read:
+        original = records[row.pop("__rid")]
+        assert {unescape_column(c) for c in row} >= set(original)
+        for col, value in row.items():
+            name = unescape_column(col)
+            if name not in loaded.changes:
+                assert name in original, (name, loaded.changes)
+                assert _same(value, original[name]), (name, value, original[name], loaded.changes)
