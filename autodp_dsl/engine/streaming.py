@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -77,6 +78,7 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
     parts: list[Path] = []
     total = 0
     changes: dict[str, str] = {}
+    chunk_notes: list[dict[str, str]] = []
     if fmt == "parquet":
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(8 << 20), b""):
@@ -113,8 +115,7 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
                     rest = b""
                 if data.strip():
                     frame, q, n, noted = _read_jsonl_bytes(data, req, max_row_bytes)
-                    for c, note in noted.items():
-                        changes[c] = note if c not in changes or note in changes[c] else f"{changes[c]}; {note}"
+                    chunk_notes.append(noted)
                     frame = frame.with_columns(pl.col(ROW_ID) + rid_base)
                     if q.height:
                         quarantine.append(q.with_columns(pl.col("rid") + rid_base, pl.col("line") + line_base))
@@ -126,6 +127,11 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
                 line_base += data.count(b"\n")
                 if not block:
                     break
+    if len(chunk_notes) == 1:
+        changes = chunk_notes[0]
+    for noted in chunk_notes if len(chunk_notes) > 1 else []:
+        for c, note in noted.items():
+            changes[c] = _merge_notes(changes.get(c, ""), note)
     content = digest.hexdigest()
     fp = stable_hash(
         {"content": content, "reader": {"v": READER_VERSION, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes, "split": None}}
@@ -139,6 +145,15 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
     return lf, loaded
 
 
+_ABSENT = re.compile(r"absent from [\d,]+ of [\d,]+ rows")
+
+
+def _merge_notes(old: str, new: str) -> str:
+    """The notes of one column from several chunks, each once (a chunk's row counts are not the file's)."""
+    parts = [_ABSENT.sub("absent from some rows", n) for n in (old.split("; ") if old else []) + new.split("; ")]
+    return "; ".join(dict.fromkeys(parts))
+
+
 def _chunk_changes(schemas: list, final, changes: dict[str, str]) -> dict[str, str]:
     """Columns that the chunks read with different types (joined into one) or that some chunks lack."""
     out = {}
@@ -147,13 +162,13 @@ def _chunk_changes(schemas: list, final, changes: dict[str, str]) -> dict[str, s
             continue
         name = unescape_column(c)
         types = {str(s[c]) for s in schemas if c in s and s[c] != pl.Null}
-        notes = [changes[name]] if name in changes else []
+        note = changes.get(name, "")
         if len(types) > 1:
-            notes.append(f"read as {', '.join(sorted(types))} in different chunks, joined as {dt}")
+            note = _merge_notes(note, f"read as {', '.join(sorted(types))} in different chunks, joined as {dt}")
         if any(c not in s for s in schemas):
-            notes.append("absent from some chunks, written as null")
-        if len(notes) > (name in changes):
-            out[name] = "; ".join(notes)
+            note = _merge_notes(note, "absent from some rows, written as null")
+        if note != changes.get(name, ""):
+            out[name] = note
     return out
 
 

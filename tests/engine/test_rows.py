@@ -431,3 +431,20 @@ def test_every_column_passes_through_or_its_change_is_reported(tmp_path_factory,
             if name not in loaded.changes:
                 assert name in original, (name, loaded.changes)
                 assert _same(value, original[name]), (name, value, original[name], loaded.changes)
+
+
+def test_streaming_chunks_report_types_joined_across_chunks(tmp_path):
+    from autodp_dsl.engine import Executor
+    from autodp_dsl.engine.render import load_strategy
+
+    rows = [{"id": i if i < 100 else f"s{i}", "instruction": "q", "output": "a b c", **({"late": {"k": 1}} if i > 150 else {})} for i in range(200)]
+    data = _write_jsonl(tmp_path / "data.jsonl", rows)
+    dp = tmp_path / "s.dp"
+    dp.write_text(DP)
+    s = load_strategy(str(dp), peek_columns(data))
+    res = Executor().run_streaming(s, data, tmp_path / "out.jsonl", chunk_bytes=1024)  # the first chunks hold only ints
+    assert res.accounting.balanced and res.accounting.kept == 200
+    assert "joined as String" in res.columns_changed["id"]
+    assert res.columns_changed["late"] == "absent from some rows, written as null"
+    one = Executor().run_streaming(s, data, tmp_path / "out2.jsonl")  # one chunk: the same notes as a batch read
+    assert one.columns_changed == read_data(data).changes
