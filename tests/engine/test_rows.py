@@ -180,9 +180,11 @@ def test_a_first_record_over_the_row_limit_alone_is_no_usable_row(tmp_path, mode
     assert r["quarantine"]["by_reason"] == {"row-too-large": 1}
 
 
-def test_data_key_json_is_read_as_its_records(tmp_path):
+@pytest.mark.parametrize("indent", [None, 2])
+def test_data_key_json_is_read_as_its_records(tmp_path, indent):
     data = tmp_path / "data.json"
-    data.write_text(json.dumps({"data": [{"instruction": "q", "output": "a b"}, {"instruction": "q", "output": "a"}, {"instruction": "q", "output": None}]}))
+    doc = {"data": [{"instruction": "q", "output": "a b"}, {"instruction": "q", "output": "a"}, {"instruction": "q", "output": None}]}
+    data.write_text(json.dumps(doc, indent=indent))
     rc, out, rep = _run(tmp_path, data, [])
     assert rc == 0
     r = _accounted(out, rep, 3)
