@@ -726,6 +726,9 @@ def parse_source(src: Source, required=("instruction", "output"), max_row_bytes:
         except Exception as e:
             raise DataError(f"cannot read {src.path}: {_first_line(e)}") from e
         frame, quarantine, total, changes = _validate_columnar(df, req, max_row_bytes)
+    missing = [n for n in req if n not in frame.columns]
+    if missing and frame.height == 0:  # no usable row: still the columns a strategy reads, so it runs on none
+        frame = frame.with_columns([pl.Series(n, [], dtype=req[n].to_polars()) for n in missing])
     return Loaded(frame, quarantine, src.fingerprint(req, max_row_bytes), str(src.path), fmt, total, [], src.content_sha256, changes)
 
 

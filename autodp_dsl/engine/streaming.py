@@ -180,7 +180,8 @@ def run_streaming(
     ex, strategy: ir.Strategy, data: str | Path, output: str | Path, spill_dir: str | Path | None = None, required=None, chunk_bytes: int = 64 << 20
 ) -> RunResult:
     """Run ``strategy`` over ``data`` out of core and sink the kept rows to ``output`` (.parquet,
-    .jsonl/.ndjson or .csv). ``RunResult.frame`` is empty: the rows are in ``output``."""
+    .jsonl/.ndjson or .csv). ``RunResult.frame`` is empty: the rows are in ``output``. Raises
+    ``NoUsableRows`` (with the quarantine) before writing anything when no input record is usable."""
     from .executor import plan_strategy, required_columns
 
     t0 = time.perf_counter()

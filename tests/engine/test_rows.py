@@ -151,6 +151,18 @@ def test_no_usable_row_is_a_data_error_and_every_row_is_written(tmp_path, mode, 
     assert out.with_name(out.name + ".quarantine.jsonl").exists()
 
 
+def test_the_engine_runs_on_no_usable_row_with_every_row_accounted(tmp_path):
+    from autodp_dsl.engine import Executor
+    from autodp_dsl.engine.render import load_strategy
+
+    data = _all_null_output(tmp_path / "data.jsonl")
+    dp = tmp_path / "s.dp"
+    dp.write_text(DP)
+    res = Executor().run(load_strategy(str(dp), peek_columns(data)), data)
+    acc = res.accounting
+    assert acc.balanced and (acc.rows_in, acc.kept, acc.dropped, acc.quarantined) == (3, 0, 0, 3)
+
+
 def test_no_usable_row_in_explain_names_the_data(tmp_path, capsys):
     data = tmp_path / "data.jsonl"
     data.write_text("nope\n")
