@@ -212,6 +212,8 @@ def _excerpt(raw: bytes | str) -> str:
 # a \uD800-\uDFFF escape: a surrogate pair is fine (json.loads joins it), a lone one is not UTF-8
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_HIGH, _LOW = r"\\u[dD][89abAB][0-9a-fA-F]{2}", r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_PAIR = _HIGH + _LOW
 
 
 def _lone_surrogate(obj: Any, where: str = "") -> str | None:
@@ -312,7 +314,7 @@ def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.D
             line.is_null().any().alias("null"),
             (~line.str.contains(r"^\s*\{")).any().alias("not_object"),  # blank lines too
             (line.str.len_bytes().max() > max_row_bytes).alias("big"),
-            line.str.contains(r"\\u[dD][89a-fA-F]").any().alias("surrogate"),  # a lone one is quarantined by the slow path
+            line.str.contains(r"\\u[dD][89a-fA-F]").any().alias("surrogates"),
         ]
         for i, (name, t) in enumerate(required.items()):
             any_p, str_p, null_p = _field_patterns(name)
@@ -321,8 +323,16 @@ def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.D
                 checks.append((line.str.count_matches(str_p) != 1).any().alias(f"s{i}"))
             else:
                 checks.append((line.str.count_matches(null_p) != 0).any().alias(f"n{i}"))
-        if any(lines.select(checks).row(0)):
+        found = lines.select(checks).row(0, named=True)
+        surrogates = found.pop("surrogates")
+        if any(found.values()):
             return None
+        if surrogates:
+            # every \uD800-\uDBFF escape directly followed by a \uDC00-\uDFFF one (a pair, as Python's
+            # json.dumps writes an emoji): fine; a lone one is quarantined by the slow path
+            pairs = line.str.count_matches(_PAIR)
+            if lines.select(((line.str.count_matches(_HIGH) != pairs) | (line.str.count_matches(_LOW) != pairs)).any()).item():
+                return None
         df = pl.read_ndjson(io.BytesIO(b), infer_schema_length=None)
     except BaseException as e:  # invalid UTF-8, a separator byte, a Polars panic: the slow path decides
         if isinstance(e, KeyboardInterrupt | SystemExit):

@@ -106,6 +106,17 @@ def test_lone_surrogates_anywhere_are_quarantined_and_pairs_are_kept(tmp_path):
     assert "extra" not in peek_columns(p) and set(peek_columns(p)) == {"instruction", "output"}
 
 
+def test_surrogate_pairs_keep_the_fast_path():
+    from autodp_dsl.io import _jsonl_fast, normalise_required
+
+    req = normalise_required(("instruction", "output"))
+    pair = json.dumps({"instruction": "q \U0001f600", "output": "a \U0001f680 b"}).encode()  # json.dumps writes pairs
+    assert b"\\ud83d\\ude00" in pair
+    assert _jsonl_fast(pair + b"\n", req, 1 << 20)["instruction"].to_list() == ["q \U0001f600"]
+    for lone in (b'{"instruction": "q", "output": "a \\ud83d b"}', b'{"instruction": "q", "output": "a \\ude00"}', b'{"instruction": "\\ude00\\ud83d", "output": "a"}'):
+        assert _jsonl_fast(pair + b"\n" + lone + b"\n", req, 1 << 20) is None
+
+
 # ---------------------------------------------------------------- no usable row
 
 
