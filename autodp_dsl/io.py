@@ -368,41 +368,19 @@ def _strict_equal(a: Any, b: Any) -> bool:
 
 
 def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
-    """Whether Polars read every column of the fast path without coercing a value: each line of a
-    column with nulls has the key once (no key absent, so a null is the line's own), a String column
-    holds no other JSON type, a Float column no integer literal; inside nested values, which no
-    pattern can see, a value read as text or a key added (another row's, as null) adds quotes, so
-    each line must have as many quotes as Polars' encoding of its row; a nested column with number
-    leaves (where ``true`` may have become 1, or 1 become 1.0) is left to the slow path. When
-    unsure: False, and the slow path decides. Cost: 14-16% of ``read_ndjson``'s time on 6 columns,
-    one nested (``bench/bench_reader_checks.py``)."""
-    line = pl.col("line")
-    checks = []
-    nulls = df.null_count().row(0)
-    for i, (name, dt) in enumerate(df.schema.items()):
-        k = re.escape(json.dumps(name, ensure_ascii=False))
-        if nulls[i]:
-            checks.append((line.str.count_matches(rf"{k}\s*:") != 1).any().alias(f"k{i}"))
-        if dt == pl.String:
-            checks.append(line.str.contains(rf"{k}\s*:\s*[-0-9tf\[{{]").any().alias(f"t{i}"))
-        elif dt.is_float():
-            checks.append(line.str.contains(rf"{k}\s*:\s*-?[0-9]+\s*[,}}]").any().alias(f"t{i}"))
-    if checks and any(lines.select(checks).row(0)):
-        return False
-    nested = [c for c, dt in df.schema.items() if dt.is_nested()]
-    if any(_number_leaf(df.schema[c]) for c in nested):
-        return False
-    if nested:  # Polars' encoding of the nested columns, plus the quotes of keys and strings elsewhere
-        quotes = pl.struct(nested).struct.json_encode().str.count_matches('"', literal=True)
-        for name, dt in df.schema.items():
-            if name not in nested:
-                quotes = quotes + json.dumps(name, ensure_ascii=False).count('"')
-                if dt == pl.String:
-                    quotes = quotes + (pl.col(name).str.count_matches('"', literal=True) + 2).fill_null(0)
-        quotes_out = df.select(quotes.cast(pl.Int64)).to_series()
-        quotes_in = lines.select(line.str.count_matches('"', literal=True).cast(pl.Int64)).to_series()
-        return bool((quotes_in == quotes_out).all())
-    return True
+    """Whether Polars read every line of the fast path without coercing a value. Each coercion it
+    makes changes a count in the line: a value read as text, or a key added (one absent from the
+    line, or another row's in an object, as null), adds quotes; an integer read as a float adds a
+    dot; a bool read as a number loses its word. So each line must have as many of each as Polars'
+    encoding of its row; else (also for a float written without a dot, like ``1e5``, or a quote
+    written as ``\\u0022``) the slow path decides. About 15-20% of ``read_ndjson``'s time, whatever
+    the number of columns (``bench/bench_reader_checks.py``)."""
+    if df.width == 0:
+        return True
+    tokens = ('"', r"\.", "true|false")
+    encoded = df.select(pl.struct(pl.all()).struct.json_encode().alias("line"))
+    counts = [frame.select([pl.col("line").str.count_matches(t).alias(str(i)) for i, t in enumerate(tokens)]) for frame in (lines, encoded)]
+    return counts[0].equals(counts[1])
 
 
 def _jsonl_slow(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[list[int], list[dict], list[tuple]]:
