@@ -21,9 +21,9 @@ The fingerprint is a sha256 over the file bytes (for a folder: over each data fi
 reader's settings: it is the root of every node key.
 
 Reading jsonl has a fast path (Polars parses the whole file; cheap regex checks prove every line has
-each required field exactly once, as a JSON string, and that no column was coerced) and an exact slow
-path (``json.loads`` per line) that runs whenever the fast path cannot prove a file clean (e.g.
-nested values with numbers in them, where ``[true, 0]`` is read as ``[1, 0]``: no pattern shows it).
+each required field exactly once, as a JSON string, and token counts prove that Polars coerced no
+value: ``_read_unchanged``) and an exact slow path (``json.loads`` per line) that runs whenever the
+fast path cannot prove a file clean.
 """
 
 from __future__ import annotations
