@@ -373,8 +373,8 @@ def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
     line, or another row's in an object, as null), adds quotes; an integer read as a float adds a
     dot; a bool read as a number loses its word. So each line must have as many of each as Polars'
     encoding of its row; else (also for a float written without a dot, like ``1e5``, or a quote
-    written as ``\\u0022``) the slow path decides. About 15-20% of ``read_ndjson``'s time, whatever
-    the number of columns (``bench/bench_reader_checks.py``)."""
+    written as ``\\u0022``) the slow path decides. About a quarter of ``read_ndjson``'s time, one
+    pass whatever the number of columns (``bench/bench_reader_checks.py``)."""
     if df.width == 0:
         return True
     tokens = ('"', r"\.", "true|false")
@@ -451,7 +451,7 @@ def _read_jsonl_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -
 
 def _changes(df: pl.DataFrame, records: list[dict]) -> dict[str, str]:
     """How the frame differs from the records it was built from, per column (see the module doc).
-    About 14-18% of the slow path's time (``bench/bench_reader_checks.py``)."""
+    About 10-25% of the slow path's time (``bench/bench_reader_checks.py``)."""
     out = {}
     n = len(records)
     present = Counter(k for r in records for k in r)
