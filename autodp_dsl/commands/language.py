@@ -33,11 +33,9 @@ def _columns(args) -> tuple[dict[str, Type] | None, str | None]:
         return out, None
     if getattr(args, "data", None):
         from ..io import read_data
-        from ..types import from_polars
 
         try:
-            frame = read_data(args.data).frame
-            return {n: from_polars(t) for n, t in frame.schema.items() if not n.startswith("__")}, None
+            return read_data(args.data).columns, None  # "__*" input columns pass through, unnamed
         except (OSError, ValueError) as e:
             return None, f"cannot read the columns of {args.data}: {e}"
     return None, None
