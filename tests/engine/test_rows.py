@@ -162,6 +162,18 @@ def test_no_usable_row_is_a_data_error_and_every_row_is_written(tmp_path, mode, 
     assert out.with_name(out.name + ".quarantine.jsonl").exists()
 
 
+def test_no_usable_row_never_writes_its_quarantine_onto_the_input(tmp_path, capsys):
+    # the outputs are checked before the data is read, so the no-usable-row path obeys them too
+    data = tmp_path / "data.jsonl"
+    data.write_text("nope\nstill nope\n")
+    before = data.read_bytes()
+    dp = tmp_path / "s.dp"
+    dp.write_text(DP)
+    rc = main(["run", str(dp), str(data), "-o", str(tmp_path / "out.jsonl"), "--quarantine", str(data), "--no-cache", "-q"])
+    assert rc == 2 and data.read_bytes() == before
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
 def test_the_engine_runs_on_no_usable_row_with_every_row_accounted(tmp_path):
     from autodp_dsl.engine import Executor
     from autodp_dsl.engine.render import load_strategy
