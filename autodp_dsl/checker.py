@@ -54,9 +54,10 @@ def _did_you_mean(names: list[str]) -> list[str]:
 
 
 class _Checker:
-    def __init__(self, registry: Registry, file: str | None):
+    def __init__(self, registry: Registry, file: str | None, max_depth: int):
         self.reg = registry
         self.file = file
+        self.max_depth = max_depth
         self.diags: list[Diagnostic] = []
         self.written: dict[str, tuple] = {}  # column -> where a step last assigned or removed it
 
@@ -71,8 +72,15 @@ class _Checker:
     def expr(self, node, env: dict[str, Type], loc: Locator, path: str) -> ir.Expr | None:
         match node:
             case ALit(value=v):
+                if not self.literal_in_range(v, node, loc, path):
+                    return None
                 t = BOOL if isinstance(v, bool) else INT if isinstance(v, int) else FLOAT if isinstance(v, float) else STR
                 return ir.Lit(v, t)
+            case AUn(op="-", operand=ALit(value=v) as lit) if isinstance(v, int | float) and not isinstance(v, bool):
+                # -3 is a literal, not an operation (and -9223372036854775808 is in range)
+                if not self.literal_in_range(-v, node, loc, path):
+                    return None
+                return ir.Lit(-v, INT if isinstance(v, int) else FLOAT)
             case AList(items=items):
                 typed = [self.expr(i, env, loc, path) for i in items]
                 if any(t is None for t in typed):
@@ -104,7 +112,7 @@ class _Checker:
                 if not inner.type.is_numeric and inner.type.name != "any":
                     self.error("type-mismatch", f"unary `-` needs a number, found {inner.type}", loc, node.start, node.end, path=path)
                     return None
-                if isinstance(inner, ir.Lit):  # -3 is a literal, not an operation
+                if isinstance(inner, ir.Lit):  # -(3) is the literal -3 too
                     return ir.Lit(-inner.value, inner.type)
                 return ir.UnOp("-", inner, inner.type)
             case ABin(op=op, left=left, right=right):
@@ -119,6 +127,30 @@ class _Checker:
                 return ir.BinOp(op, a, b, t)
         self.error("syntax-error", "unsupported expression", loc, getattr(node, "start", 0), getattr(node, "end", 1), path=path)
         return None
+
+    def literal_in_range(self, v, node, loc: Locator, path: str) -> bool:
+        """Numbers must fit the columns they meet: int64, and finite floats (``1e309`` is not one)."""
+        if isinstance(v, bool):
+            return True
+        if isinstance(v, int) and not _INT64[0] <= v <= _INT64[1]:
+            self.error("out-of-range", f"integer literal out of range for int64 ({len(str(abs(v)))} digits)", loc, node.start, node.end,
+                       ["integers are 64-bit: from -9223372036854775808 to 9223372036854775807; write a float such as 1e40 for larger values"], path)
+            return False
+        if isinstance(v, float) and v - v != 0.0:
+            self.error("out-of-range", "number literal too large for a 64-bit float", loc, node.start, node.end,
+                       ["the largest float is about 1.8e308"], path)
+            return False
+        return True
+
+    def literals_in_range(self, node, loc: Locator, path: str) -> bool:
+        match node:
+            case ALit(value=v):
+                return self.literal_in_range(v, node, loc, path)
+            case AUn(op="-", operand=ALit(value=v)) if isinstance(v, int | float) and not isinstance(v, bool):
+                return self.literal_in_range(-v, node, loc, path)
+            case AList(items=items):
+                return all([self.literals_in_range(i, loc, path) for i in items])
+        return True
 
     @staticmethod
     def binop_type(op: str, a: Type, b: Type) -> Type | None:
@@ -157,6 +189,9 @@ class _Checker:
         for kw in kwargs:
             if kw.name in out:
                 self.error("duplicate-parameter", f"parameter `{kw.name}` is given twice", loc, kw.start, kw.end, path=path)
+                ok = False
+                continue
+            if not self.literals_in_range(kw.value, loc, path):
                 ok = False
                 continue
             value = self.literal_value(kw.value)
@@ -202,7 +237,8 @@ class _Checker:
             elif kind == "value_error":
                 text = msg.removeprefix("Value error, ")
                 code = "contradictory-bounds" if "contradict" in text or " > " in text else "invalid-parameter"
-                self.error(code, text[0].lower() + text[1:] if text else text, loc, node.start, node.end, [f"signature: {op.signature}"], path)
+                start, end = spans.get(name, (node.start, node.end))  # a field's validator: at that parameter
+                self.error(code, text[0].lower() + text[1:] if text else text, loc, start, end, [f"signature: {op.signature}"], path)
             elif kind in ("literal_error", "enum"):
                 self.error("invalid-parameter", f"`{name}`: {msg[0].lower() + msg[1:]}", loc, start, end, path=path)
             else:
@@ -292,7 +328,7 @@ class _Checker:
     # ---------------------------------------------------------------- steps
     def parse(self, raw: RawStep, fn):
         try:
-            return fn(raw.text)
+            return fn(raw.text, self.max_depth)
         except SyntaxProblem as p:
             hints = []
             bad = raw.text[p.start : p.end] if p.start < len(raw.text) else ""
@@ -306,7 +342,9 @@ class _Checker:
                 hints.append(_SYNTAX_HINTS[bad.strip()[0]])
             if p.expected:
                 hints.append("expected " + ", ".join(p.expected))
-            self.error("syntax-error", message, raw.loc, p.start, p.end, hints, raw.path)
+            if p.code == "limit-exceeded":
+                hints = ["split it into steps: define a column (`part = ...`), then use it"]
+            self.error(p.code, message, raw.loc, p.start, p.end, hints, raw.path)
             return None
 
     def predicate(self, raw: RawStep, env) -> ir.Expr | None:
@@ -398,6 +436,8 @@ class _Checker:
 
 
 _NOT_LITERAL = object()
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
 
 
 def _where_written(c: _Checker, name: str, fallback: Locator) -> tuple:
@@ -413,7 +453,7 @@ def _locate_field(doc: RawDocument, key: str) -> Locator:
 def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type] | None, file: str | None,
                    diags: list[Diagnostic], default_name: str = "strategy") -> ir.Strategy | None:
     """Type-check a loaded document; ``columns`` (from the data) wins over declared columns."""
-    c = _Checker(registry, file)
+    c = _Checker(registry, file, doc.limits.expr_depth)
     declared: dict[str, Type] = {}
     for name, t in (doc.fields.get("columns") or {}).items():
         try:

@@ -8,13 +8,15 @@ of the file. YAML problems become diagnostics, never exceptions.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 
 import yaml
 
 from .diagnostics import Diagnostic, Severity
+from .syntax import MAX_DEPTH
 
-__all__ = ["Locator", "RawStep", "RawDocument", "load_document", "TOP_LEVEL_KEYS"]
+__all__ = ["Limits", "DEFAULT_LIMITS", "Locator", "RawStep", "RawDocument", "load_document", "TOP_LEVEL_KEYS"]
 
 # libyaml's loader when present (about 10x faster); it reports the same marks
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -22,6 +24,28 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 TOP_LEVEL_KEYS = ("dp", "name", "description", "columns", "require", "steps")
 STEP_KEYS = ("filter", "where", "do")
 SUPPORTED_VERSIONS = (1,)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on a document, so that a small hostile file cannot cost minutes or a traceback.
+
+    A .dp file is written by agents as well as people: each bound is a located diagnostic
+    (``limit-exceeded``), checked before the work it guards. Pass other values to
+    ``compile_text``/``format_source`` to change them.
+    """
+
+    document_bytes: int = 1 << 20  # the UTF-8 size of the file
+    alias_expansion: int = 10  # YAML aliases may expand the document to this many times its nodes
+    steps: int = 500  # steps in all, those inside `where:` blocks included
+    where_depth: int = 32  # `where:` blocks inside `where:` blocks
+    expr_depth: int = MAX_DEPTH  # nesting of an expression's tree (a chain of n `and` is n deep)
+
+
+DEFAULT_LIMITS = Limits()
+
+# characters YAML does not allow in a document (YAML 1.1 printable set, as PyYAML's reader checks)
+_NOT_YAML = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +78,8 @@ class RawDocument:
     fields: dict
     field_locs: dict[str, Locator]
     steps: list[RawStep]
+    limits: Limits = DEFAULT_LIMITS
+    root: yaml.Node | None = None  # the composed YAML (fmt keeps what the loader does not read)
 
 
 def _scalar_locator(node: yaml.Node, source_lines: list[str]) -> Locator:
@@ -78,17 +104,33 @@ def _diag(code: str, message: str, node: yaml.Node | None, hints=None, severity=
     return Diagnostic(code, message, line, col, end, severity, list(hints or []), path)
 
 
-def _load_steps(seq: yaml.Node, prefix: str, lines: list[str], diags: list[Diagnostic]) -> list[RawStep]:
+class _Budget:
+    """What is left of the step bound while the steps are read."""
+
+    __slots__ = ("limits", "steps", "stopped")
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.steps = limits.steps
+        self.stopped = False
+
+
+def _load_steps(seq: yaml.Node, prefix: str, lines: list[str], diags: list[Diagnostic], budget: _Budget, depth: int = 0) -> list[RawStep]:
     if not isinstance(seq, yaml.SequenceNode):
         diags.append(_diag("invalid-document", "`steps` must be a list of steps", seq, ["write each step on its own line starting with `- `"]))
         return []
     steps: list[RawStep] = []
     for i, item in enumerate(seq.value, 1):
         path = f"{prefix}{i}"
+        if budget.stopped:
+            break
+        budget.steps -= 1
+        if budget.steps < 0:
+            budget.stopped = True
+            diags.append(_diag("limit-exceeded", f"more than {budget.limits.steps} steps", item,
+                               ["split the strategy, or raise the bound (`Limits.steps`)"], path=path))
+            break
         if isinstance(item, yaml.ScalarNode):
-            if item.tag != "tag:yaml.org,2002:str" and item.style is None:
-                # a bare number/bool/null: still report it as an invalid step with its text
-                pass
             text = str(item.value)
             if not text.strip():
                 diags.append(_diag("invalid-step", "empty step", item, path=path))
@@ -114,14 +156,19 @@ def _load_steps(seq: yaml.Node, prefix: str, lines: list[str], diags: list[Diagn
                     continue
                 steps.append(RawStep("filter", str(v.value), _scalar_locator(v, lines), path))
             elif "where" in keys:
-                _, v = keys["where"]
+                k, v = keys["where"]
                 if not isinstance(v, yaml.ScalarNode) or not str(v.value).strip():
                     diags.append(_diag("invalid-step", "`where:` takes one boolean expression", v, path=path))
                     continue
                 if "do" not in keys:
                     diags.append(_diag("invalid-step", "`where:` needs a `do:` list of steps", item, ["add `do:` with the steps to apply to the selected rows"], path=path))
                     continue
-                children = _load_steps(keys["do"][1], f"{path}.", lines, diags)
+                if depth >= budget.limits.where_depth:
+                    diags.append(_diag("limit-exceeded", f"`where:` blocks nest more than {budget.limits.where_depth} deep", k,
+                                       ["combine the conditions with `and` instead of nesting blocks"], path=path))
+                    budget.stopped = True
+                    break
+                children = _load_steps(keys["do"][1], f"{path}.", lines, diags, budget, depth + 1)
                 steps.append(RawStep("where", str(v.value), _scalar_locator(v, lines), path, children))
             else:
                 diags.append(_diag("invalid-step", "`do:` without `where:`", item, path=path))
@@ -130,8 +177,96 @@ def _load_steps(seq: yaml.Node, prefix: str, lines: list[str], diags: list[Diagn
     return steps
 
 
-def load_document(source: str, diags: list[Diagnostic]) -> RawDocument | None:
+def _children(node: yaml.Node):
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [x for pair in node.value for x in pair]
+    return ()
+
+
+def _check_graph(root: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bool:
+    """Duplicate keys at every level, recursive aliases and alias expansion, in one pass over the
+    composed nodes (aliases are shared nodes there, not copies). False when the document must not
+    be read further."""
+    size: dict[int, int] = {}  # node -> its node count with aliases expanded
+    refs: dict[int, int] = {}
+    nodes: dict[int, yaml.Node] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        i = id(node)
+        kids = _children(node)
+        if done:
+            on_path.discard(i)
+            size[i] = 1 + sum(size[id(c)] for c in kids)
+            continue
+        if i in size:
+            continue
+        if i in on_path:
+            diags.append(_diag("limit-exceeded", "a YAML alias refers to a node that contains it (a recursive alias)", node))
+            return False
+        on_path.add(i)
+        nodes[i] = node
+        stack.append((node, True))
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[tuple, yaml.Node] = {}
+            for k, _ in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    key = (k.tag, k.value)
+                    if key in seen:
+                        first = seen[key].start_mark
+                        diags.append(_diag("duplicate-key", f"duplicate key `{k.value}` (first at line {first.line + 1})", k,
+                                           ["YAML keeps only one of them: remove or rename one"]))
+                    else:
+                        seen[key] = k
+        for c in kids:
+            ci = id(c)
+            refs[ci] = refs.get(ci, 0) + 1
+            if ci not in size:
+                stack.append((c, False))
+    total, distinct = size[id(root)], len(size)
+    if total > limits.alias_expansion * distinct:
+        shared = [nodes[i] for i, n in refs.items() if n > 1]
+        worst = max(shared, key=lambda n: size[id(n)] * refs[id(n)], default=root)
+        diags.append(_diag("limit-exceeded", f"YAML aliases expand the document to {total} nodes, more than "
+                           f"{limits.alias_expansion}x its {distinct} nodes", worst, ["write the steps out instead of repeating them with `*alias`"]))
+        return False
+    return True
+
+
+def _size_problem(source: str, limits: Limits, diags: list[Diagnostic]) -> bool:
+    if len(source) <= limits.document_bytes // 4:  # a UTF-8 character is at most 4 bytes
+        return False
+    data = source.encode("utf-8", "surrogatepass")
+    if len(data) <= limits.document_bytes:
+        return False
+    at = len(data[: limits.document_bytes].decode("utf-8", "ignore"))
+    line = source.count("\n", 0, at) + 1
+    col = at - (source.rfind("\n", 0, at) + 1) + 1
+    diags.append(Diagnostic("limit-exceeded", f"the document is {len(data)} bytes, more than the {limits.document_bytes} allowed",
+                            line, col, None, Severity.ERROR, ["a strategy is a short list of steps; split the file"]))
+    return True
+
+
+def _reader_problem(source: str, e: yaml.YAMLError, diags: list[Diagnostic]) -> None:
+    """A character YAML does not accept (NUL, a control character), at its true position."""
+    m = _NOT_YAML.search(source)
+    if m is None:
+        diags.append(Diagnostic("yaml-syntax", f"invalid YAML: {str(e).strip()}", 1, 1))
+        return
+    at = m.start()
+    line = source.count("\n", 0, at) + 1
+    col = at - (source.rfind("\n", 0, at) + 1) + 1
+    diags.append(Diagnostic("yaml-syntax", f"invalid YAML: the control character U+{ord(m.group()):04X} is not allowed", line, col, col + 1,
+                            Severity.ERROR, ['write it as an escape inside a double-quoted string, e.g. "\\t"']))
+
+
+def load_document(source: str, diags: list[Diagnostic], limits: Limits = DEFAULT_LIMITS) -> RawDocument | None:
     """Parse the YAML of a .dp file; append problems to ``diags``; None if unusable."""
+    if _size_problem(source, limits, diags):
+        return None
     try:
         node = yaml.compose(source, Loader=_LOADER)
     except yaml.MarkedYAMLError as e:
@@ -142,8 +277,8 @@ def load_document(source: str, diags: list[Diagnostic]) -> RawDocument | None:
         diags.append(Diagnostic("yaml-syntax", f"invalid YAML: {msg}{ctx}", line, col, None, Severity.ERROR,
                                 ["a .dp file is YAML; quote a step that contains `: ` or starts with a special character"]))
         return None
-    except yaml.YAMLError as e:
-        diags.append(Diagnostic("yaml-syntax", f"invalid YAML: {str(e).strip()}", 1, 1))
+    except yaml.YAMLError as e:  # the reader's error: a character YAML does not allow
+        _reader_problem(source, e, diags)
         return None
     if node is None:
         diags.append(Diagnostic("invalid-document", "the file is empty", 1, 1, hints=["start with `dp: 1`, a `name:` and a list of `steps:`"]))
@@ -151,6 +286,9 @@ def load_document(source: str, diags: list[Diagnostic]) -> RawDocument | None:
     if not isinstance(node, yaml.MappingNode):
         diags.append(_diag("invalid-document", "a .dp file must be a YAML mapping with `dp`, `name` and `steps`", node))
         return None
+    if not _check_graph(node, limits, diags):
+        return None
+    budget = _Budget(limits)
     lines = source.splitlines() or [""]
     fields: dict = {}
     locs: dict[str, Locator] = {}
@@ -167,7 +305,7 @@ def load_document(source: str, diags: list[Diagnostic]) -> RawDocument | None:
         locs[key] = Locator(v.start_mark.line + 1, v.start_mark.column + 1)
         if key == "steps":
             seen_steps = True
-            steps = _load_steps(v, "", lines, diags)
+            steps = _load_steps(v, "", lines, diags, budget)
             fields["__n_steps"] = len(v.value) if isinstance(v, yaml.SequenceNode) else 0
             continue
         try:
@@ -195,4 +333,4 @@ def load_document(source: str, diags: list[Diagnostic]) -> RawDocument | None:
     if "require" in fields and not (isinstance(fields["require"], list) and all(isinstance(c, str) for c in fields["require"])):
         diags.append(_diag("invalid-document", "`require` must be a list of column names", fields.get("__node_require")))
         fields.pop("require")
-    return RawDocument(fields, locs, steps)
+    return RawDocument(fields, locs, steps, limits, node)

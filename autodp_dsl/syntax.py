@@ -13,23 +13,54 @@ from __future__ import annotations
 from . import descent
 from .nodes import AST, AAssign, ABin, ACall, ACol, AKwarg, AList, ALit, AUn, SyntaxProblem
 
+# the default bound on an expression's nesting (``document.Limits.expr_depth``): every later stage
+# (checker, optimizer, lowering) walks the tree recursively
+MAX_DEPTH = 64
+
 __all__ = ["AST", "ACol", "ALit", "AList", "ACall", "AKwarg", "ABin", "AUn", "AAssign", "SyntaxProblem", "parse_step", "parse_expr"]
 
 
-def _parse(text: str, start: str):
+def _parse(text: str, start: str, max_depth: int):
     try:
-        return descent.parse(text, start)
+        node = descent.parse(text, start)
     except descent.Unsure:
         from . import lalr  # imported on the first step the fast parser declines
 
-        return lalr.parse(text, start)
+        node = lalr.parse(text, start)
+    _check_depth(node, max_depth)
+    return node
 
 
-def parse_step(text: str) -> AST:
+def _kids(node) -> tuple:
+    match node:
+        case ABin(left=left, right=right):
+            return (left, right)
+        case AUn(operand=x) | AAssign(value=x) | AKwarg(value=x):
+            return (x,)
+        case ACall(args=args, kwargs=kwargs):
+            return args + kwargs
+        case AList(items=items):
+            return items
+    return ()
+
+
+def _check_depth(root, max_depth: int) -> None:
+    """Raise ``SyntaxProblem`` (code ``limit-exceeded``) at the first node deeper than ``max_depth``;
+    iterative, so a tree of any depth is judged without recursion."""
+    stack = [(root, 1)]
+    while stack:
+        node, d = stack.pop()
+        if d > max_depth:
+            raise SyntaxProblem(f"the expression nests more than {max_depth} deep", node.start, node.end,
+                                code="limit-exceeded")
+        stack.extend((k, d + 1) for k in _kids(node))
+
+
+def parse_step(text: str, max_depth: int = MAX_DEPTH) -> AST:
     """Parse a step string (an operator call or ``name = expr``)."""
-    return _parse(text, "step")
+    return _parse(text, "step", max_depth)
 
 
-def parse_expr(text: str) -> AST:
+def parse_expr(text: str, max_depth: int = MAX_DEPTH) -> AST:
     """Parse an expression (the value of ``filter:`` and ``where:``)."""
-    return _parse(text, "expr")
+    return _parse(text, "expr", max_depth)
