@@ -49,6 +49,30 @@ _SYNTAX_HINTS = {
 }
 
 
+# letters of other scripts drawn like Latin ones (the common part of Unicode's confusables table);
+# with NFKC (which also folds NFC/NFD forms and full-width letters) they give a name's "skeleton"
+_LOOK_ALIKE = str.maketrans(
+    "аАвВеЕкКмМнНоОрРсСтТуУхХіІјЈѕЅԁԛԝһӏɑαΑβΒεΕζΖηΗιΙκΚμΜνΝοΟρΡτΤυΥχΧ",
+    "aABBeEkKmMHHoOpPcCTTyYxXiIjJsSdqwhlaaABBeEZZnHiIkKuMvNoOpPtTuYxX",
+)
+
+
+def skeleton(name: str) -> str:
+    """What ``name`` looks like: equal skeletons, different names are look-alikes."""
+    if name.isascii():
+        return name
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", name).translate(_LOOK_ALIKE)
+
+
+def _odd_chars(name: str) -> str:
+    import unicodedata
+
+    odd = [f"U+{ord(c):04X} {unicodedata.name(c, '?')}" for c in name if not c.isascii()]
+    return ", ".join(odd[:3]) if odd else "the same letters in another Unicode form"
+
+
 def _did_you_mean(names: list[str]) -> list[str]:
     return [f"did you mean {' or '.join(f'`{n}`' for n in names)}?"] if names else []
 
@@ -60,6 +84,7 @@ class _Checker:
         self.max_depth = max_depth
         self.diags: list[Diagnostic] = []
         self.written: dict[str, tuple] = {}  # column -> where a step last assigned or removed it
+        self.look_alikes: set[tuple[str, str]] = set()  # (name, other) pairs already reported
 
     # ---------------------------------------------------------------- reporting
     def error(self, code: str, message: str, loc: Locator, start: int, end: int, hints=(), path=None, severity=Severity.ERROR):
@@ -67,6 +92,21 @@ class _Checker:
         end_line, end_col = loc.at(end)
         self.diags.append(Diagnostic(code, message, line, col, end_col if end_line == line and end_col > col else None,
                                      severity, list(hints), path, self.file))
+
+    def look_alike(self, name: str, env: dict[str, Type], loc: Locator, start: int, end: int, path: str) -> str | None:
+        """Warn once when ``name`` looks like another column's name (Cyrillic `о` for Latin `o`,
+        NFD for NFC): the step would silently work on the wrong column. Returns that column."""
+        if name.isascii() and all(n.isascii() for n in env):
+            return None
+        sk = skeleton(name)
+        for other in env:
+            if other != name and skeleton(other) == sk:
+                if (name, other) not in self.look_alikes:
+                    self.look_alikes.add((name, other))
+                    self.error("confusable-column", f"column `{name}` looks like `{other}` but is another name ({_odd_chars(name if not name.isascii() else other)})",
+                               loc, start, end, [f"type the name again: did you mean `{other}`?"], path, Severity.WARNING)
+                return other
+        return None
 
     # ---------------------------------------------------------------- expressions
     def expr(self, node, env: dict[str, Type], loc: Locator, path: str) -> ir.Expr | None:
@@ -93,10 +133,17 @@ class _Checker:
                 return ir.ListLit(tuple(typed), list_of(item))
             case ACol(name=name):
                 if name not in env:
+                    if not name.isascii() or not all(n.isascii() for n in env):
+                        real = [n for n in env if skeleton(n) == skeleton(name)]
+                        if real:
+                            self.error("unknown-column", f"unknown column `{name}`: it looks like `{real[0]}` but is another name ({_odd_chars(name)})",
+                                       loc, node.start, node.end, [f"type the name again: did you mean `{real[0]}`?"], path)
+                            return None
                     hints = _did_you_mean(difflib.get_close_matches(name, list(env), n=2))
                     hints.append("available columns: " + (", ".join(env) or "(none)"))
                     self.error("unknown-column", f"unknown column `{name}`", loc, node.start, node.end, hints, path)
                     return None
+                self.look_alike(name, env, loc, node.start, node.end, path)
                 return ir.Col(name, env[name])
             case ACall():
                 return self.signal_call(node, env, loc, path)
@@ -404,6 +451,7 @@ class _Checker:
             value = self.expr(node.value, env, raw.loc, raw.path)
             if value is None:
                 return None
+            self.look_alike(node.name, env, raw.loc, node.start, node.name_end, raw.path)
             env[node.name] = value.type
             self.written[node.name] = (raw.loc, node.start, node.end, raw.path)
             return ir.Assign(node.name, value)
@@ -464,6 +512,11 @@ def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type
                                       ["types: str, int, float, bool, list[str], list[int], list[float]"], None, file))
     env: dict[str, Type] = dict(columns) if columns is not None else dict(declared or DEFAULT_COLUMNS)
     initial = dict(env)
+    cols_loc = _locate_field(doc, "columns")
+    for i, name in enumerate(declared):  # a declared name that only looks like a column of the data or of `columns:`
+        others = {n: t for n, t in (list(initial.items()) if columns is not None else list(declared.items())[:i]) if n != name}
+        if name not in initial or columns is None:
+            c.look_alike(name, others, cols_loc, 0, 0, None)
     body = c.steps(doc.steps, env, in_where=False)
     if doc.fields.get("__n_steps") == 0 and "steps" in doc.field_locs:
         loc = _locate_field(doc, "steps")
@@ -472,8 +525,10 @@ def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type
     loc = _locate_field(doc, "require") if "require" in doc.fields else Locator(1, 1)
     for name in require:
         if name not in initial:
+            real = [n for n in initial if skeleton(n) == skeleton(name)]
+            hints = [f"`{name}` looks like `{real[0]}` but is another name ({_odd_chars(name if not name.isascii() else real[0])})"] if real else []
             c.diags.append(Diagnostic("unknown-column", f"required column `{name}` is not in the input", loc.line, loc.col, None,
-                                      Severity.ERROR, ["available columns: " + ", ".join(initial)], None, file))
+                                      Severity.ERROR, hints + ["available columns: " + ", ".join(initial)], None, file))
         elif body is not None and name not in env:
             c.error("lost-required-column", f"the output loses required column `{name}`", *_where_written(c, name, loc),
                     ["remove the step that drops it, or take it out of `require:`"])
