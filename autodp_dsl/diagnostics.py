@@ -60,7 +60,6 @@ CODES: dict[str, str] = {
     "confusable-column": "a column name that looks like another column's name but is a different string",
     "unreadable-file": "the file cannot be read (missing, a folder, no permission)",
     "invalid-encoding": "the file is not UTF-8 text",
-    "formatting-refused": "fmt would lose something of the file (its comments), so it leaves it as it is",
 }
 
 

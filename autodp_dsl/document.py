@@ -71,6 +71,8 @@ class RawStep:
     loc: Locator
     path: str  # "3", "5.2"
     children: list[RawStep] = field(default_factory=list)
+    line: int = 0  # where the step starts in the file (fmt keeps comments next to it)
+    do_line: int = 0  # a `where:` step's `do:` key
 
 
 @dataclass(slots=True)
@@ -135,7 +137,7 @@ def _load_steps(seq: yaml.Node, prefix: str, lines: list[str], diags: list[Diagn
             if not text.strip():
                 diags.append(_diag("invalid-step", "empty step", item, path=path))
                 continue
-            steps.append(RawStep("call", text, _scalar_locator(item, lines), path))
+            steps.append(RawStep("call", text, _scalar_locator(item, lines), path, line=item.start_mark.line + 1))
         elif isinstance(item, yaml.MappingNode):
             keys = {k.value: (k, v) for k, v in item.value if isinstance(k, yaml.ScalarNode)}
             unknown = [k for k in keys if k not in STEP_KEYS]
@@ -154,7 +156,7 @@ def _load_steps(seq: yaml.Node, prefix: str, lines: list[str], diags: list[Diagn
                 if not isinstance(v, yaml.ScalarNode) or not str(v.value).strip():
                     diags.append(_diag("invalid-step", "`filter:` takes one boolean expression", v, path=path))
                     continue
-                steps.append(RawStep("filter", str(v.value), _scalar_locator(v, lines), path))
+                steps.append(RawStep("filter", str(v.value), _scalar_locator(v, lines), path, line=item.start_mark.line + 1))
             elif "where" in keys:
                 k, v = keys["where"]
                 if not isinstance(v, yaml.ScalarNode) or not str(v.value).strip():
@@ -169,7 +171,8 @@ def _load_steps(seq: yaml.Node, prefix: str, lines: list[str], diags: list[Diagn
                     budget.stopped = True
                     break
                 children = _load_steps(keys["do"][1], f"{path}.", lines, diags, budget, depth + 1)
-                steps.append(RawStep("where", str(v.value), _scalar_locator(v, lines), path, children))
+                steps.append(RawStep("where", str(v.value), _scalar_locator(v, lines), path, children, item.start_mark.line + 1,
+                                     keys["do"][0].start_mark.line + 1))
             else:
                 diags.append(_diag("invalid-step", "`do:` without `where:`", item, path=path))
         else:

@@ -9,15 +9,16 @@ Lossless means: every key and value of the file is in the output, read back equa
 not define (a misspelled ``stesp:``) are kept, after the known ones; literals keep their exact
 value (a number too large for a float keeps its spelling); parentheses are written wherever
 precedence or a non-associative comparison needs them; strings that YAML would fold or reject
-are written as escaped double-quoted scalars. What it cannot keep, it refuses to format, with a
-diagnostic: a file with comments (``formatting-refused``), duplicate keys, anything that does not
-parse.
+are written as escaped double-quoted scalars; comments stay next to the key or step they were
+next to. What it cannot keep (duplicate keys, anything that does not parse, a document over the
+bounds), it refuses to format, with a diagnostic.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import re
 
 import yaml
 
@@ -30,7 +31,8 @@ __all__ = ["format_source", "strategy_to_text", "ast_text"]
 
 _PREC = ir._PREC
 # a refusal to format, rather than a silent loss
-_REFUSE = ("yaml-syntax", "invalid-document", "invalid-step", "duplicate-key", "limit-exceeded", "formatting-refused")
+_REFUSE = ("yaml-syntax", "invalid-document", "invalid-step", "duplicate-key", "limit-exceeded")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def ast_text(node, parent_prec: int = 0, source: str = "") -> str:
@@ -123,41 +125,50 @@ def _yaml_value(v) -> str:
 # ---------------------------------------------------------------- layout
 
 
-def _render(fields: dict, steps: list[tuple] | None, extra: list[str] = ()) -> str:
-    """``fields``: the known top-level keys present (a missing key stays missing); ``steps``: None
-    when the file has no `steps:`; ``extra``: the YAML text of keys .dp does not define."""
-    out = []
+def _render(fields: dict, steps: list[tuple] | None, extra: list[tuple[str, int | None]] = (), lines: dict | None = None) -> list[tuple[str, int | None]]:
+    """The canonical lines, each with the file line it comes from (None: made here), so that
+    comments can be put back next to what they were next to. ``fields``: the known top-level keys
+    present (a missing key stays missing); ``steps``: None when the file has no `steps:`;
+    ``extra``: the YAML text of keys .dp does not define; ``lines``: key -> file line."""
+    at = (lines or {}).get
+    out: list[tuple[str, int | None]] = []
     if "dp" in fields:
-        out.append(f"dp: {_yaml_value(fields['dp'])}")
+        out.append((f"dp: {_yaml_value(fields['dp'])}", at("dp")))
     if fields.get("name") is not None:
-        out.append(f"name: {_yaml_str(str(fields['name']))}")
+        out.append((f"name: {_yaml_str(str(fields['name']))}", at("name")))
     if fields.get("description") is not None:
-        out.append(f"description: {_description(fields['description'])}")
+        out.append((f"description: {_description(fields['description'])}", at("description")))
     cols = fields.get("columns")
     if cols is not None:
-        out.append("columns:" if cols else "columns: {}")
-        out += [f"  {_yaml_value(k)}: {_yaml_value(v)}" for k, v in cols.items()]
+        out.append(("columns:" if cols else "columns: {}", at("columns")))
+        col_lines = at("columns.entries") or [None] * len(cols)
+        out += [(f"  {_yaml_value(k)}: {_yaml_value(v)}", line) for (k, v), line in zip(cols.items(), col_lines, strict=True)]
     req = fields.get("require")
     if req is not None:
-        out.append("require: [" + ", ".join(_yaml_str(str(r)) for r in req) + "]")
+        out.append(("require: [" + ", ".join(_yaml_str(str(r)) for r in req) + "]", at("require")))
 
     def emit(items, indent):
         pad = " " * indent
-        for item in items:
-            if item[0] == "call":
-                out.append(f"{pad}- {_yaml_str(item[1])}")
-            elif item[0] == "filter":
-                out.append(f"{pad}- filter: {_yaml_str(item[1])}")
+        for kind, text, line, *block in items:
+            if kind == "call":
+                out.append((f"{pad}- {_yaml_str(text)}", line))
+            elif kind == "filter":
+                out.append((f"{pad}- filter: {_yaml_str(text)}", line))
             else:
-                out.append(f"{pad}- where: {_yaml_str(item[1])}")
-                out.append(f"{pad}  do:" if item[2] else f"{pad}  do: []")
-                emit(item[2], indent + 4)
+                children, do_line = block
+                out.append((f"{pad}- where: {_yaml_str(text)}", line))
+                out.append((f"{pad}  do:" if children else f"{pad}  do: []", do_line))
+                emit(children, indent + 4)
 
     if steps is not None:
-        out.append("steps:" if steps else "steps: []")
+        out.append(("steps:" if steps else "steps: []", at("steps")))
         emit(steps, 2)
     out += extra
-    return "\n".join(out) + "\n"
+    return out
+
+
+def _text(lines: list[tuple[str, int | None]]) -> str:
+    return "\n".join(t for t, _ in lines) + "\n"
 
 
 def _raw_items(raws: list[RawStep], diags: list[Diagnostic], limits: Limits) -> list[tuple] | None:
@@ -174,43 +185,117 @@ def _raw_items(raws: list[RawStep], diags: list[Diagnostic], limits: Limits) -> 
             children = _raw_items(raw.children, diags, limits)
             if children is None:
                 return None
-            items.append(("where", text, children))
+            items.append(("where", text, raw.line or None, children, raw.do_line or None))
         else:
-            items.append((raw.kind, text))
+            items.append((raw.kind, text, raw.line or None))
     return items
 
 
-def _comments(source: str) -> list[tuple[int, int]]:
-    """(line, column) of every comment: a `#` outside every YAML token (a `#` inside a quoted or
-    plain scalar belongs to the token)."""
+# ---------------------------------------------------------------- comments
+
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks: libyaml counts lines by these
+
+
+def comments(source: str) -> list[tuple[int, bool, str]]:
+    """(line, trailing, text) of every comment: a `#` outside every YAML token (a `#` inside a
+    quoted or plain scalar belongs to the token), to the end of its line. ``trailing``: something
+    precedes it on its line."""
     if "#" not in source:
         return []
-    spans = [(t.start_mark.index, t.end_mark.index) for t in yaml.scan(source, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))]
-    starts = [s for s, _ in spans]
+    spans = [(t.start_mark.index, t.end_mark.index) for t in yaml.scan(source, Loader=_LOADER)]
+    starts = [a for a, _ in spans]
+    breaks = [m.start() for m in _BREAK.finditer(source)]
     found = []
     i = source.find("#")
     while i != -1:
         k = bisect.bisect_right(starts, i) - 1
-        if k < 0 or not spans[k][0] <= i < spans[k][1]:
-            line = source.count("\n", 0, i) + 1
-            found.append((line, i - source.rfind("\n", 0, i)))
-            i = source.find("\n", i)  # the rest of the line is the comment
-            if i == -1:
-                break
-        i = source.find("#", i + 1)
+        if k >= 0 and spans[k][0] <= i < spans[k][1]:
+            i = source.find("#", i + 1)
+            continue
+        n = bisect.bisect_left(breaks, i)  # breaks before the `#`
+        line_start = breaks[n - 1] + 1 if n else 0
+        if n and source[breaks[n - 1]] == "\r" and source.startswith("\r\n", breaks[n - 1]):
+            line_start += 1
+        end = breaks[n] if n < len(breaks) else len(source)
+        found.append((n + 1, bool(source[line_start:i].strip()), source[i:end].rstrip()))
+        i = source.find("#", end)
     return found
 
 
-def _unknown_keys(root: yaml.MappingNode) -> list[str]:
-    """The YAML text of each top-level key .dp does not define, as it was read (styles kept)."""
+def _with_comments(out: list[tuple[str, int | None]], found: list[tuple[int, bool, str]],
+                   extents: list[tuple[int, int, int]] = ()) -> list[tuple[str, int | None]]:
+    """Put every comment back: a trailing one at the end of the line that now holds what its line
+    held, any other one before the next thing that followed it in the file (at its indentation),
+    the ones after everything at the end; one inside a kept unknown key (``extents``: its first and
+    last file line, its index in ``out``) before that key. Comments may move; none is lost."""
+    if not found:
+        return out
+    anchors = sorted((line, i) for i, (_, line) in enumerate(out) if line)
+    anchor_lines = [line for line, _ in anchors]
+    before: dict[int, list[str]] = {}
+    after: dict[int, str] = {}
+    tail: list[str] = []
+    for line, trailing, text in found:
+        inside = next((i for first, last, i in extents if first <= line <= last), None)
+        if inside is not None:
+            before.setdefault(inside, []).append(text)
+            continue
+        k = bisect.bisect_left(anchor_lines, line)
+        if trailing and k < len(anchors) and anchors[k][0] == line and "\n" not in out[anchors[k][1]][0] and anchors[k][1] not in after:
+            after[anchors[k][1]] = text
+        elif k < len(anchors):
+            before.setdefault(anchors[k][1], []).append(text)
+        else:
+            tail.append(text)
+    result: list[tuple[str, int | None]] = []
+    for i, (text, line) in enumerate(out):
+        indent = " " * (len(text) - len(text.lstrip(" ")))
+        result += [(indent + c, None) for c in before.get(i, ())]
+        result.append((f"{text}  {after[i]}" if i in after else text, line))
+    return result + [(c, None) for c in tail]
+
+
+# ---------------------------------------------------------------- the document
+
+
+def _last_line(node: yaml.Node) -> int:
+    """The file line of a value's last character. A block collection's end mark is the next token
+    (after any comments that follow it), so its last line is that of its last scalar or flow part."""
+    last, stack = 0, [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.ScalarNode) or getattr(n, "flow_style", False):
+            end = n.end_mark  # a block scalar's ends at column 0 of the line after it
+            last = max(last, end.line + (1 if end.column else 0))
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+        else:
+            stack.extend(x for pair in n.value for x in pair)
+    return last
+
+
+def _unknown_keys(root: yaml.MappingNode) -> list[tuple[str, int, int]]:
+    """The YAML text of each top-level key .dp does not define, as it was read (styles kept), with
+    its first and last line in the file."""
     out = []
     for k, v in root.value:
         if isinstance(k, yaml.ScalarNode) and k.value in TOP_LEVEL_KEYS:
             continue
         node = yaml.MappingNode("tag:yaml.org,2002:map", [(k, v)], flow_style=False)
         text = yaml.serialize(node, Dumper=yaml.SafeDumper, allow_unicode=True, width=1 << 30, explicit_start=False)
-        out.append(text.rstrip("\n").removesuffix("\n...").rstrip("\n"))
+        last = _last_line(v)
+        out.append((text.rstrip("\n").removesuffix("\n...").rstrip("\n"), k.start_mark.line + 1, last))
     return out
+
+
+def _key_lines(root: yaml.MappingNode, fields: dict) -> dict:
+    lines: dict = {}
+    for k, v in root.value:
+        if isinstance(k, yaml.ScalarNode) and k.value in TOP_LEVEL_KEYS:
+            lines[k.value] = k.start_mark.line + 1
+            if k.value == "columns" and isinstance(v, yaml.MappingNode) and len(v.value) == len(fields.get("columns") or ()):
+                lines["columns.entries"] = [ck.start_mark.line + 1 for ck, _ in v.value]
+    return lines
 
 
 def format_source(source: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str | None, list[Diagnostic]]:
@@ -220,29 +305,27 @@ def format_source(source: str, limits: Limits = DEFAULT_LIMITS) -> tuple[str | N
     doc = load_document(source, diags, limits)
     if doc is None or any(d.code in _REFUSE for d in diags):
         return None, [d for d in diags if d.severity == Severity.ERROR]
-    comments = _comments(source)
-    if comments:
-        line, col = comments[0]
-        return None, [Diagnostic("formatting-refused", f"the file has {len(comments)} comment{'s' * (len(comments) != 1)}, "
-                                 "which the canonical layout does not keep", line, col, None, Severity.ERROR,
-                                 ["move what they say into `description:`, or keep the file as it is"])]
     items = _raw_items(doc.steps, diags, limits)
     if items is None:
         return None, diags
     fields = {k: v for k, v in doc.fields.items() if not k.startswith("__")}
     steps = items if "steps" in doc.field_locs else None
-    return _render(fields, steps, _unknown_keys(doc.root)), []
+    extra = _unknown_keys(doc.root)
+    out = _render(fields, steps, [(text, first) for text, first, _ in extra], _key_lines(doc.root, fields))
+    base = len(out) - len(extra)
+    extents = [(first, last, base + i) for i, (_, first, last) in enumerate(extra)]
+    return _text(_with_comments(out, comments(source), extents)), []
 
 
 def _ir_items(steps) -> list[tuple]:
     items = []
     for s in steps:
         if isinstance(s, ir.Where):
-            items.append(("where", ir.expr_text(s.predicate), _ir_items(s.steps)))
+            items.append(("where", ir.expr_text(s.predicate), None, _ir_items(s.steps), None))
         elif isinstance(s, ir.Filter):
-            items.append(("filter", ir.expr_text(s.predicate)))
+            items.append(("filter", ir.expr_text(s.predicate), None))
         else:
-            items.append(("call", ir.step_text(s)))
+            items.append(("call", ir.step_text(s), None))
     return items
 
 
@@ -250,4 +333,4 @@ def strategy_to_text(s: ir.Strategy) -> str:
     """The .dp text of a strategy (canonical layout)."""
     fields = {"dp": s.dp, "name": s.name, "description": s.description or None, "columns": {n: str(t) for n, t in s.columns} or None,
               "require": list(s.require) or None}
-    return _render(fields, _ir_items(s.steps))
+    return _text(_render(fields, _ir_items(s.steps)))

@@ -10,6 +10,7 @@ from hypothesis import example, given, settings
 
 from autodp_dsl import compile_text, format_source, optimize, strategy_to_text
 from autodp_dsl.lower import lower_strategy
+from autodp_dsl.fmt import comments
 from autodp_dsl.syntax import parse_expr, parse_step
 
 from .gen import _KNOWN, frame, messy_document, strategy_text
@@ -107,3 +108,4 @@ def test_fmt_never_loses_a_key_or_a_value(src):
             assert after[key] == before[key], key
     assert _steps(after["steps"]) == _steps(before["steps"])
     assert sorted(d.code for d in compile_text(out).diagnostics) == sorted(d.code for d in compile_text(src).diagnostics)
+    assert sorted(c[2] for c in comments(out)) == sorted(c[2] for c in comments(src))
