@@ -85,6 +85,7 @@ class _Checker:
         self.diags: list[Diagnostic] = []
         self.written: dict[str, tuple] = {}  # column -> where a step last assigned or removed it
         self.look_alikes: set[tuple[str, str]] = set()  # (name, other) pairs already reported
+        self.non_ascii = False  # some input column has a non-ASCII name (steps only add ASCII names)
 
     # ---------------------------------------------------------------- reporting
     def error(self, code: str, message: str, loc: Locator, start: int, end: int, hints=(), path=None, severity=Severity.ERROR):
@@ -96,7 +97,7 @@ class _Checker:
     def look_alike(self, name: str, env: dict[str, Type], loc: Locator, start: int, end: int, path: str) -> str | None:
         """Warn once when ``name`` looks like another column's name (Cyrillic `о` for Latin `o`,
         NFD for NFC): the step would silently work on the wrong column. Returns that column."""
-        if name.isascii() and all(n.isascii() for n in env):
+        if name.isascii() and not self.non_ascii:
             return None
         sk = skeleton(name)
         for other in env:
@@ -112,7 +113,7 @@ class _Checker:
     def expr(self, node, env: dict[str, Type], loc: Locator, path: str) -> ir.Expr | None:
         match node:
             case ALit(value=v):
-                if not self.literal_in_range(v, node, loc, path):
+                if type(v) is not str and not self.literal_in_range(v, node, loc, path):
                     return None
                 t = BOOL if isinstance(v, bool) else INT if isinstance(v, int) else FLOAT if isinstance(v, float) else STR
                 return ir.Lit(v, t)
@@ -133,7 +134,7 @@ class _Checker:
                 return ir.ListLit(tuple(typed), list_of(item))
             case ACol(name=name):
                 if name not in env:
-                    if not name.isascii() or not all(n.isascii() for n in env):
+                    if not name.isascii() or self.non_ascii:
                         real = [n for n in env if skeleton(n) == skeleton(name)]
                         if real:
                             self.error("unknown-column", f"unknown column `{name}`: it looks like `{real[0]}` but is another name ({_odd_chars(name)})",
@@ -143,7 +144,8 @@ class _Checker:
                     hints.append("available columns: " + (", ".join(env) or "(none)"))
                     self.error("unknown-column", f"unknown column `{name}`", loc, node.start, node.end, hints, path)
                     return None
-                self.look_alike(name, env, loc, node.start, node.end, path)
+                if self.non_ascii or not name.isascii():
+                    self.look_alike(name, env, loc, node.start, node.end, path)
                 return ir.Col(name, env[name])
             case ACall():
                 return self.signal_call(node, env, loc, path)
@@ -512,6 +514,7 @@ def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type
                                       ["types: str, int, float, bool, list[str], list[int], list[float]"], None, file))
     env: dict[str, Type] = dict(columns) if columns is not None else dict(declared or DEFAULT_COLUMNS)
     initial = dict(env)
+    c.non_ascii = not all(n.isascii() for n in (*env, *declared))
     cols_loc = _locate_field(doc, "columns")
     for i, name in enumerate(declared):  # a declared name that only looks like a column of the data or of `columns:`
         others = {n: t for n, t in (list(initial.items()) if columns is not None else list(declared.items())[:i]) if n != name}

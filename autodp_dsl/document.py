@@ -188,6 +188,34 @@ def _children(node: yaml.Node):
     return ()
 
 
+def _duplicate_keys(node: yaml.MappingNode, diags: list[Diagnostic]) -> None:
+    keys = [(k.tag, k.value) for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+    if len(set(keys)) == len(keys):
+        return
+    seen: dict[tuple, yaml.Node] = {}
+    for k, _ in node.value:
+        if isinstance(k, yaml.ScalarNode):
+            key = (k.tag, k.value)
+            if key in seen:
+                first = seen[key].start_mark
+                diags.append(_diag("duplicate-key", f"duplicate key `{k.value}` (first at line {first.line + 1})", k,
+                                   ["YAML keeps only one of them: remove or rename one"]))
+            else:
+                seen[key] = k
+
+
+def _check_tree(root: yaml.Node, diags: list[Diagnostic]) -> None:
+    """Duplicate keys of a document without aliases (the usual case: a tree, nothing shared)."""
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            _duplicate_keys(n, diags)
+            stack.extend(x for pair in n.value for x in pair if not isinstance(x, yaml.ScalarNode))
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(x for x in n.value if not isinstance(x, yaml.ScalarNode))
+
+
 def _check_graph(root: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bool:
     """Duplicate keys at every level, recursive aliases and alias expansion, in one pass over the
     composed nodes (aliases are shared nodes there, not copies). False when the document must not
@@ -214,16 +242,7 @@ def _check_graph(root: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bo
         nodes[i] = node
         stack.append((node, True))
         if isinstance(node, yaml.MappingNode):
-            seen: dict[tuple, yaml.Node] = {}
-            for k, _ in node.value:
-                if isinstance(k, yaml.ScalarNode):
-                    key = (k.tag, k.value)
-                    if key in seen:
-                        first = seen[key].start_mark
-                        diags.append(_diag("duplicate-key", f"duplicate key `{k.value}` (first at line {first.line + 1})", k,
-                                           ["YAML keeps only one of them: remove or rename one"]))
-                    else:
-                        seen[key] = k
+            _duplicate_keys(node, diags)
         for c in kids:
             ci = id(c)
             refs[ci] = refs.get(ci, 0) + 1
@@ -289,7 +308,9 @@ def load_document(source: str, diags: list[Diagnostic], limits: Limits = DEFAULT
     if not isinstance(node, yaml.MappingNode):
         diags.append(_diag("invalid-document", "a .dp file must be a YAML mapping with `dp`, `name` and `steps`", node))
         return None
-    if not _check_graph(node, limits, diags):
+    if "&" not in source:  # no anchor, so no alias: a tree
+        _check_tree(node, diags)
+    elif not _check_graph(node, limits, diags):
         return None
     budget = _Budget(limits)
     lines = source.splitlines() or [""]
