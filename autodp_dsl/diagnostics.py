@@ -42,7 +42,7 @@ CODES: dict[str, str] = {
     "missing-parameter": "a required keyword parameter is absent",
     "duplicate-parameter": "the same keyword parameter given twice",
     "invalid-parameter-type": "a parameter value has the wrong type",
-    "out-of-range": "a parameter value is outside its allowed range",
+    "out-of-range": "a parameter or literal value is outside its allowed range (int64, finite floats)",
     "contradictory-bounds": "parameter bounds contradict each other (min > max)",
     "invalid-parameter": "a parameter value is invalid for another reason",
     "non-literal-parameter": "a keyword parameter must be a literal value",

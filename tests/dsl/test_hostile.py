@@ -286,6 +286,17 @@ def test_regex_parameters_are_judged_by_polars():
     assert codes(doc('clean.boilerplate_lines(output, patterns=["("])')) == ["invalid-parameter"]
 
 
+def test_a_pattern_that_lints_clean_runs():
+    import polars as pl
+
+    from autodp_dsl.lower import lower_strategy
+
+    r = compile_text(doc('clean.boilerplate_lines(output, patterns=["^\\\\p{Lu}+$"])'))
+    assert r.ok and not r.diagnostics
+    frame = pl.DataFrame({"instruction": ["q"], "input": [""], "output": ["HEADING\nbody text"]})
+    assert lower_strategy(r.strategy, frame.lazy()).collect()["output"].to_list() == ["body text"]
+
+
 PROBE = """
 import sys
 from autodp_dsl import compile_text
