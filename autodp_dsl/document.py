@@ -39,6 +39,7 @@ class Limits:
     alias_expansion: int = 10  # YAML aliases may expand the document to this many times its nodes
     steps: int = 500  # steps in all, those inside `where:` blocks included
     where_depth: int = 32  # `where:` blocks inside `where:` blocks
+    yaml_depth: int = 100  # YAML collections inside collections (32 `where:` levels are about 68)
     expr_depth: int = MAX_DEPTH  # nesting of an expression's tree (a chain of n `and` is n deep)
 
 
@@ -204,16 +205,27 @@ def _duplicate_keys(node: yaml.MappingNode, diags: list[Diagnostic]) -> None:
                 seen[key] = k
 
 
-def _check_tree(root: yaml.Node, diags: list[Diagnostic]) -> None:
-    """Duplicate keys of a document without aliases (the usual case: a tree, nothing shared)."""
-    stack = [root]
+def _too_deep(node: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bool:
+    # the YAML layer is read (and fmt writes unknown keys back) by recursive code: bound it here
+    diags.append(_diag("limit-exceeded", f"YAML collections nest more than {limits.yaml_depth} deep", node,
+                       ["a .dp document is a few levels deep: flatten the value"]))
+    return False
+
+
+def _check_tree(root: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bool:
+    """Duplicate keys and nesting of a document without aliases (the usual case: a tree, nothing
+    shared). False when the document must not be read further."""
+    stack = [(root, 1)]
     while stack:
-        n = stack.pop()
+        n, depth = stack.pop()
+        if depth > limits.yaml_depth:
+            return _too_deep(n, limits, diags)
         if isinstance(n, yaml.MappingNode):
             _duplicate_keys(n, diags)
-            stack.extend(x for pair in n.value for x in pair if not isinstance(x, yaml.ScalarNode))
+            stack.extend((x, depth + 1) for pair in n.value for x in pair if not isinstance(x, yaml.ScalarNode))
         elif isinstance(n, yaml.SequenceNode):
-            stack.extend(x for x in n.value if not isinstance(x, yaml.ScalarNode))
+            stack.extend((x, depth + 1) for x in n.value if not isinstance(x, yaml.ScalarNode))
+    return True
 
 
 def _check_graph(root: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bool:
@@ -239,6 +251,8 @@ def _check_graph(root: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bo
             diags.append(_diag("limit-exceeded", "a YAML alias refers to a node that contains it (a recursive alias)", node))
             return False
         on_path.add(i)
+        if len(on_path) > limits.yaml_depth:
+            return _too_deep(node, limits, diags)
         nodes[i] = node
         stack.append((node, True))
         if isinstance(node, yaml.MappingNode):
@@ -308,9 +322,7 @@ def load_document(source: str, diags: list[Diagnostic], limits: Limits = DEFAULT
     if not isinstance(node, yaml.MappingNode):
         diags.append(_diag("invalid-document", "a .dp file must be a YAML mapping with `dp`, `name` and `steps`", node))
         return None
-    if "&" not in source:  # no anchor, so no alias: a tree
-        _check_tree(node, diags)
-    elif not _check_graph(node, limits, diags):
+    if not (_check_tree(node, limits, diags) if "&" not in source else _check_graph(node, limits, diags)):  # no anchor: no alias
         return None
     budget = _Budget(limits)
     lines = source.splitlines() or [""]

@@ -226,10 +226,20 @@ def _nested_where(depth: int) -> str:
 
 def test_where_nesting_is_bounded():
     assert codes(_nested_where(32)) == []
-    for depth in (33, 300):
-        ds = diags(_nested_where(depth))
-        assert [d.code for d in ds] == ["limit-exceeded"] and ds[0].line == 4 + 2 * 32
+    ds = diags(_nested_where(33))
+    assert [d.code for d in ds] == ["limit-exceeded"] and ds[0].line == 4 + 2 * 32 and "`where:` blocks nest" in ds[0].message
+    ds = diags(_nested_where(300))  # deeper than the YAML bound itself: stopped before the steps are read
+    assert [d.code for d in ds] == ["limit-exceeded"] and 4 + 2 * 32 < ds[0].line < 4 + 2 * 300
+    assert format_source(_nested_where(300))[0] is None
     assert codes(_nested_where(3), limits=Limits(where_depth=2)) == ["limit-exceeded"]
+
+
+@pytest.mark.parametrize("key", ["columns:", "require:", "description:", "stesp:", "x: &a"])
+def test_yaml_nesting_is_bounded_for_every_key(key):
+    src = HEAD + f"{key} " + "[" * 900 + "]" * 900 + "\nsteps:\n  - clean.html(output)\n"
+    ds = diags(src)
+    assert [d.code for d in ds] == ["limit-exceeded"] and ds[0].line == 3 and "nest more than 100" in ds[0].message
+    assert format_source(src)[0] is None
 
 
 @pytest.mark.parametrize("term, joiner", [("words(output) > 1", " and "), ("words(output)", " + "), ("chars(output) > 2", " or ")])
