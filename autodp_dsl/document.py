@@ -366,6 +366,13 @@ def load_document(source: str, diags: list[Diagnostic], limits: Limits = DEFAULT
         diags.append(_diag("invalid-document", "`columns` must map column names to types", fields.get("__node_columns"),
                            ["e.g. `columns: {instruction: str, output: str, score: float}`"]))
         fields.pop("columns")
+    elif "columns" in fields:
+        # `yes:` is the boolean true in YAML, and `1:` would then be the same Python key: names are strings
+        for k, _ in fields["__node_columns"].value:
+            if not (isinstance(k, yaml.ScalarNode) and k.tag == "tag:yaml.org,2002:str"):
+                diags.append(_diag("invalid-document", f"column name `{getattr(k, 'value', k)}` is not a string in YAML", k,
+                                   [f"quote it: `'{getattr(k, 'value', '')}': ...`"]))
+                fields.pop("columns", None)
     if "require" in fields and not (isinstance(fields["require"], list) and all(isinstance(c, str) for c in fields["require"])):
         diags.append(_diag("invalid-document", "`require` must be a list of column names", fields.get("__node_require")))
         fields.pop("require")

@@ -135,6 +135,15 @@ def test_fmt_writes_string_literals_that_survive_yaml(lit):
     same_ir(src, out)
 
 
+def test_column_names_that_yaml_reads_as_other_types_are_errors_not_merged():
+    # `yes` is true and `1` is 1 in YAML; as Python keys true == 1, so one column silently vanished
+    src = HEAD + "columns: {yes: str, output: str, 1: int}\nsteps:\n  - filter: words(output) > 1\n"
+    assert codes(src) == ["invalid-document", "invalid-document"]
+    assert format_source(src)[0] is None
+    quoted = src.replace("yes:", "'yes':").replace("1:", "'1':")
+    assert codes(quoted) == [] and yaml.safe_load(fmt(quoted))["columns"] == {"yes": "str", "output": "str", "1": "int"}
+
+
 # ---------------------------------------------------------------- duplicate keys
 
 
