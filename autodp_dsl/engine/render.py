@@ -25,8 +25,8 @@ def load_strategy(path: str | Path, columns=None) -> ir.Strategy:
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
             return ir.Strategy.from_json(data)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise StrategyError(f"{p}: not a strategy IR file ({e})") from e
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: nested too deep
+            raise StrategyError(f"{p}: not a strategy IR file ({type(e).__name__ if isinstance(e, RecursionError) else e})") from e
     from ..compiler import compile_file
 
     r = compile_file(p, columns)
