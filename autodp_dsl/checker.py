@@ -117,7 +117,7 @@ class _Checker:
                     return None
                 t = BOOL if isinstance(v, bool) else INT if isinstance(v, int) else FLOAT if isinstance(v, float) else STR
                 return ir.Lit(v, t)
-            case AUn(op="-", operand=ALit(value=v) as lit) if isinstance(v, int | float) and not isinstance(v, bool):
+            case AUn(op="-", operand=ALit(value=v)) if isinstance(v, int | float) and not isinstance(v, bool):
                 # -3 is a literal, not an operation (and -9223372036854775808 is in range)
                 if not self.literal_in_range(-v, node, loc, path):
                     return None

@@ -5,7 +5,9 @@ first given to a small recursive-descent parser (``descent``) that builds the sa
 usual spellings several times faster and without importing Lark; whatever it is not sure of, every
 syntax error included, goes to Lark, so trees and ``SyntaxProblem`` messages are Lark's. Positions
 in the AST are offsets into the step string (0-based start, exclusive end); the document loader
-maps them to file lines and columns.
+maps them to file lines and columns. A tree deeper than ``max_depth`` (a chain of 1,000 `and`) is a
+``SyntaxProblem`` with code ``limit-exceeded``, judged without recursion, so that no later stage
+(all recursive) meets it.
 """
 
 from __future__ import annotations

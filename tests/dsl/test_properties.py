@@ -9,11 +9,11 @@ import yaml
 from hypothesis import example, given, settings
 
 from autodp_dsl import compile_text, format_source, optimize, strategy_to_text
-from autodp_dsl.lower import lower_strategy
 from autodp_dsl.fmt import comments
+from autodp_dsl.lower import lower_strategy
 from autodp_dsl.syntax import parse_expr, parse_step
 
-from .gen import _KNOWN, frame, messy_document, strategy_text
+from .gen import frame, messy_document, strategy_text
 
 
 @given(strategy_text())
