@@ -52,14 +52,13 @@ def _kids(node) -> tuple:
 
 
 def _check_depth(root, max_depth: int) -> None:
-    """Raise ``SyntaxProblem`` (code ``limit-exceeded``) at the first node deeper than ``max_depth``;
-    iterative, so a tree of any depth is judged without recursion."""
+    """Raise ``SyntaxProblem`` (code ``limit-exceeded``, spanning the whole expression) when the
+    tree is deeper than ``max_depth``; iterative, so a tree of any depth is judged without recursion."""
     stack = [(root, 1)]
     while stack:
         node, d = stack.pop()
         if d > max_depth:
-            raise SyntaxProblem(f"the expression nests more than {max_depth} deep", node.start, node.end,
-                                code="limit-exceeded")
+            raise SyntaxProblem(f"the expression nests more than {max_depth} deep", root.start, root.end, code="limit-exceeded")
         stack.extend((k, d + 1) for k in _kids(node))
 
 

@@ -257,6 +257,7 @@ def test_long_expressions_give_a_diagnostic_not_a_recursion_error(term, joiner):
     step = f"filter: {expr}" if "+" not in joiner else f"x = {expr}"
     ds = diags(doc(step))
     assert [d.code for d in ds] == ["limit-exceeded"] and ds[0].line == 4
+    assert ds[0].column == (13 if step.startswith("filter") else 5)  # the whole expression (or step)
     assert format_source(doc(step))[0] is None
     # within the bound (or with a higher one) the same shape compiles
     assert compile_text(doc(step.replace(expr, joiner.join([term] * 60)))).ok
