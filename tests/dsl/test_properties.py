@@ -13,7 +13,7 @@ from autodp_dsl.fmt import comments
 from autodp_dsl.lower import lower_strategy
 from autodp_dsl.syntax import parse_expr, parse_step
 
-from .gen import frame, messy_document, strategy_text
+from .gen import _TEXT, frame, messy_document, strategy_text
 
 
 @given(strategy_text())
@@ -109,3 +109,10 @@ def test_fmt_never_loses_a_key_or_a_value(src):
     assert _steps(after["steps"]) == _steps(before["steps"])
     assert sorted(d.code for d in compile_text(out).diagnostics) == sorted(d.code for d in compile_text(src).diagnostics)
     assert sorted(c[2] for c in comments(out)) == sorted(c[2] for c in comments(src))
+
+
+@_BUDGET
+@given(strategy_text(), _TEXT.filter(str.strip), _TEXT)
+def test_strategy_to_text_keeps_any_name_and_description(src, name, description):
+    s = compile_text(src).strategy.replace(name=name, description=description)
+    assert compile_text(strategy_to_text(s)).strategy == s
