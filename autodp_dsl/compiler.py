@@ -14,7 +14,7 @@ from . import ir
 from .catalog import OpKind, Registry, registry
 from .checker import check_document
 from .diagnostics import Diagnostic, Severity, has_errors
-from .document import DEFAULT_LIMITS, Limits, load_document
+from .document import DEFAULT_LIMITS, Limits, load_document, position
 from .optimizer import canonicalize, optimize
 from .types import Type
 
@@ -79,9 +79,8 @@ def read_source(path: str | Path) -> tuple[str | None, list[Diagnostic]]:
     try:
         return raw.decode("utf-8"), []
     except UnicodeDecodeError as e:
-        before = raw[: e.start]
-        line = before.count(b"\n") + 1
-        col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        before = raw[: e.start].decode("utf-8")  # the valid part
+        line, col = position(before, len(before))
         bad = raw[e.start : e.end].hex(" ")
         return None, [Diagnostic("invalid-encoding", f"the file is not UTF-8 text: byte{'s' * (e.end - e.start > 1)} {bad} cannot be decoded",
                                  line, col, col + 1, file=str(p), hints=["save the file as UTF-8"])]

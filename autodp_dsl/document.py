@@ -16,7 +16,7 @@ import yaml
 from .diagnostics import Diagnostic, Severity
 from .syntax import MAX_DEPTH
 
-__all__ = ["Limits", "DEFAULT_LIMITS", "Locator", "RawStep", "RawDocument", "load_document", "TOP_LEVEL_KEYS"]
+__all__ = ["Limits", "DEFAULT_LIMITS", "Locator", "RawStep", "RawDocument", "load_document", "position", "TOP_LEVEL_KEYS"]
 
 # libyaml's loader when present (about 10x faster); it reports the same marks
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -272,15 +272,24 @@ def _check_graph(root: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bo
     return True
 
 
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks: its marks count lines by these
+
+
+def position(source: str, at: int) -> tuple[int, int]:
+    """1-based (line, column) of character ``at``, counted as YAML counts them."""
+    line, start = 1, 0
+    for m in _BREAK.finditer(source, 0, at):
+        line, start = line + 1, m.end()
+    return line, at - start + 1
+
+
 def _size_problem(source: str, limits: Limits, diags: list[Diagnostic]) -> bool:
     if len(source) <= limits.document_bytes // 4:  # a UTF-8 character is at most 4 bytes
         return False
     data = source.encode("utf-8", "surrogatepass")
     if len(data) <= limits.document_bytes:
         return False
-    at = len(data[: limits.document_bytes].decode("utf-8", "ignore"))
-    line = source.count("\n", 0, at) + 1
-    col = at - (source.rfind("\n", 0, at) + 1) + 1
+    line, col = position(source, len(data[: limits.document_bytes].decode("utf-8", "ignore")))
     diags.append(Diagnostic("limit-exceeded", f"the document is {len(data)} bytes, more than the {limits.document_bytes} allowed",
                             line, col, None, Severity.ERROR, ["a strategy is a short list of steps; split the file"]))
     return True
@@ -292,9 +301,7 @@ def _reader_problem(source: str, e: yaml.YAMLError, diags: list[Diagnostic]) -> 
     if m is None:
         diags.append(Diagnostic("yaml-syntax", f"invalid YAML: {str(e).strip()}", 1, 1))
         return
-    at = m.start()
-    line = source.count("\n", 0, at) + 1
-    col = at - (source.rfind("\n", 0, at) + 1) + 1
+    line, col = position(source, m.start())
     diags.append(Diagnostic("yaml-syntax", f"invalid YAML: the control character U+{ord(m.group()):04X} is not allowed", line, col, col + 1,
                             Severity.ERROR, ['write it as an escape inside a double-quoted string, e.g. "\\t"']))
 
