@@ -272,13 +272,13 @@ def _check_graph(root: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bo
     return True
 
 
-_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks: its marks count lines by these
+LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks: its marks count lines by these
 
 
 def position(source: str, at: int) -> tuple[int, int]:
     """1-based (line, column) of character ``at``, counted as YAML counts them."""
     line, start = 1, 0
-    for m in _BREAK.finditer(source, 0, at):
+    for m in LINE_BREAK.finditer(source, 0, at):
         line, start = line + 1, m.end()
     return line, at - start + 1
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 
 import yaml
 
 from . import ir
 from .diagnostics import Diagnostic, Severity
-from .document import DEFAULT_LIMITS, TOP_LEVEL_KEYS, Limits, RawStep, load_document
+from .document import DEFAULT_LIMITS, LINE_BREAK, TOP_LEVEL_KEYS, Limits, RawStep, load_document
 from .syntax import AAssign, ABin, ACall, ACol, AList, ALit, AUn, SyntaxProblem, parse_expr, parse_step
 
 __all__ = ["format_source", "strategy_to_text", "ast_text"]
@@ -193,8 +192,6 @@ def _raw_items(raws: list[RawStep], diags: list[Diagnostic], limits: Limits) -> 
 
 # ---------------------------------------------------------------- comments
 
-_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks: libyaml counts lines by these
-
 
 def comments(source: str) -> list[tuple[int, bool, str]]:
     """(line, trailing, text) of every comment: a `#` outside every YAML token (a `#` inside a
@@ -204,7 +201,7 @@ def comments(source: str) -> list[tuple[int, bool, str]]:
         return []
     spans = [(t.start_mark.index, t.end_mark.index) for t in yaml.scan(source, Loader=_LOADER)]
     starts = [a for a, _ in spans]
-    breaks = [m.start() for m in _BREAK.finditer(source)]
+    breaks = [m.start() for m in LINE_BREAK.finditer(source)]
     found = []
     i = source.find("#")
     while i != -1:
