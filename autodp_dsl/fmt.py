@@ -84,11 +84,13 @@ def _double_quoted(s: str) -> str:
     return out.rstrip("\n").removesuffix("\n...").rstrip("\n")
 
 
-def _yaml_str(s: str) -> str:
+def _yaml_str(s: str, flow: bool = False) -> str:
     """``s`` as a YAML scalar that reads back as exactly ``s``: plain when that is safe, else
-    single-quoted, else (line breaks, control or odd characters) double-quoted with escapes."""
+    single-quoted, else (line breaks, control or odd characters) double-quoted with escapes.
+    ``flow``: an item of a ``[...]`` list, where `,` `[` `]` `{` `}` end a plain scalar."""
     if _yaml_printable(s):
-        if s and s == s.strip() and not s.startswith(_PLAIN_UNSAFE_START) and ": " not in s and " #" not in s and not s.endswith(":"):
+        plain_ok = not (flow and any(c in s for c in ",[]{}"))
+        if plain_ok and s and s == s.strip() and not s.startswith(_PLAIN_UNSAFE_START) and ": " not in s and " #" not in s and not s.endswith(":"):
             try:
                 if yaml.safe_load(s) == s:
                     return s
@@ -144,7 +146,7 @@ def _render(fields: dict, steps: list[tuple] | None, extra: list[tuple[str, int 
         out += [(f"  {_yaml_value(k)}: {_yaml_value(v)}", line) for (k, v), line in zip(cols.items(), col_lines, strict=True)]
     req = fields.get("require")
     if req is not None:
-        out.append(("require: [" + ", ".join(_yaml_str(str(r)) for r in req) + "]", at("require")))
+        out.append(("require: [" + ", ".join(_yaml_str(str(r), flow=True) for r in req) + "]", at("require")))
 
     def emit(items, indent):
         pad = " " * indent

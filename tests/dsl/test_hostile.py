@@ -144,6 +144,14 @@ def test_column_names_that_yaml_reads_as_other_types_are_errors_not_merged():
     assert codes(quoted) == [] and yaml.safe_load(fmt(quoted))["columns"] == {"yes": "str", "output": "str", "1": "int"}
 
 
+def test_fmt_quotes_list_items_that_flow_syntax_would_split():
+    src = HEAD + 'require: ["a,b", "c]", "{d}", output]\ncolumns: {"a,b": str, "c]": str, "{d}": str, output: str, instruction: str}\n' \
+        "steps:\n  - clean.html(output)\n"
+    out = fmt(src)
+    assert yaml.safe_load(out)["require"] == ["a,b", "c]", "{d}", "output"]
+    assert list(yaml.safe_load(out)["columns"]) == ["a,b", "c]", "{d}", "output", "instruction"]
+
+
 # ---------------------------------------------------------------- duplicate keys
 
 
