@@ -87,12 +87,11 @@ def _double_quoted(s: str) -> str:
 def _yaml_str(s: str, flow: bool = False) -> str:
     """``s`` as a YAML scalar that reads back as exactly ``s``: plain when that is safe, else
     single-quoted, else (line breaks, control or odd characters) double-quoted with escapes.
-    ``flow``: an item of a ``[...]`` list, where `,` `[` `]` `{` `}` end a plain scalar."""
+    ``flow``: an item of a ``[...]`` list, where more characters end a plain scalar."""
     if _yaml_printable(s):
-        plain_ok = not (flow and any(c in s for c in ",[]{}"))
-        if plain_ok and s and s == s.strip() and not s.startswith(_PLAIN_UNSAFE_START) and ": " not in s and " #" not in s and not s.endswith(":"):
-            try:
-                if yaml.safe_load(s) == s:
+        if s and s == s.strip() and not s.startswith(_PLAIN_UNSAFE_START) and ": " not in s and " #" not in s and not s.endswith(":"):
+            try:  # plain only where it reads back as itself, in the context it is written in
+                if (yaml.safe_load(f"[{s}]") == [s]) if flow else (yaml.safe_load(s) == s):
                     return s
             except yaml.YAMLError:
                 pass

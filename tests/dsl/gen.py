@@ -129,6 +129,13 @@ def messy_document(draw) -> str:
         style = draw(st.sampled_from([None, '"', "'", "|", ">"]))
         desc = yaml.safe_dump({"description": draw(_TEXT)}, default_style=style, allow_unicode=draw(st.booleans()), width=1 << 20)
         head = head.replace("name: gen\n", "name: gen\n" + desc.replace("'description'", "description").replace('"description"', "description"))
+    for name in draw(st.lists(_TEXT.filter(str.strip), max_size=2)):  # odd column names, declared and required
+        entry = yaml.safe_dump({name: "str"}, width=1 << 20)
+        head = head.replace("columns:\n", "columns:\n" + "".join("  " + line for line in entry.splitlines(keepends=True)), 1)
+    if draw(st.booleans()):
+        required = draw(st.lists(_TEXT, max_size=3))
+        flow = yaml.safe_dump(required, default_flow_style=True, width=1 << 20).removesuffix("\n...\n")
+        head += f"require: {flow}" if draw(st.booleans()) else yaml.safe_dump({"require": required}, width=1 << 20)
     steps = steps.replace("steps:\n", f"steps:\n  - filter: words(output) > {draw(_LITERAL)}\n", 1)
     extras = draw(st.dictionaries(_KEY, _VALUE, max_size=3))
     extra = yaml.safe_dump(extras, default_flow_style=False, allow_unicode=draw(st.booleans()), width=1 << 20) if extras else ""
