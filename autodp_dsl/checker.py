@@ -113,7 +113,8 @@ class _Checker:
     def expr(self, node, env: dict[str, Type], loc: Locator, path: str) -> ir.Expr | None:
         match node:
             case ALit(value=v):
-                if type(v) is not str and not self.literal_in_range(v, node, loc, path):
+                if (type(v) is int and not _INT64[0] <= v <= _INT64[1]) or (type(v) is float and v - v != 0.0):
+                    self.literal_in_range(v, node, loc, path)  # reports it
                     return None
                 t = BOOL if isinstance(v, bool) else INT if isinstance(v, int) else FLOAT if isinstance(v, float) else STR
                 return ir.Lit(v, t)

@@ -190,6 +190,8 @@ def _children(node: yaml.Node):
 
 
 def _duplicate_keys(node: yaml.MappingNode, diags: list[Diagnostic]) -> None:
+    if len(node.value) < 2:
+        return
     keys = [(k.tag, k.value) for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
     if len(set(keys)) == len(keys):
         return
@@ -215,16 +217,24 @@ def _too_deep(node: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bool:
 def _check_tree(root: yaml.Node, limits: Limits, diags: list[Diagnostic]) -> bool:
     """Duplicate keys and nesting of a document without aliases (the usual case: a tree, nothing
     shared). False when the document must not be read further."""
+    scalar, mapping = yaml.ScalarNode, yaml.MappingNode
     stack = [(root, 1)]
     while stack:
         n, depth = stack.pop()
         if depth > limits.yaml_depth:
             return _too_deep(n, limits, diags)
-        if isinstance(n, yaml.MappingNode):
+        depth += 1
+        if type(n) is mapping:
             _duplicate_keys(n, diags)
-            stack.extend((x, depth + 1) for pair in n.value for x in pair if not isinstance(x, yaml.ScalarNode))
-        elif isinstance(n, yaml.SequenceNode):
-            stack.extend((x, depth + 1) for x in n.value if not isinstance(x, yaml.ScalarNode))
+            for k, v in n.value:
+                if type(k) is not scalar:
+                    stack.append((k, depth))
+                if type(v) is not scalar:
+                    stack.append((v, depth))
+        else:  # a sequence
+            for x in n.value:
+                if type(x) is not scalar:
+                    stack.append((x, depth))
     return True
 
 

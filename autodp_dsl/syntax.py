@@ -12,28 +12,24 @@ maps them to file lines and columns. A tree deeper than ``max_depth`` (a chain o
 
 from __future__ import annotations
 
-import re
-
 from . import descent
 from .nodes import AST, AAssign, ABin, ACall, ACol, AKwarg, AList, ALit, AUn, SyntaxProblem
 
 # the default bound on an expression's nesting (``document.Limits.expr_depth``): every later stage
 # (checker, optimizer, lowering) walks the tree recursively
 MAX_DEPTH = 64
-# every node with children is written with one of these: a tree has at most this many levels + 1
-_INNER_NODE = re.compile(r"[(\[=<>!+\-*/]|and|or|not")
 
 __all__ = ["AST", "ACol", "ALit", "AList", "ACall", "AKwarg", "ABin", "AUn", "AAssign", "SyntaxProblem", "parse_step", "parse_expr"]
 
 
 def _parse(text: str, start: str, max_depth: int):
     try:
-        node = descent.parse(text, start)
+        node, tokens = descent.parse_counted(text, start)
     except descent.Unsure:
         from . import lalr  # imported on the first step the fast parser declines
 
-        node = lalr.parse(text, start)
-    if len(text) >= max_depth and len(_INNER_NODE.findall(text)) >= max_depth:  # else it cannot be deeper
+        node, tokens = lalr.parse(text, start), len(text)  # a node holds at least one character
+    if tokens > max_depth:  # else the tree cannot be deeper: each node holds a token of its own
         _check_depth(node, max_depth)
     return node
 
