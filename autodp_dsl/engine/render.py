@@ -18,8 +18,10 @@ class StrategyError(Exception):
     """A strategy file that does not compile (the message is ready to print)."""
 
 
-def load_strategy(path: str | Path, columns=None) -> ir.Strategy:
-    """A ``.dp`` file (compiled against ``columns``), or IR JSON (``Strategy.to_json``)."""
+def load_strategy(path: str | Path, columns=None, warn=None) -> ir.Strategy:
+    """A ``.dp`` file (compiled against ``columns``), or IR JSON (``Strategy.to_json``).
+    ``warn``: called with the rendered warnings of a strategy that compiles (a look-alike column
+    name must not pass silently)."""
     p = Path(path)
     if p.suffix.lower() == ".json":
         try:
@@ -32,6 +34,8 @@ def load_strategy(path: str | Path, columns=None) -> ir.Strategy:
     r = compile_file(p, columns)
     if r.strategy is None or has_errors(r.diagnostics):
         raise StrategyError(render_all(r.diagnostics, r.source))
+    if warn is not None and r.diagnostics:
+        warn(render_all(r.diagnostics, r.source))
     return r.strategy
 
 

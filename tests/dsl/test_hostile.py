@@ -416,3 +416,13 @@ def test_fmt_check_exit_codes(tmp_path):
     assert r.returncode == 2 and "syntax-error" in r.stderr
     assert _cli("fmt", "--check", str(messy), str(broken)).returncode == 2
     assert _cli("fmt", "--check", str(tmp_path / "missing.dp")).returncode == 2
+
+
+def test_run_shows_a_look_alike_column_warning(tmp_path):
+    cyrillic = "\u043eutput"
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"instruction": "q", "output": "a b c", cyrillic: "x"}, ensure_ascii=False) + "\n" for _ in range(3)))
+    strategy = tmp_path / "s.dp"
+    strategy.write_text(doc(f"filter: words(`{cyrillic}`) > 0"))
+    r = _cli("run", str(strategy), str(data), "-o", str(tmp_path / "out.jsonl"), "--no-cache", "--quiet")
+    assert r.returncode == 0 and "confusable-column" in r.stderr and "looks like `output`" in r.stderr, r.stderr
