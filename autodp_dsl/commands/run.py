@@ -92,7 +92,7 @@ def run(args) -> int:
     except (DataError, OSError) as e:
         return _err(str(e))
     try:
-        strategy = load_strategy(args.strategy, columns)
+        strategy = load_strategy(args.strategy, columns, warn=lambda text: print(text, file=sys.stderr))
     except StrategyError as e:
         print(str(e), file=sys.stderr)
         return 2
