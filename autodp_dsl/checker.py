@@ -50,16 +50,44 @@ _SYNTAX_HINTS = {
 }
 
 
+# letters of other scripts drawn like Latin ones (the common part of Unicode's confusables table);
+# with NFKC (which also folds NFC/NFD forms and full-width letters) they give a name's "skeleton"
+_LOOK_ALIKE = str.maketrans(
+    "аАвВеЕкКмМнНоОрРсСтТуУхХіІјЈѕЅԁԛԝһӏɑαΑβΒεΕζΖηΗιΙκΚμΜνΝοΟρΡτΤυΥχΧ",
+    "aABBeEkKmMHHoOpPcCTTyYxXiIjJsSdqwhlaaABBeEZZnHiIkKuMvNoOpPtTuYxX",
+)
+
+
+def skeleton(name: str) -> str:
+    """What ``name`` looks like: equal skeletons, different names are look-alikes."""
+    if name.isascii():
+        return name
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", name).translate(_LOOK_ALIKE)
+
+
+def _odd_chars(name: str) -> str:
+    import unicodedata
+
+    odd = [f"U+{ord(c):04X} {unicodedata.name(c, '?')}" for c in name if not c.isascii()]
+    return ", ".join(odd[:3]) if odd else "the same letters in another Unicode form"
+
+
 def _did_you_mean(names: list[str]) -> list[str]:
     return [f"did you mean {' or '.join(f'`{n}`' for n in names)}?"] if names else []
 
 
 class _Checker:
-    def __init__(self, registry: Registry, file: str | None):
+    def __init__(self, registry: Registry, file: str | None, max_depth: int):
         self.reg = registry
         self.file = file
+        self.max_depth = max_depth
         self.diags: list[Diagnostic] = []
         self.written: dict[str, tuple] = {}  # column -> where a step last assigned or removed it
+        self.look_alikes: set[tuple[str, str]] = set()  # (name, other) pairs already reported
+        self.non_ascii = False  # some input column has a non-ASCII name (steps only add ASCII names)
+        self.trace = None  # trace(raw, columns, done): called before and after each step (the language server)
 
     # ---------------------------------------------------------------- reporting
     def error(self, code: str, message: str, loc: Locator, start: int, end: int, hints=(), path=None, severity=Severity.ERROR):
@@ -75,12 +103,35 @@ class _Checker:
         if end_line == line:
             self.diags[-1].fixes = name_fixes(name, pool, suggestions, line, col, end_col, loc.exact, render)
 
+    def look_alike(self, name: str, env: dict[str, Type], loc: Locator, start: int, end: int, path: str) -> str | None:
+        """Warn once when ``name`` looks like another column's name (Cyrillic `о` for Latin `o`,
+        NFD for NFC): the step would silently work on the wrong column. Returns that column."""
+        if name.isascii() and not self.non_ascii:
+            return None
+        sk = skeleton(name)
+        for other in env:
+            if other != name and skeleton(other) == sk:
+                if (name, other) not in self.look_alikes:
+                    self.look_alikes.add((name, other))
+                    self.error("confusable-column", f"column `{name}` looks like `{other}` but is another name ({_odd_chars(name if not name.isascii() else other)})",
+                               loc, start, end, [f"type the name again: did you mean `{other}`?"], path, Severity.WARNING)
+                return other
+        return None
+
     # ---------------------------------------------------------------- expressions
     def expr(self, node, env: dict[str, Type], loc: Locator, path: str) -> ir.Expr | None:
         match node:
             case ALit(value=v):
+                if (type(v) is int and not _INT64[0] <= v <= _INT64[1]) or (type(v) is float and v - v != 0.0):
+                    self.literal_in_range(v, node, loc, path)  # reports it
+                    return None
                 t = BOOL if isinstance(v, bool) else INT if isinstance(v, int) else FLOAT if isinstance(v, float) else STR
                 return ir.Lit(v, t)
+            case AUn(op="-", operand=ALit(value=v)) if isinstance(v, int | float) and not isinstance(v, bool):
+                # -3 is a literal, not an operation (and -9223372036854775808 is in range)
+                if not self.literal_in_range(-v, node, loc, path):
+                    return None
+                return ir.Lit(-v, INT if isinstance(v, int) else FLOAT)
             case AList(items=items):
                 typed = [self.expr(i, env, loc, path) for i in items]
                 if any(t is None for t in typed):
@@ -93,12 +144,20 @@ class _Checker:
                 return ir.ListLit(tuple(typed), list_of(item))
             case ACol(name=name):
                 if name not in env:
+                    if not name.isascii() or self.non_ascii:
+                        real = [n for n in env if skeleton(n) == skeleton(name)]
+                        if real:
+                            self.error("unknown-column", f"unknown column `{name}`: it looks like `{real[0]}` but is another name ({_odd_chars(name)})",
+                                       loc, node.start, node.end, [f"type the name again: did you mean `{real[0]}`?"], path)
+                            return None
                     close = difflib.get_close_matches(name, list(env), n=2)
                     hints = _did_you_mean(close)
                     hints.append("available columns: " + (", ".join(env) or "(none)"))
                     self.error("unknown-column", f"unknown column `{name}`", loc, node.start, node.end, hints, path)
                     self.fix_last(name, env, close, loc, node.start, node.end, ir.col_text)
                     return None
+                if self.non_ascii or not name.isascii():
+                    self.look_alike(name, env, loc, node.start, node.end, path)
                 return ir.Col(name, env[name])
             case ACall():
                 return self.signal_call(node, env, loc, path)
@@ -114,7 +173,7 @@ class _Checker:
                 if not inner.type.is_numeric and inner.type.name != "any":
                     self.error("type-mismatch", f"unary `-` needs a number, found {inner.type}", loc, node.start, node.end, path=path)
                     return None
-                if isinstance(inner, ir.Lit):  # -3 is a literal, not an operation
+                if isinstance(inner, ir.Lit):  # -(3) is the literal -3 too
                     return ir.Lit(-inner.value, inner.type)
                 return ir.UnOp("-", inner, inner.type)
             case ABin(op=op, left=left, right=right):
@@ -129,6 +188,30 @@ class _Checker:
                 return ir.BinOp(op, a, b, t)
         self.error("syntax-error", "unsupported expression", loc, getattr(node, "start", 0), getattr(node, "end", 1), path=path)
         return None
+
+    def literal_in_range(self, v, node, loc: Locator, path: str) -> bool:
+        """Numbers must fit the columns they meet: int64, and finite floats (``1e309`` is not one)."""
+        if isinstance(v, bool):
+            return True
+        if isinstance(v, int) and not _INT64[0] <= v <= _INT64[1]:
+            self.error("out-of-range", f"integer literal out of range for int64 ({len(str(abs(v)))} digits)", loc, node.start, node.end,
+                       ["integers are 64-bit: from -9223372036854775808 to 9223372036854775807; write a float such as 1e40 for larger values"], path)
+            return False
+        if isinstance(v, float) and v - v != 0.0:
+            self.error("out-of-range", "number literal too large for a 64-bit float", loc, node.start, node.end,
+                       ["the largest float is about 1.8e308"], path)
+            return False
+        return True
+
+    def literals_in_range(self, node, loc: Locator, path: str) -> bool:
+        match node:
+            case ALit(value=v):
+                return self.literal_in_range(v, node, loc, path)
+            case AUn(op="-", operand=ALit(value=v)) if isinstance(v, int | float) and not isinstance(v, bool):
+                return self.literal_in_range(-v, node, loc, path)
+            case AList(items=items):
+                return all([self.literals_in_range(i, loc, path) for i in items])
+        return True
 
     @staticmethod
     def binop_type(op: str, a: Type, b: Type) -> Type | None:
@@ -167,6 +250,9 @@ class _Checker:
         for kw in kwargs:
             if kw.name in out:
                 self.error("duplicate-parameter", f"parameter `{kw.name}` is given twice", loc, kw.start, kw.end, path=path)
+                ok = False
+                continue
+            if not self.literals_in_range(kw.value, loc, path):
                 ok = False
                 continue
             value = self.literal_value(kw.value)
@@ -215,7 +301,8 @@ class _Checker:
             elif kind == "value_error":
                 text = msg.removeprefix("Value error, ")
                 code = "contradictory-bounds" if "contradict" in text or " > " in text else "invalid-parameter"
-                self.error(code, text[0].lower() + text[1:] if text else text, loc, node.start, node.end, [f"signature: {op.signature}"], path)
+                start, end = spans.get(name, (node.start, node.end))  # a field's validator: at that parameter
+                self.error(code, text[0].lower() + text[1:] if text else text, loc, start, end, [f"signature: {op.signature}"], path)
             elif kind in ("literal_error", "enum"):
                 self.error("invalid-parameter", f"`{name}`: {msg[0].lower() + msg[1:]}", loc, start, end, path=path)
             else:
@@ -309,7 +396,7 @@ class _Checker:
     # ---------------------------------------------------------------- steps
     def parse(self, raw: RawStep, fn):
         try:
-            return fn(raw.text)
+            return fn(raw.text, self.max_depth)
         except SyntaxProblem as p:
             hints = []
             bad = raw.text[p.start : p.end] if p.start < len(raw.text) else ""
@@ -323,9 +410,11 @@ class _Checker:
                 hints.append(_SYNTAX_HINTS[bad.strip()[0]])
             if p.expected:
                 hints.append("expected " + ", ".join(p.expected))
-            self.error("syntax-error", message, raw.loc, p.start, p.end, hints, raw.path)
+            if p.code == "limit-exceeded":
+                hints = ["split it into steps: define a column (`part = ...`), then use it"]
+            self.error(p.code, message, raw.loc, p.start, p.end, hints, raw.path)
             keywords = [k for k in ("and", "or") if k in p.expected]
-            if keywords and bad.isidentifier():  # a misspelt `and` / `or` between two conditions
+            if p.code == "syntax-error" and keywords and bad.isidentifier():  # a misspelt `and` / `or` between two conditions
                 self.fix_last(bad, keywords, [], raw.loc, p.start, p.end)
             return None
 
@@ -350,7 +439,11 @@ class _Checker:
         ok = True
         prev_text = None
         for raw in raws:
+            if self.trace is not None:
+                self.trace(raw, env, False)
             step = self.step(raw, env, in_where)
+            if self.trace is not None:
+                self.trace(raw, env, True)
             if step is None:
                 ok = False
                 prev_text = None
@@ -386,6 +479,7 @@ class _Checker:
             value = self.expr(node.value, env, raw.loc, raw.path)
             if value is None:
                 return None
+            self.look_alike(node.name, env, raw.loc, node.start, node.name_end, raw.path)
             env[node.name] = value.type
             self.written[node.name] = (raw.loc, node.start, node.end, raw.path)
             return ir.Assign(node.name, value)
@@ -418,6 +512,8 @@ class _Checker:
 
 
 _NOT_LITERAL = object()
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
 
 
 def _where_written(c: _Checker, name: str, fallback: Locator) -> tuple:
@@ -444,9 +540,12 @@ def _locate_field(doc: RawDocument, key: str) -> Locator:
 
 
 def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type] | None, file: str | None,
-                   diags: list[Diagnostic], default_name: str = "strategy") -> ir.Strategy | None:
-    """Type-check a loaded document; ``columns`` (from the data) wins over declared columns."""
-    c = _Checker(registry, file)
+                   diags: list[Diagnostic], default_name: str = "strategy", trace=None) -> ir.Strategy | None:
+    """Type-check a loaded document; ``columns`` (from the data) wins over declared columns.
+    ``trace(raw_step, columns, done)`` sees the columns that exist before (``done`` False) and after
+    each step: the language server's scopes."""
+    c = _Checker(registry, file, doc.limits.expr_depth)
+    c.trace = trace
     declared: dict[str, Type] = {}
     for name, t in (doc.fields.get("columns") or {}).items():
         try:
@@ -458,6 +557,12 @@ def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type
             c.diags[-1].fixes = _type_fixes(doc, str(name), str(t))
     env: dict[str, Type] = dict(columns) if columns is not None else dict(declared or DEFAULT_COLUMNS)
     initial = dict(env)
+    c.non_ascii = not all(n.isascii() for n in (*env, *declared))
+    cols_loc = _locate_field(doc, "columns")
+    for i, name in enumerate(declared):  # a declared name that only looks like a column of the data or of `columns:`
+        others = {n: t for n, t in (list(initial.items()) if columns is not None else list(declared.items())[:i]) if n != name}
+        if name not in initial or columns is None:
+            c.look_alike(name, others, cols_loc, 0, 0, None)
     body = c.steps(doc.steps, env, in_where=False)
     if doc.fields.get("__n_steps") == 0 and "steps" in doc.field_locs:
         loc = _locate_field(doc, "steps")
@@ -466,8 +571,10 @@ def check_document(doc: RawDocument, registry: Registry, columns: dict[str, Type
     loc = _locate_field(doc, "require") if "require" in doc.fields else Locator(1, 1)
     for name in require:
         if name not in initial:
+            real = [n for n in initial if skeleton(n) == skeleton(name)]
+            hints = [f"`{name}` looks like `{real[0]}` but is another name ({_odd_chars(name if not name.isascii() else real[0])})"] if real else []
             c.diags.append(Diagnostic("unknown-column", f"required column `{name}` is not in the input", loc.line, loc.col, None,
-                                      Severity.ERROR, ["available columns: " + ", ".join(initial)], None, file))
+                                      Severity.ERROR, hints + ["available columns: " + ", ".join(initial)], None, file))
         elif body is not None and name not in env:
             c.error("lost-required-column", f"the output loses required column `{name}`", *_where_written(c, name, loc),
                     ["remove the step that drops it, or take it out of `require:`"])

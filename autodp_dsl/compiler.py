@@ -14,11 +14,11 @@ from . import ir
 from .catalog import OpKind, Registry, registry
 from .checker import check_document
 from .diagnostics import Diagnostic, Severity, has_errors
-from .document import load_document
+from .document import DEFAULT_LIMITS, Limits, load_document, position
 from .optimizer import canonicalize, optimize
 from .types import Type
 
-__all__ = ["CompileResult", "compile_text", "compile_file", "lint_text", "json_schema"]
+__all__ = ["CompileResult", "compile_text", "compile_file", "read_source", "lint_text", "json_schema"]
 
 
 @dataclass(slots=True)
@@ -39,6 +39,7 @@ def compile_text(
     columns: dict[str, Type] | None = None,
     reg: Registry | None = None,
     level: str = "canonical",
+    limits: Limits = DEFAULT_LIMITS,
 ) -> CompileResult:
     """Compile .dp source. ``columns``: the data's schema (else declared columns, else the
     Alpaca default). ``level``: "none" (as written), "canonical" (defaults filled, constants
@@ -47,14 +48,14 @@ def compile_text(
     diags: list[Diagnostic] = []
     if not isinstance(text, str):
         text = str(text)
-    doc = load_document(text, diags)
+    doc = load_document(text, diags, limits)
     checked = None
     if doc is not None:
         default_name = Path(path).stem if path else "strategy"
         checked = check_document(doc, reg, columns, path, diags, default_name)
     for d in diags:
         d.file = d.file or path
-    diags.sort(key=lambda d: (d.line, d.column))
+    diags.sort(key=lambda d: (d.line or 0, d.column or 0))
     if checked is None or has_errors(diags):
         return CompileResult(None, diags, text, checked)
     if level == "none":
@@ -66,17 +67,31 @@ def compile_text(
     return CompileResult(out, diags, text, checked)
 
 
-def compile_file(path: str | Path, columns: dict[str, Type] | None = None, reg: Registry | None = None, level: str = "canonical") -> CompileResult:
+def read_source(path: str | Path) -> tuple[str | None, list[Diagnostic]]:
+    """The text of a .dp file, or None and the diagnostic that says why not: a file-level one
+    (no line) when it cannot be read, the true line and column of the first byte that is not UTF-8."""
     p = Path(path)
     try:
         raw = p.read_bytes()
     except OSError as e:
-        return CompileResult(None, [Diagnostic("invalid-document", f"cannot read {p}: {e.strerror or e}", 0, 0, file=str(p))])
+        why = "it is a folder" if p.is_dir() else (e.strerror or str(e)).lower()
+        return None, [Diagnostic("unreadable-file", f"cannot read {p}: {why}", None, None, file=str(p))]
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8"), []
     except UnicodeDecodeError as e:
-        return CompileResult(None, [Diagnostic("invalid-document", f"{p} is not UTF-8 text (byte {e.start})", 1, 1, file=str(p))])
-    return compile_text(text, str(p), columns, reg, level)
+        before = raw[: e.start].decode("utf-8")  # the valid part
+        line, col = position(before, len(before))
+        bad = raw[e.start : e.end].hex(" ")
+        return None, [Diagnostic("invalid-encoding", f"the file is not UTF-8 text: byte{'s' * (e.end - e.start > 1)} {bad} cannot be decoded",
+                                 line, col, col + 1, file=str(p), hints=["save the file as UTF-8"])]
+
+
+def compile_file(path: str | Path, columns: dict[str, Type] | None = None, reg: Registry | None = None, level: str = "canonical",
+                 limits: Limits = DEFAULT_LIMITS) -> CompileResult:
+    text, diags = read_source(path)
+    if text is None:
+        return CompileResult(None, diags)
+    return compile_text(text, str(path), columns, reg, level, limits)
 
 
 def lint_text(text: str, path: str | None = None, columns: dict[str, Type] | None = None, reg: Registry | None = None) -> list[Diagnostic]:

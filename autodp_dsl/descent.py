@@ -21,7 +21,7 @@ import re
 
 from .nodes import AAssign, ABin, ACall, ACol, AKwarg, AList, ALit, AUn, unescape, widen
 
-__all__ = ["Unsure", "parse"]
+__all__ = ["Unsure", "parse", "parse_counted"]
 
 
 class Unsure(Exception):
@@ -222,6 +222,12 @@ class _Parser:
 
 def parse(text: str, start: str):
     """The tree of ``text`` from rule ``start`` ("step" or "expr"), or ``Unsure``."""
+    return parse_counted(text, start)[0]
+
+
+def parse_counted(text: str, start: str):
+    """(tree, number of tokens): every node of the tree holds a token of its own, so the tree is
+    no deeper than that number (``syntax`` skips its depth check on short steps)."""
     p = _Parser(text)
     try:
         node = p.expr() if start == "expr" else p.step()
@@ -229,4 +235,4 @@ def parse(text: str, start: str):
         raise Unsure from None
     if p.toks[p.i][0] != _END:
         raise Unsure
-    return node
+    return node, len(p.toks) - 1

@@ -42,7 +42,7 @@ CODES: dict[str, str] = {
     "missing-parameter": "a required keyword parameter is absent",
     "duplicate-parameter": "the same keyword parameter given twice",
     "invalid-parameter-type": "a parameter value has the wrong type",
-    "out-of-range": "a parameter value is outside its allowed range",
+    "out-of-range": "a parameter or literal value is outside its allowed range (int64, finite floats)",
     "contradictory-bounds": "parameter bounds contradict each other (min > max)",
     "invalid-parameter": "a parameter value is invalid for another reason",
     "non-literal-parameter": "a keyword parameter must be a literal value",
@@ -55,6 +55,11 @@ CODES: dict[str, str] = {
     "empty-strategy": "the strategy has no steps",
     "constant-predicate": "a filter or gate whose value does not depend on the row",
     "duplicate-step": "the same step twice in a row",
+    "duplicate-key": "a YAML key given twice in one mapping (YAML would keep only one of them)",
+    "limit-exceeded": "the document exceeds a bound: size, alias expansion, steps, where-nesting or expression depth",
+    "confusable-column": "a column name that looks like another column's name but is a different string",
+    "unreadable-file": "the file cannot be read (missing, a folder, no permission)",
+    "invalid-encoding": "the file is not UTF-8 text",
 }
 
 
@@ -78,8 +83,8 @@ class Fix:
 class Diagnostic:
     code: str
     message: str
-    line: int = 0
-    column: int = 0
+    line: int | None = 0  # None (with column None): the problem is the whole file (unreadable, not UTF-8)
+    column: int | None = 0
     end_column: int | None = None
     severity: Severity = Severity.ERROR
     hints: list[str] = field(default_factory=list)
@@ -93,7 +98,7 @@ class Diagnostic:
         return d
 
     def headline(self) -> str:
-        where = f"{self.file or '<string>'}:{self.line}:{self.column}"
+        where = f"{self.file or '<string>'}" + (f":{self.line}:{self.column}" if self.line else "")
         return f"{where}: {self.severity}[{self.code}]: {self.message}"
 
 
@@ -115,6 +120,8 @@ def render(d: Diagnostic, source: str | None) -> str:
             start = max(d.column, 1)
             width = max((d.end_column or start + 1) - start, 1)
             out.append(f" {gutter} | {' ' * (start - 1)}{'^' * width}")
+    elif d.file:
+        out.append(f"  --> {d.file}")
     for h in d.hints:
         out.append(f"  = help: {h}")
     return "\n".join(out)

@@ -5,15 +5,25 @@
 importing ``datasets``). Every input record gets a stable row id (``__rid``, UInt64): its 0-based
 record index in the input (blank lines of a jsonl file are not records). A record that cannot be
 used -- bad JSON, invalid UTF-8, not an object, a required field missing or null or of the wrong
-type, a line over the size limit -- is *quarantined* with its id, line number, reason and a raw
-excerpt instead of failing the run or vanishing, so ``rows in = kept + dropped + quarantined``.
+type, a line over the size limit, a string holding a lone surrogate escape (``"\\udc00"``: not
+encodable as UTF-8), whatever column it is in -- is *quarantined* with its id, line number, reason and
+a raw excerpt instead of failing the run or vanishing, so ``rows in = kept + dropped + quarantined``.
+
+Columns pass through unchanged, or the change is reported (``Loaded.changes``, column -> what
+changed). A frame holds one type per column, so JSON that mixes types in a column is coerced (ints
+and strings become text, ints and floats become floats), objects get the keys other rows' objects
+have (as null), and a key absent from a record is written back as null; Categorical and Enum
+columns are read as plain strings. Names starting with ``__`` are the engine's own (row id, keep
+flags, statistics, scratch columns): an input column named so is escaped inside the engine
+(``escape_column``) and gets its name back in the result, so it passes through untouched.
 
 The fingerprint is a sha256 over the file bytes (for a folder: over each data file's sha256) and the
 reader's settings: it is the root of every node key.
 
 Reading jsonl has a fast path (Polars parses the whole file; cheap regex checks prove every line has
-each required field exactly once, as a JSON string) and an exact slow path (``json.loads`` per line)
-that runs whenever the fast path cannot prove a file clean.
+each required field exactly once, as a JSON string, and token counts prove that Polars coerced no
+value: ``_read_unchanged``) and an exact slow path (``json.loads`` per line) that runs whenever the
+fast path cannot prove a file clean.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +61,11 @@ __all__ = [
     "data_format",
     "QUARANTINE_SCHEMA",
     "DEFAULT_MAX_ROW_BYTES",
+    "escape_column",
+    "unescape_column",
 ]
 
-READER_VERSION = 1
+READER_VERSION = 2
 DEFAULT_MAX_ROW_BYTES = 8 * 1024 * 1024
 EXCERPT_CHARS = 200
 QUARANTINE_SCHEMA = {"rid": pl.UInt64, "line": pl.Int64, "reason": pl.String, "detail": pl.String, "raw": pl.String}
@@ -60,6 +73,54 @@ QUARANTINE_SCHEMA = {"rid": pl.UInt64, "line": pl.Int64, "reason": pl.String, "d
 
 class DataError(ValueError):
     """The input cannot be read at all (missing file, unknown format, not JSON as a whole)."""
+
+
+class NoUsableRows(DataError):
+    """Every record of the input was quarantined (or it holds none): nothing to run on. Carries the
+    ``Loaded`` so the caller can still write the quarantine and the report."""
+
+    def __init__(self, loaded: Loaded):
+        self.loaded = loaded
+        q = loaded.quarantine
+        if loaded.rows_total == 0:
+            why = "it holds no records"
+        else:
+            counts = dict(q.group_by("reason").len().sort("reason").iter_rows()) if q.height else {}
+            why = f"{q.height:,} of {loaded.rows_total:,} rows quarantined" + (f" ({', '.join(f'{r}: {n:,}' for r, n in counts.items())})" if counts else "")
+        super().__init__(f"{loaded.path}: no usable row: {why}")
+
+
+# ---------------------------------------------------------------- column names
+
+_ESCAPE = "_~"
+
+
+def escape_column(name: str) -> str:
+    """A data column's name inside the engine, where ``__*`` names are internal: a name that starts
+    with ``__`` (or with ``_~``, to keep the mapping one to one) gets ``_~`` in place of its first
+    ``_`` (``__meta`` -> ``_~_meta``). ``unescape_column`` undoes it."""
+    return _ESCAPE + name[1:] if name[:2] in ("__", _ESCAPE) else name
+
+
+def unescape_column(name: str) -> str:
+    return "_" + name[2:] if name.startswith(_ESCAPE) else name
+
+
+def _escape_frame(df):
+    """``df`` (a DataFrame or LazyFrame of input columns) with its columns renamed by ``escape_column``."""
+    names = df.collect_schema().names() if isinstance(df, pl.LazyFrame) else df.columns
+    mapping = {c: escape_column(c) for c in names if escape_column(c) != c}
+    return df.rename(mapping) if mapping else df
+
+
+def _plain_strings(df):
+    """Categorical and Enum columns cast to String (what the engine's ``str`` is), with a note each."""
+    schema = df.collect_schema() if isinstance(df, pl.LazyFrame) else df.schema
+    cats = {c: dt for c, dt in schema.items() if isinstance(dt, pl.Categorical | pl.Enum)}
+    if not cats:
+        return df, {}
+    notes = {c: f"{'Enum' if isinstance(dt, pl.Enum) else 'Categorical'} read as str (written as plain strings)" for c, dt in cats.items()}
+    return df.with_columns([pl.col(c).cast(pl.String) for c in cats]), notes
 
 
 @dataclass(slots=True)
@@ -70,12 +131,14 @@ class Loaded:
     path: str = ""
     format: str = ""
     rows_total: int = 0  # records in the input = frame.height + quarantine.height
-    dropped_columns: list[str] = field(default_factory=list)  # reserved "__*" input columns left out
+    dropped_columns: list[str] = field(default_factory=list)  # input columns left out (none since reader v2: "__*" ones are escaped)
     content_sha256: str = ""
+    changes: dict[str, str] = field(default_factory=dict)  # column (as in the input) -> how reading changed it
 
     @property
     def columns(self) -> dict[str, Type]:
-        return {n: from_polars(t) for n, t in self.frame.schema.items() if n != ROW_ID}
+        """The columns a strategy can read (escaped ``__*`` columns only pass through)."""
+        return {n: from_polars(t) for n, t in self.frame.schema.items() if n != ROW_ID and not n.startswith(_ESCAPE)}
 
 
 # ---------------------------------------------------------------- formats
@@ -119,8 +182,11 @@ def _type_ok(v: Any, t: Type) -> bool:
     return True
 
 
+_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "object"}
+
+
 def _pytype(v: Any) -> str:
-    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "object"}.get(type(v), type(v).__name__)
+    return _TYPE_NAMES.get(type(v), type(v).__name__)
 
 
 def _check_record(obj: Any, required: dict[str, Type]) -> tuple[str, str] | None:
@@ -138,7 +204,38 @@ def _check_record(obj: Any, required: dict[str, Type]) -> tuple[str, str] | None
 def _excerpt(raw: bytes | str) -> str:
     if isinstance(raw, bytes):
         raw = raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-    return raw[:EXCERPT_CHARS]
+    return raw[:EXCERPT_CHARS].encode("utf-8", errors="backslashreplace").decode("utf-8")  # a lone surrogate as "\\udc00"
+
+
+# a \uD800-\uDFFF escape: a surrogate pair is fine (json.loads joins it), a lone one is not UTF-8
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_HIGH, _LOW = r"\\u[dD][89abAB][0-9a-fA-F]{2}", r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_PAIR = _HIGH + _LOW
+
+
+def _lone_surrogate(obj: Any, where: str = "") -> str | None:
+    """Where a parsed JSON value holds a lone surrogate (in a string or a key), or None."""
+    if isinstance(obj, str):
+        return where or "the value" if _SURROGATE.search(obj) else None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if _SURROGATE.search(k):
+                return f"a key of {where}" if where else "a field name"
+            found = _lone_surrogate(v, f"{where}.{k}" if where else f"field {k!r}")
+            if found:
+                return found
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found = _lone_surrogate(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _surrogate_problem(obj: Any) -> tuple[str, str] | None:
+    where = _lone_surrogate(obj)
+    return ("invalid-unicode", f"lone surrogate escape in {where} (not encodable as UTF-8)") if where else None
 
 
 def _quarantine_frame(rows: list[tuple[int, int, str, str, str]]) -> pl.DataFrame:
@@ -173,15 +270,17 @@ def _frame_from_records(records: list[dict[str, Any]]) -> pl.DataFrame:
             vals = [None if v is None else (float(v) if "float" in kinds else v) for v in vals]
             cols[name] = pl.Series(name, vals, strict=False)
             continue
-        if len(kinds) > 1 or kinds & {"object", "list"}:
+        if len(kinds) <= 1:
             try:
-                if len(kinds) == 1:
-                    cols[name] = pl.Series(name, vals, strict=False)
+                col = pl.Series(name, vals, strict=False)
+                if col.len() == len(vals):  # Polars may mis-build nested values it cannot merge
+                    cols[name] = col
                     continue
-            except Exception:
-                pass
-            vals = [None if v is None else (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for v in vals]
-        cols[name] = pl.Series(name, vals, strict=False)
+            except BaseException as e:
+                if isinstance(e, KeyboardInterrupt | SystemExit):
+                    raise
+        vals = [None if v is None else (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for v in vals]
+        cols[name] = pl.Series(name, vals, dtype=pl.String)
     return pl.DataFrame(cols)
 
 
@@ -213,6 +312,7 @@ def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.D
             line.is_null().any().alias("null"),
             (~line.str.contains(r"^\s*\{")).any().alias("not_object"),  # blank lines too
             (line.str.len_bytes().max() > max_row_bytes).alias("big"),
+            line.str.contains(r"\\u[dD][89a-fA-F]").any().alias("surrogates"),
         ]
         for i, (name, t) in enumerate(required.items()):
             any_p, str_p, null_p = _field_patterns(name)
@@ -221,8 +321,16 @@ def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.D
                 checks.append((line.str.count_matches(str_p) != 1).any().alias(f"s{i}"))
             else:
                 checks.append((line.str.count_matches(null_p) != 0).any().alias(f"n{i}"))
-        if any(lines.select(checks).row(0)):
+        found = lines.select(checks).row(0, named=True)
+        surrogates = found.pop("surrogates")
+        if any(found.values()):
             return None
+        if surrogates:
+            # every \uD800-\uDBFF escape directly followed by a \uDC00-\uDFFF one (a pair, as Python's
+            # json.dumps writes an emoji): fine; a lone one is quarantined by the slow path
+            pairs = line.str.count_matches(_PAIR)
+            if lines.select(((line.str.count_matches(_HIGH) != pairs) | (line.str.count_matches(_LOW) != pairs)).any()).item():
+                return None
         df = pl.read_ndjson(io.BytesIO(b), infer_schema_length=None)
     except BaseException as e:  # invalid UTF-8, a separator byte, a Polars panic: the slow path decides
         if isinstance(e, KeyboardInterrupt | SystemExit):
@@ -235,7 +343,42 @@ def _jsonl_fast(b: bytes, required: dict[str, Type], max_row_bytes: int) -> pl.D
             return None
         if t.name == "str" and df.schema[name] != pl.String:
             return None
-    return df
+    return df if _read_unchanged(lines, df) else None
+
+
+def _number_leaf(dt) -> bool:
+    if isinstance(dt, pl.List | pl.Array):
+        return _number_leaf(dt.inner)
+    if isinstance(dt, pl.Struct):
+        return any(_number_leaf(f.dtype) for f in dt.fields)
+    return dt.is_numeric()
+
+
+def _strict_equal(a: Any, b: Any) -> bool:
+    """``a == b`` with JSON's types kept apart (``True == 1 == 1.0`` in Python)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_strict_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_strict_equal(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
+    """Whether Polars read every line of the fast path without coercing a value. Each coercion it
+    makes changes a count in the line: a value read as text, or a key added (one absent from the
+    line, or another row's in an object, as null), adds quotes; an integer read as a float adds a
+    dot; a bool read as a number loses its word. So each line must have as many of each as Polars'
+    encoding of its row; else (also for a float written without a dot, like ``1e5``, or a quote
+    written as ``\\u0022``) the slow path decides. About a quarter of ``read_ndjson``'s time, one
+    pass whatever the number of columns (``bench/bench_reader_checks.py``)."""
+    if df.width == 0:
+        return True
+    tokens = ('"', r"\.", "true|false")
+    encoded = df.select(pl.struct(pl.all()).struct.json_encode().alias("line"))
+    counts = [frame.select([pl.col("line").str.count_matches(t).alias(str(i)) for i, t in enumerate(tokens)]) for frame in (lines, encoded)]
+    return counts[0].equals(counts[1])
 
 
 def _jsonl_slow(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[list[int], list[dict], list[tuple]]:
@@ -270,6 +413,9 @@ def _jsonl_slow(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tupl
         if _has_non_finite(obj):
             quarantine.append((this, lineno, "invalid-json", "number out of range (inf or nan)", _excerpt(text)))
             continue
+        if _SURROGATE_ESCAPE.search(raw) and (problem := _surrogate_problem(obj)):
+            quarantine.append((this, lineno, problem[0], problem[1], _excerpt(text)))
+            continue
         rids.append(this)
         records.append(obj)
     return rids, records, quarantine
@@ -289,25 +435,58 @@ def _has_non_finite(obj) -> bool:
     return False
 
 
-def _read_jsonl_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _read_jsonl_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
+    """(usable rows with ``__rid`` first, quarantine, records in the input, column changes)."""
     if b.startswith(b"\xef\xbb\xbf"):
         b = b[3:]
     fast = _jsonl_fast(b, required, max_row_bytes)
     if fast is not None:
-        frame = fast.with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
-        return frame, _quarantine_frame([]), frame.height
+        frame = _escape_frame(fast).with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
+        return frame, _quarantine_frame([]), frame.height, {}
     rids, records, quarantine = _jsonl_slow(b, required, max_row_bytes)
     return _assemble(rids, records, quarantine)
 
 
-def _assemble(rids: list[int], records: list[dict], quarantine: list[tuple]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _changes(df: pl.DataFrame, records: list[dict]) -> dict[str, str]:
+    """How the frame differs from the records it was built from, per column (see the module doc).
+    About 10-25% of the slow path's time (``bench/bench_reader_checks.py``)."""
+    out = {}
+    n = len(records)
+    present = Counter(k for r in records for k in r)
+    for name, dt in df.schema.items():
+        notes = []
+        if dt == pl.String or dt.is_float():
+            kinds = {type(r.get(name)) for r in records} - {type(None)}
+            if dt == pl.String and kinds - {str}:
+                notes.append(f"values of types {', '.join(sorted(_TYPE_NAMES.get(k, k.__name__) for k in kinds))} read as text")
+            elif dt.is_float() and int in kinds:
+                notes.append("integers read as floats")
+        elif dt.is_nested() and _nested_changed(df[name], [r.get(name) for r in records]):
+            notes.append("nested values reshaped to one type (objects get the keys of other rows' objects, as null; mixed types become text)")
+        if present[name] < n:
+            notes.append(f"absent from {n - present[name]:,} of {n:,} rows, written as null")
+        if notes:
+            out[name] = "; ".join(notes)
+    return out
+
+
+def _nested_changed(read: pl.Series, originals: list) -> bool:
+    values = read.to_list()
+    if values != originals:
+        return True
+    return _number_leaf(read.dtype) and not all(_strict_equal(a, b) for a, b in zip(values, originals, strict=True))
+
+
+def _assemble(rids: list[int], records: list[dict], quarantine: list[tuple]) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
     df = _frame_from_records(records)
+    changes = _changes(df, records) if df.width else {}
+    df = _escape_frame(df)
     df = df.with_columns(pl.Series(ROW_ID, rids, dtype=pl.UInt64)) if df.width else pl.DataFrame({ROW_ID: pl.Series(rids, dtype=pl.UInt64)})
     df = df.select(ROW_ID, pl.exclude(ROW_ID))
-    return df, _quarantine_frame(quarantine), len(rids) + len(quarantine)
+    return df, _quarantine_frame(quarantine), len(rids) + len(quarantine), changes
 
 
-def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
     if b.startswith(b"\xef\xbb\xbf"):
         b = b[3:]
     head = b.lstrip()[:1]
@@ -323,9 +502,10 @@ def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) ->
                 return _read_jsonl_bytes(b, required, max_row_bytes)
         if isinstance(doc, list):
             rids, records, quarantine = [], [], []
+            surrogates = _SURROGATE_ESCAPE.search(b) is not None
             for i, obj in enumerate(doc):
                 raw = None
-                problem = _check_record(obj, required)
+                problem = _check_record(obj, required) or (_surrogate_problem(obj) if surrogates else None)
                 if problem is None:
                     raw = json.dumps(obj, ensure_ascii=False)
                     if len(raw.encode("utf-8")) > max_row_bytes:
@@ -358,7 +538,8 @@ def validate_lazy(lf: pl.LazyFrame, required: dict[str, Type], max_row_bytes: in
             continue
         dt = schema[name]
         if t.name != "any" and not _dtype_ok(dt, t):
-            reasons.append((pl.col(name).is_not_null(), "wrong-type", pl.lit(f"field {name!r} should be {t}, got {from_polars(dt)}")))
+            got = f"{from_polars(dt)} ({dt})" if str(from_polars(dt)) == str(t) else str(from_polars(dt))  # never "should be str, got str"
+            reasons.append((pl.col(name).is_not_null(), "wrong-type", pl.lit(f"field {name!r} should be {t}, got {got}")))
         reasons.append((pl.col(name).is_null(), "missing-field", pl.lit(f"required field {name!r} is null")))
     strs = [c for c, t in schema.items() if t == pl.String]
     if strs:
@@ -374,7 +555,7 @@ def validate_lazy(lf: pl.LazyFrame, required: dict[str, Type], max_row_bytes: in
     marked = lf.with_columns(reason.otherwise(None).alias("__q_reason"), detail.otherwise(None).alias("__q_detail"))
     good = marked.filter(pl.col("__q_reason").is_null()).drop("__q_reason", "__q_detail")
     user = [c for c in schema.names() if c != ROW_ID]
-    raw = pl.struct(user).struct.json_encode().str.slice(0, EXCERPT_CHARS) if user else pl.lit("")
+    raw = pl.struct([pl.col(c).alias(unescape_column(c)) for c in user]).struct.json_encode().str.slice(0, EXCERPT_CHARS) if user else pl.lit("")
     bad = marked.filter(pl.col("__q_reason").is_not_null()).select(
         pl.col(ROW_ID).alias("rid"),
         (pl.col(ROW_ID).cast(pl.Int64) + 1).alias("line"),
@@ -385,14 +566,22 @@ def validate_lazy(lf: pl.LazyFrame, required: dict[str, Type], max_row_bytes: in
     return good, bad
 
 
-def _validate_columnar(df: pl.DataFrame, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def columnar_input(lf: pl.LazyFrame, escape: bool = True) -> tuple[pl.LazyFrame, dict[str, str]]:
+    """A columnar input as the engine reads it: ``__*`` names escaped (``escape=False``: the names
+    are the engine's already), Categorical/Enum as String, ``__rid`` (the row position) first; with
+    the notes of what changed."""
+    lf, changes = _plain_strings(_escape_frame(lf) if escape else lf)
+    return lf.with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64)), {unescape_column(c): v for c, v in changes.items()}
+
+
+def _validate_columnar(df: pl.DataFrame, required: dict[str, Type], max_row_bytes: int, escape: bool = True) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
     n = df.height
-    lf = df.lazy().with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
+    lf, changes = columnar_input(df.lazy(), escape)
     good, bad = validate_lazy(lf, required, max_row_bytes)
     if bad is None:
-        return good.collect(), _quarantine_frame([]), n
+        return good.collect(), _quarantine_frame([]), n, changes
     g, q = pl.collect_all([good, bad])
-    return g, q.cast(QUARANTINE_SCHEMA), n
+    return g, q.cast(QUARANTINE_SCHEMA), n, changes
 
 
 def _dtype_ok(dt, t: Type) -> bool:
@@ -434,9 +623,9 @@ def _read_arrow(f, name: str | None = None) -> pl.DataFrame:
         try:
             if hasattr(f, "seek"):
                 f.seek(0)
-            return pl.read_ipc(f, memory_map=False)
+            return pl.read_ipc(f)
         except Exception as e:
-            raise DataError(f"cannot read arrow file {name or f}: {e}") from e
+            raise DataError(f"cannot read arrow file {name or f}: {_first_line(e)}") from e
 
 
 # ---------------------------------------------------------------- public
@@ -510,23 +699,29 @@ def parse_source(src: Source, required=("instruction", "output"), max_row_bytes:
     if fmt == "hf":
         frames = [_read_arrow(io.BytesIO(b), name) for name, b in src.payload]
         df = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
-        frame, quarantine, total = _validate_columnar(df, req, max_row_bytes)
+        frame, quarantine, total, changes = _validate_columnar(df, req, max_row_bytes)
     elif fmt == "jsonl":
-        frame, quarantine, total = _read_jsonl_bytes(src.payload, req, max_row_bytes)
+        frame, quarantine, total, changes = _read_jsonl_bytes(src.payload, req, max_row_bytes)
     elif fmt == "json":
-        frame, quarantine, total = _read_json_bytes(src.payload, req, max_row_bytes)
+        frame, quarantine, total, changes = _read_json_bytes(src.payload, req, max_row_bytes)
     else:
         try:
             df = pl.read_parquet(io.BytesIO(src.payload)) if fmt == "parquet" else _read_arrow(io.BytesIO(src.payload), str(src.path))
         except DataError:
             raise
         except Exception as e:
-            raise DataError(f"cannot read {src.path}: {e}") from e
-        frame, quarantine, total = _validate_columnar(df, req, max_row_bytes)
-    reserved = [c for c in frame.columns if c.startswith("__") and c != ROW_ID]
-    if reserved:
-        frame = frame.drop(reserved)
-    return Loaded(frame, quarantine, src.fingerprint(req, max_row_bytes), str(src.path), fmt, total, reserved, src.content_sha256)
+            raise DataError(f"cannot read {src.path}: {_first_line(e)}") from e
+        frame, quarantine, total, changes = _validate_columnar(df, req, max_row_bytes)
+    missing = [n for n in req if n not in frame.columns]
+    if missing and frame.height == 0:  # no usable row: still the columns a strategy reads, so it runs on none
+        frame = frame.with_columns([pl.Series(n, [], dtype=req[n].to_polars()) for n in missing])
+    return Loaded(frame, quarantine, src.fingerprint(req, max_row_bytes), str(src.path), fmt, total, [], src.content_sha256, changes)
+
+
+def _first_line(e: BaseException) -> str:
+    """A library error's first line (Polars appends multi-line context)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def read_data(
@@ -545,53 +740,66 @@ def read_data(
 
 def loaded_from_frame(df: pl.DataFrame, required: Iterable[str] | Mapping[str, Type | str] | None = None, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Loaded:
     """A ``Loaded`` from an in-memory frame (tests, the search's samples); ids are row positions
-    unless the frame already has ``__rid``."""
+    unless the frame already has ``__rid`` (then it comes from a ``Loaded``: its names are the
+    engine's, not escaped again)."""
     req = normalise_required(required)
     if ROW_ID in df.columns:
         base = df.drop(ROW_ID)
-        frame, q, total = _validate_columnar(base, req, max_row_bytes)
+        frame, q, total, changes = _validate_columnar(base, req, max_row_bytes, escape=False)
         ids = df[ROW_ID].cast(pl.UInt64)
         frame = frame.with_columns(ids.gather(frame[ROW_ID].cast(pl.Int64)).alias(ROW_ID))
         q = q.with_columns(ids.gather(q["rid"].cast(pl.Int64)).alias("rid"))
     else:
-        frame, q, total = _validate_columnar(df, req, max_row_bytes)
+        frame, q, total, changes = _validate_columnar(df, req, max_row_bytes)
     buf = io.BytesIO()
     df.write_ipc(buf, compression="uncompressed")
     content = hashlib.sha256(buf.getvalue()).hexdigest()
     fp = stable_hash({"content": content, "frame": True, "reader": {"v": READER_VERSION, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes}})
-    return Loaded(frame.sort(ROW_ID), q, fp, "<frame>", "frame", total, [], content)
+    return Loaded(frame.sort(ROW_ID), q, fp, "<frame>", "frame", total, [], content, changes)
 
 
 def peek_columns(path: str | Path, n: int = 1000) -> dict[str, Type]:
-    """The data's columns and types from its first records (cheap; for type-checking strategies)."""
+    """The data's columns and types from its first records (cheap; for type-checking strategies).
+
+    Empty when the head holds no usable record (an empty file, only broken lines, a first record
+    larger than the 4 MiB read): the caller then reads the whole input (see ``commands.run``).
+    Raises ``DataError`` when the input cannot be read."""
     p = Path(path)
     fmt = data_format(p)
-    if fmt == "parquet":
-        schema = pl.read_parquet_schema(p)
-    elif fmt in ("hf", "arrow"):
-        f = _hf_files(p, None)[0] if fmt == "hf" else p
-        schema = _read_arrow(f).schema
-    else:
-        with open(p, "rb") as fh:
-            head = fh.read(4 * 1024 * 1024)
-        if fmt == "json" and head.lstrip()[:1] == b"[":
-            schema = read_data(p, required=()).frame.schema
+    try:
+        if fmt == "parquet":
+            schema = pl.read_parquet_schema(p)
+        elif fmt in ("hf", "arrow"):
+            f = _hf_files(p, None)[0] if fmt == "hf" else p
+            schema = _read_arrow(f).schema
+        elif fmt == "json":  # read whole anyway, and ``{"data": [...]}`` is only known from the whole
+            schema = {unescape_column(c): t for c, t in read_data(p, required=()).frame.schema.items() if c != ROW_ID}
         else:
+            with open(p, "rb") as fh:
+                head = fh.read(4 * 1024 * 1024)
+            if head.startswith(b"\xef\xbb\xbf"):
+                head = head[3:]
             lines = [ln for ln in head.split(b"\n")[:n] if ln.strip()]
-            if len(head) == 4 * 1024 * 1024 and lines:
+            if len(head) >= 4 * 1024 * 1024 - 3 and lines:
                 lines = lines[:-1]  # possibly cut
             recs = []
             for ln in lines:
                 try:
-                    obj = json.loads(ln.decode("utf-8", errors="replace"))
-                except ValueError:
+                    obj = json.loads(ln.decode("utf-8"), parse_constant=_reject_constant)
+                except ValueError:  # invalid UTF-8 or JSON: quarantined by the reader, no column of its own
                     continue
-                if isinstance(obj, dict):
+                if isinstance(obj, dict) and not (_SURROGATE_ESCAPE.search(ln) and _lone_surrogate(obj)):
                     recs.append(obj)
             schema = _frame_from_records(recs).schema if recs else {}
+    except DataError:
+        raise
+    except OSError as e:
+        raise DataError(f"cannot read {p}: {e.strerror or e}") from e
+    except Exception as e:  # a corrupt Parquet or arrow file
+        raise DataError(f"cannot read {p}: {_first_line(e)}") from e
     out = {}
     for name, dt in dict(schema).items():
-        if name.startswith("__"):
+        if escape_column(name) != name:  # "__*" (and "_~*"): passes through, but a strategy cannot name it
             continue
         t = from_polars(dt)
         out[name] = t if t is not None else ANY

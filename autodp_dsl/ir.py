@@ -290,13 +290,39 @@ def canonical_json(obj: Any) -> str:
 # ---------------------------------------------------------------- text (the DSL spelling)
 
 _PREC = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5, "*": 6, "/": 6}
+COMPARISON_PREC = 4  # comparisons do not chain: each side of one is parenthesised when it is one too
+NEG_PREC = 7
+_SHORT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+
+
+def _str_text(v: str) -> str:
+    """A string literal that reads back as ``v``: every character that is not printable (line
+    separators, controls, lone surrogates, U+FEFF) as an escape, so the step text survives YAML."""
+    if v.isprintable() and '"' not in v and "\\" not in v:
+        return f'"{v}"'
+    out = []
+    for ch in v:
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            o = ord(ch)
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def neg_text(operand: str) -> str:
+    """``-`` before an operand's text: the sign binds only to a word, ``(``, ``[`` or ``.`` right
+    after it (``-x``, ``-(a + b)``); anything else is parenthesised (``-(-1)``, not ``--1``)."""
+    return f"-{operand}" if operand[:1].isalnum() or operand[:1] in "_([." else f"-({operand})"
 
 
 def _lit_text(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        return _str_text(v)
     if isinstance(v, float):
         r = repr(v)
         return r if ("." in r or "e" in r or "n" in r) else r + ".0"
@@ -333,13 +359,16 @@ def expr_text(e: Expr, parent_prec: int = 0) -> str:
             return _call_text(op, args, params)
         case BinOp(op=op, left=left, right=right):
             p = _PREC[op]
-            # left-associative: the right operand needs parens at equal precedence
-            text = f"{expr_text(left, p)} {op} {expr_text(right, p + 1)}"
+            # left-associative: the right operand needs parens at equal precedence (both do for a
+            # comparison, which does not chain)
+            text = f"{expr_text(left, p + (p == COMPARISON_PREC))} {op} {expr_text(right, p + 1)}"
             return f"({text})" if p < parent_prec else text
-        case UnOp(op=op, operand=operand):
-            p = _PREC["not"] if op == "not" else 7
-            text = f"not {expr_text(operand, p)}" if op == "not" else f"-{expr_text(operand, p)}"
+        case UnOp(op="not", operand=operand):
+            p = _PREC["not"]
+            text = f"not {expr_text(operand, p)}"
             return f"({text})" if p < parent_prec else text
+        case UnOp(operand=operand):
+            return neg_text(expr_text(operand, NEG_PREC))
     raise TypeError(f"not an expression: {e!r}")
 
 

@@ -88,6 +88,7 @@ class SyntaxProblem(Exception):
     start: int
     end: int
     expected: list[str] = field(default_factory=list)
+    code: str = "syntax-error"
 
 
 def widen(e, start: int, end: int):

@@ -260,14 +260,14 @@ def check_outputs(outputs: Iterable[tuple], inputs: Iterable[tuple[str, str | Pa
 
 
 def write_data(frame: pl.DataFrame, path: str | Path, fmt: str | None = None, force: bool = False) -> Path:
-    """Write ``frame`` (internal ``__*`` columns left out) atomically under the output rules, in the
-    format of the path's extension: .jsonl/.ndjson, .json (an array), .parquet, .csv, or a folder (Hugging
-    Face datasets layout). The path written (a symlink's target)."""
+    """Write every column of ``frame`` atomically under the output rules, in the format of the path's
+    extension: .jsonl/.ndjson, .json (an array), .parquet, .csv, or a folder (Hugging Face datasets
+    layout). The path written (a symlink's target). A ``RunResult.frame`` holds only the data's
+    columns, among them any input column named ``__*`` (the engine's own columns never leave it)."""
     fmt = fmt or output_format(path)
     if fmt not in ("hf", "jsonl", "json", "parquet", "csv"):
         raise ValueError(f"unknown output format {fmt!r}")
     check_output(path, force, fmt)  # refuse before serialising
-    frame = frame.select([c for c in frame.columns if not c.startswith("__")])
     if fmt == "hf":
         return _write(path, fmt, force, None, lambda target: _write_hf(frame, target))
     buf = io.BytesIO()

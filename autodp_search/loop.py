@@ -1199,7 +1199,9 @@ class Search:
 
         write_text_atomic(self.out / "best.dp", text)
         if frame is not None:
-            cols = [c for c in frame.columns if not c.startswith("__") and c != TARGET_COLUMN]
+            # the engine's run result holds the data's own columns (a ``__meta`` of the data among
+            # them) plus the row id added above: only the ids and the selector's column stay behind
+            cols = [c for c in frame.columns if c not in (ROW_ID, TARGET_COLUMN)]
             if ROW_ID in frame.columns:
                 frame = frame.sort(ROW_ID)
             buf = frame.select(cols).write_ndjson()

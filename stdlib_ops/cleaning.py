@@ -499,6 +499,16 @@ def _repeated_sentences_series(s: pl.Series, params: RepeatedSentencesParams) ->
 # ================================================================ clean.boilerplate_lines
 
 
+def polars_regex_problem(pattern: str) -> str | None:
+    """Why Polars cannot compile ``pattern`` (the regex error's own words), or None."""
+    try:
+        pl.select(pl.lit("").str.contains(pattern))
+    except pl.exceptions.PolarsError as e:
+        lines = [x.strip() for x in str(e).splitlines()]
+        return next((x.removeprefix("error: ") for x in lines if x.startswith("error:")), lines[0] if lines else "invalid regex")
+    return None
+
+
 class BoilerplateParams(Params):
     min_rows: int = Field(5, ge=2, le=10_000_000, description="a line is boilerplate when at least this many rows contain it")
     min_fraction: float = Field(0.0, ge=0.0, le=1.0, description="... and at least this fraction of the rows")
@@ -509,11 +519,12 @@ class BoilerplateParams(Params):
     @field_validator("patterns")
     @classmethod
     def _compile(cls, v):
+        # judged by the engine that runs them (Rust's regex crate through Polars, not Python's `re`:
+        # no look-around, but `\p{Lu}`); Polars is imported only when there is a pattern to check
         for p in v:
-            try:
-                re.compile(p)
-            except re.error as e:
-                raise ValueError(f"invalid pattern {p!r}: {e}") from None
+            problem = polars_regex_problem(p)
+            if problem:
+                raise ValueError(f"invalid pattern {p!r}: {problem}")
         return v
 
 

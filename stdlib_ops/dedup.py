@@ -6,18 +6,26 @@ the ``REASON`` column ("exact duplicate of row 12", "near-duplicate of row 7").
 
 MinHash, the fast way
 ---------------------
-Signatures use **one-permutation hashing** (Li, Owen & Zhang 2012) with **rotation
-densification** (Shrivastava & Li 2014): every shingle is hashed once (64 bits); the high bits pick
-one of ``num_perm`` bins, the low 32 bits are the value; a bin's signature value is the minimum
-value that fell into it, and an empty bin borrows the value of the next non-empty bin to its right
-(circularly) plus ``distance * 0x9E3779B9``. For two texts, each signature position agrees with
-probability equal to their shingle Jaccard similarity, as with ``num_perm`` independent
-permutations, but computing it costs one hash per shingle instead of ``num_perm`` (on the 5.8
-million shingles of the 20,000-row benchmark: under a second of CPU for the whole signature,
-against 16 s for 256 permutations as a Polars group-by). Positions of a densified signature are
-not independent for texts with fewer shingles than bins, which only raises the chance that such
-near-duplicates are found; bands take strided positions (``i, i + bands, ...``) so that a band
-spans many bins. ``verify=true`` additionally checks each candidate pair's exact Jaccard similarity.
+Signatures use **one-permutation hashing** (Li, Owen & Zhang 2012) with **optimal densification**
+(Shrivastava 2017): every shingle is hashed once (64 bits); the high bits pick one of ``num_perm``
+bins, the low 32 bits are the value; a bin's signature value is the minimum value that fell into
+it, and an empty bin takes the value of the first non-empty bin in its own fixed random order of
+the bins (one order per bin, drawn from the seed). For two texts, each signature position agrees
+with probability equal to their shingle Jaccard similarity, and, because every empty bin picks
+its donor independently, positions are nearly independent at every text length, so LSH bands
+collide as ``1 - (1 - J^rows)^bands`` says, as with ``num_perm`` independent permutations
+(tested for sets of 8 to 400 shingles; what remains for sets of a few shingles is about 1
+percentage point). Computing it costs one hash per shingle instead of ``num_perm`` (on the 5.8
+million shingles of the 20,000-row benchmark about 0.5 s of CPU for the whole signature, 1.3x the
+rotation densification it replaced and 1.7x on texts of under 60 shingles, against 16 s for 256
+permutations as a Polars group-by; ``bench/bench_minhash.py``).
+
+The earlier rotation densification (an empty bin borrowed its right neighbour's value) was
+unbiased per position but made positions strongly dependent for texts with fewer shingles than
+bins: short near-duplicates were found far *less* often than the curve says (m = 20 shingles,
+J = 0.82: 0.40 instead of 0.97), and short texts below the threshold less often too.
+Bands take strided positions (``i, i + bands, ...``), which no longer matters for independence.
+``verify=true`` additionally checks each candidate pair's exact Jaccard similarity.
 
 A new threshold reuses the cached signatures and redoes only the LSH step, which is kept cheap
 (about 40 ms for 16,000 rows): one uint64 bucket key per (row, band) by a single ``einsum``, a hashed
@@ -109,7 +117,7 @@ class DedupExact(Op):
 # ================================================================ MinHash signatures
 
 _EMPTY_TEXT = 0x6A09E667F3BCC908  # the one "shingle" of a text without words (uint64)
-_ROTATE = 0x9E3779B9  # uint32
+_PROBE = 0x243F6A8885A308D3  # mixed into the densification orders' keys
 
 
 def shingle_hashes(s: pl.Series, ngram: int, lowercase: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,30 +165,82 @@ def minhash_signatures(s: pl.Series, num_perm: int, ngram: int, lowercase: bool,
     filled = np.zeros(n * k, dtype=bool)
     filled[flat] = True
     sig = sig.reshape(n, k)
-    _densify(sig, filled.reshape(n, k))
+    _densify(sig, filled.reshape(n, k), seed)
     return pl.Series(s.name, sig, dtype=pl.Array(pl.UInt32, k))
 
 
-def _densify(sig: np.ndarray, filled: np.ndarray, chunk: int = 4096) -> None:
-    """Rotation densification in place: an empty bin takes the next filled bin's value (circularly)
-    plus ``distance * 0x9E3779B9`` (uint32). Rows without any filled bin are left as they are
-    (``shingle_hashes`` gives every text at least one shingle)."""
+def _densify(sig: np.ndarray, filled: np.ndarray, seed: int, dense_max: int | None = None, chunk: int = 4096) -> None:
+    """Optimal densification in place (Shrivastava 2017): an empty bin ``j`` takes the value of
+    the first filled bin in its own fixed random order of the bins (``_probe_orders``). Rows
+    without any filled bin are left as they are (``shingle_hashes`` gives every text at least one
+    shingle).
+
+    Two ways to the same donor, by the row's number N of filled bins (of k):
+    N <= ``dense_max`` (default k / 4): for every bin at once, the filled bin of smallest rank in
+    its order, as a minimum over the N columns of an int16 rank table (N x k contiguous values per
+    row, padded to a power of two); larger N: probing each empty bin's order until a filled bin
+    (about k / N <= 4 probes)."""
     n, k = sig.shape
+    order, rank = _probe_orders(k, seed)
+    order_f = order.ravel()  # [j * k + a]: probe a of bin j
+    by_bin = np.vstack([rank.T, np.full((1, k), np.iinfo(rank.dtype).max, rank.dtype)])  # [t, j]; row k: padding
+    dense_max = k // 4 if dense_max is None else dense_max
     todo = np.flatnonzero(~filled.all(axis=1) & filled.any(axis=1))
-    idx_t = np.int16 if 2 * k < 2**15 else np.int32
-    cols = np.arange(k, dtype=idx_t)
-    big = np.iinfo(idx_t).max
     for start in range(0, len(todo), chunk):
         rows = todo[start : start + chunk]
         f = filled[rows]
-        both = np.empty((len(rows), 2 * k), dtype=idx_t)
-        np.copyto(both[:, :k], np.where(f, cols, big))
-        np.copyto(both[:, k:], np.where(f, cols + k, big))
-        # next filled position at or after each position: a running minimum from the right
-        nxt = np.minimum.accumulate(both[:, ::-1], axis=1)[:, ::-1][:, :k].astype(np.int32)
-        dist = (nxt - cols).astype(np.uint32)
-        nxt[nxt >= k] -= k
-        sig[rows] = np.take_along_axis(sig[rows], nxt, axis=1) + dist * np.uint32(_ROTATE)
+        block = sig[rows]
+        count = f.sum(axis=1)
+        dense = count <= dense_max
+        pad_of = np.maximum(8, 1 << np.ceil(np.log2(count)).astype(np.int64))
+        for pad in np.unique(pad_of[dense]):
+            group = np.flatnonzero(dense & (pad_of == pad))
+            step = max(1, (1 << 21) // (int(pad) * k))  # 2 M int16 values (4 MB) at a time: cache-sized
+            for g in range(0, len(group), step):
+                sel = group[g : g + step]
+                fs = f[sel]
+                fr, ft = np.nonzero(fs)  # row-major: each row's filled bins contiguous
+                c = count[sel]
+                cols = np.full((len(sel), int(pad)), k, dtype=np.int64)
+                cols[fr, np.arange(len(fr)) - np.repeat(np.cumsum(c) - c, c)] = ft
+                best = by_bin[cols].min(axis=1)  # [row, j]: smallest rank of a filled bin in j's order
+                donor = order_f[np.arange(k) * k + best]
+                part = block[sel]
+                np.copyto(part, np.take_along_axis(part, donor, axis=1), where=~fs)
+                block[sel] = part
+        probe = np.flatnonzero(~dense)
+        if len(probe):
+            ff = f[probe].ravel()
+            flat = block[probe].ravel()
+            empty = np.flatnonzero(~ff)  # flat index row * k + j
+            j = empty % k
+            base, jk = empty - j, j * k
+            donor = np.empty(len(empty), dtype=np.int64)
+            pending = np.arange(len(empty))
+            for a in range(k):  # ends: each order is a permutation of all bins, one of them filled
+                t = order_f[jk + a]
+                hit = ff[base + t]
+                donor[pending[hit]] = base[hit] + t[hit]
+                pending, base, jk = pending[~hit], base[~hit], jk[~hit]
+                if len(pending) == 0:
+                    break
+            flat[empty] = flat[donor]
+            block[probe] = flat.reshape(len(probe), k)
+        sig[rows] = block
+
+
+@cache
+def _probe_orders(k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per bin ``j``: a random order of all ``k`` bins (``order[j]``) and each bin's place in it
+    (``rank[j, t]``). Independent orders per bin are what makes densified positions (nearly)
+    independent; they come from splitmix64 of (seed, j, t) sorted, not from a NumPy generator,
+    whose streams are not promised stable across versions (cached signatures depend on them)."""
+    base = mix64(np.array([seed ^ _PROBE], dtype=np.uint64))[0]
+    key = mix64(np.arange(k * k, dtype=np.uint64).reshape(k, k) ^ base)  # (j, t) -> j * k + t
+    order = np.argsort(key, axis=1, kind="stable")
+    rank = np.empty((k, k), dtype=np.int16)  # num_perm <= 1024
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(k, dtype=np.int16), (k, k)), axis=1)
+    return order, rank
 
 
 # ================================================================ LSH parameters
@@ -240,9 +300,9 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray,
     """LSH candidates as (row, smallest row of a shared bucket) index pairs, row > partner.
 
     Rows share a bucket when all ``rows`` signature values of one of the ``bands`` bands are
-    equal. Band ``i`` takes the positions ``i, i + bands, i + 2 * bands, ...`` (strided, not
-    consecutive: a densified signature repeats values over runs of neighbouring positions, and a
-    band of neighbours would then test fewer independent values). Linking each row to the
+    equal. Band ``i`` takes the positions ``i, i + bands, i + 2 * bands, ...`` (strided: kept from
+    the rotation densification, whose neighbouring positions repeated values; with optimal
+    densification any fixed choice of positions is as good). Linking each row to the
     smallest-index row of each of its buckets connects a bucket as a clique would, with one edge
     per member.
     """
@@ -372,8 +432,8 @@ def signature_column(lf: pl.LazyFrame, text_arg, p: MinHashParams, ctx) -> tuple
     sig_expr = batch(lambda s: minhash_signatures(s, num_perm, ngram, lowercase, seed), pl.Array(pl.UInt32, num_perm))(text)
     spec = {
         "op": "minhash.signature",
-        "v": 1,
-        "algo": "oph-rotation",
+        "v": 2,
+        "algo": "oph-optimal-densification",
         "text": expr_to_json(text_arg),
         "num_perm": num_perm,
         "ngram": ngram,
@@ -389,9 +449,9 @@ class DedupMinHash(Op):
 
     Shingles are the ``ngram``-word windows of the text (lowercased by default; words split on
     Unicode whitespace; a text shorter than ``ngram`` words is one shingle; all empty texts are one
-    cluster). Signatures of ``num_perm`` values (one-permutation hashing with rotation
+    cluster). Signatures of ``num_perm`` values (one-permutation hashing with optimal
     densification: each position agrees between two texts with probability equal to their Jaccard
-    similarity; see the module docs) are a cached statistic shared by every threshold. Rows fall in
+    similarity, nearly independently of the others at every text length; see the module docs) are a cached statistic shared by every threshold. Rows fall in
     the same bucket when they agree on all ``rows`` values of one of ``bands`` bands; ``bands`` and
     ``rows`` default to datasketch's optimum for ``threshold`` (25 x 10 for 0.7 with 256). Rows
     sharing a bucket are linked (each to the bucket's smallest row id; transitively: clusters are
@@ -399,13 +459,15 @@ class DedupMinHash(Op):
     shingle sets to be at least ``threshold`` (slower: the linked texts are shingled again). Each
     cluster keeps its row with the smallest row id; the others are dropped with the reason
     "near-duplicate of row N". Texts with Jaccard similarity s are linked with probability about
-    ``1 - (1 - s^rows)^bands`` (51% at s = 0.7, 94% at 0.8, 14% at 0.6 for 25 x 10; higher for
-    texts with fewer shingles than ``num_perm``). Bands take strided signature positions.
+    ``1 - (1 - s^rows)^bands`` (51% at s = 0.7, 94% at 0.8, 14% at 0.6 for 25 x 10), for short
+    texts as for long ones. Bands take strided signature positions.
     Example: ``dedup.minhash(instruction + " " + output, threshold=0.8)``.
     """
 
     name = "dedup.minhash"
-    version = 1
+    # 2: optimal densification (1: rotation densification); node keys carry the version, so no
+    # result cached by version 1 is reused
+    version = 2
     kind = OpKind.GLOBAL
     family = Family.CLEANING
     args = (Arg("text", STR, doc="the text to shingle (concatenate columns with +)"),)

@@ -54,6 +54,12 @@ def test_strategy_compiles_cleanly(path):
 
 
 @pytest.mark.parametrize("path", STRATEGIES, ids=lambda p: p.stem)
+def test_shipped_strategy_is_in_canonical_form(path):
+    text = path.read_text(encoding="utf-8")
+    assert format_source(text)[0] == text, f"run `autodp fmt --write {path}`"
+
+
+@pytest.mark.parametrize("path", STRATEGIES, ids=lambda p: p.stem)
 def test_vectorised_strategy_runs(path):
     r = compile_file(path)
     if any(registry().get(op).cost != Cost.VECTORISED for op in _ops(r.strategy.steps)):

@@ -21,11 +21,11 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..engine.render import StrategyError, explain_tree, load_strategy
-    from ..io import DataError, peek_columns
-    from .run import _executor
+    from ..io import DataError
+    from .run import _executor, data_columns
 
     try:
-        columns = peek_columns(args.data) if args.data else None
+        columns = data_columns(args) if args.data else None
         strategies = [load_strategy(s, columns) for s in args.strategies]
     except StrategyError as e:
         print(str(e), file=sys.stderr)

@@ -33,11 +33,9 @@ def _columns(args) -> tuple[dict[str, Type] | None, str | None]:
         return out, None
     if getattr(args, "data", None):
         from ..io import read_data
-        from ..types import from_polars
 
         try:
-            frame = read_data(args.data).frame
-            return {n: from_polars(t) for n, t in frame.schema.items() if not n.startswith("__")}, None
+            return read_data(args.data).columns, None  # "__*" input columns pass through, unnamed
         except (OSError, ValueError) as e:
             return None, f"cannot read the columns of {args.data}: {e}"
     return None, None
@@ -156,37 +154,38 @@ def run_compile(args) -> int:
 
 
 def register_fmt(sub) -> None:
-    p = sub.add_parser("fmt", help="rewrite .dp files in the one canonical layout (comments are not kept)")
+    p = sub.add_parser("fmt", help="rewrite .dp files in the one canonical layout (refused, exit 2, where it would lose something)")
     p.add_argument("files", nargs="+", metavar="FILE")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--write", "-w", action="store_true", help="rewrite the files in place")
-    g.add_argument("--check", action="store_true", help="exit 1 if any file is not canonical")
+    g.add_argument("--check", action="store_true", help="exit 1 if a file is not canonical, 2 if one cannot be formatted")
     p.add_argument("--force", action="store_true", help="with --write: also rewrite a file that has other hard links (they keep the old text)")
     p.set_defaults(func=run_fmt)
 
 
 def run_fmt(args) -> int:
+    """Exit 0: every file canonical (or formatted); 1: ``--check`` found a file to format; 2: a file
+    cannot be read, parsed or formatted without loss. 2 wins over 1, so a check never passes a
+    file it could not judge."""
+    from ..compiler import read_source
     from ..fmt import format_source
 
     status = 0
     for f in args.files:
-        try:
-            src = Path(f).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            print(f"error: cannot read {f}: {e}", file=sys.stderr)
-            status = 1
-            continue
-        out, diags = format_source(src)
+        src, diags = read_source(f)
+        out = None
+        if src is not None:
+            out, diags = format_source(src)
         if out is None:
             for d in diags:
                 d.file = f
             print(render_all(diags, src), file=sys.stderr)
-            status = 1
+            status = 2
             continue
         if args.check:
             if out != src:
                 print(f"{f}: not formatted")
-                status = 1
+                status = max(status, 1)
         elif args.write:
             if out != src:
                 from ..atomic import write_text_atomic
@@ -195,7 +194,7 @@ def run_fmt(args) -> int:
                     write_text_atomic(Path(f), out, force=args.force)
                 except (OSError, ValueError) as e:
                     print(f"error: cannot write {f}: {e}", file=sys.stderr)
-                    status = 1
+                    status = max(status, 1)
                     continue
                 print(f"{f}: formatted")
         else:

@@ -61,20 +61,9 @@ def run(args) -> int:
     from rich.console import Console
 
     from ..engine.render import StrategyError, load_strategy, summary_table
-    from ..io import DataError, peek_columns
+    from ..io import DataError, NoUsableRows
 
-    console = Console(stderr=True)
-    try:
-        columns = peek_columns(args.data)
-    except (DataError, OSError) as e:
-        return _err(str(e))
-    try:
-        strategy = load_strategy(args.strategy, columns)
-    except StrategyError as e:
-        print(str(e), file=sys.stderr)
-        return 2
-
-    # every output is checked before anything is written or run (autodp_dsl/outputs.py has the rules)
+    # every output is checked before anything is read, written or run (autodp_dsl/outputs.py has the rules)
     from ..outputs import RefusedWrite, check_outputs, commit_output, write_data, write_file
 
     force = args.force
@@ -94,6 +83,19 @@ def run(args) -> int:
         return 2
     except OSError as e:
         return _err(str(e))
+
+    console = Console(stderr=True)
+    try:
+        columns = data_columns(args)
+    except NoUsableRows as e:
+        return _no_usable_rows(args, e, None)
+    except (DataError, OSError) as e:
+        return _err(str(e))
+    try:
+        strategy = load_strategy(args.strategy, columns, warn=lambda text: print(text, file=sys.stderr))
+    except StrategyError as e:
+        print(str(e), file=sys.stderr)
+        return 2
 
     progress = None
     if not args.quiet:
@@ -120,6 +122,8 @@ def run(args) -> int:
             data = None
         else:
             data = ex.load(args.data, [strategy]) if not args.split else _load_split(ex, args, strategy)
+            if data.frame.height == 0:
+                raise NoUsableRows(data)
             if not args.quiet:
                 console.print(f"read {data.path}: {data.rows_total:,} rows, {data.quarantine.height:,} quarantined")
             with console.status("running", spinner="dots") if not args.quiet else _null():
@@ -134,15 +138,79 @@ def run(args) -> int:
             rep["outputs"] = {"data": str(out), "dropped": str(dropped_path), "quarantine": str(q_path)}
             rep["input"] = {"path": str(args.data), "format": data.format if data else "streamed", "sha256": data.content_sha256 if data else None}
             write_file(args.report, json.dumps(rep, indent=2, ensure_ascii=False).encode("utf-8"), force)
+    except NoUsableRows as e:
+        return _no_usable_rows(args, e, strategy.name)
     except (DataError, OSError, ValueError) as e:
         return _err(str(e))
     except Exception as e:  # an operator failing at run time: one line, no traceback
         return _err(f"{type(e).__name__}: {e}")
+    for col, note in res.columns_changed.items():
+        print(f"warning: column {col!r} changed on reading: {note}", file=sys.stderr)
     if not args.quiet:
         console.print(summary_table(res))
     if not res.accounting.balanced:
         return _err("row accounting does not balance (a bug: please report it with the --report file)")
     return 0
+
+
+def data_columns(args) -> dict:
+    """The input's columns for type-checking the strategy: from its head (``peek_columns``), or,
+    when the head holds no usable record, from reading it all (``streaming``: in chunks, to a spill
+    folder). Raises ``NoUsableRows`` when no record is usable, so the error names the data, not a
+    column the strategy reads."""
+    from ..engine.streaming import should_stream
+    from ..io import DEFAULT_MAX_ROW_BYTES, NoUsableRows, peek_columns, read_data
+
+    columns = peek_columns(args.data)
+    if columns:
+        return columns
+    max_row_bytes = getattr(args, "max_row_bytes", None) or DEFAULT_MAX_ROW_BYTES
+    if hasattr(args, "streaming") and (args.streaming or should_stream(args.data)):
+        import shutil
+        import tempfile
+
+        from ..engine.streaming import scan_input
+
+        spill = Path(tempfile.mkdtemp(prefix="autodp-peek-"))
+        try:
+            _, loaded = scan_input(Path(args.data), (), max_row_bytes, spill)  # loaded.frame: no rows, the schema
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+    else:
+        loaded = read_data(args.data, required=(), max_row_bytes=max_row_bytes, split=getattr(args, "split", None))
+    if loaded.rows_total == loaded.quarantine.height:
+        raise NoUsableRows(loaded)
+    from ..types import ANY
+
+    return {c: t or ANY for c, t in loaded.columns.items()}
+
+
+def _no_usable_rows(args, e, strategy_name: str | None) -> int:
+    """No record is usable: still write the quarantine (every input row is there) and the report,
+    then fail with an error that names the data (exit 1). The outputs were checked before reading."""
+    import polars as pl
+
+    from ..engine.report import DROPPED_SCHEMA, Accounting, RunResult
+    from ..io import DataError
+    from ..outputs import write_data, write_file
+
+    loaded = e.loaded
+    q_path = Path(args.quarantine) if args.quarantine else Path(str(args.output) + ".quarantine.jsonl")
+    try:
+        write_data(loaded.quarantine, q_path, force=args.force)
+        if args.report:
+            acc = Accounting(loaded.rows_total, 0, 0, loaded.quarantine.height, 0, [], pl.DataFrame(schema=DROPPED_SCHEMA))
+            res = RunResult(
+                strategy_name or "", pl.DataFrame(), pl.Series("__rid", [], dtype=pl.UInt64), acc, loaded.quarantine, loaded.fingerprint, "", [], "", 0.0,
+                error=str(e), columns_changed=dict(loaded.changes),
+            )
+            rep = res.to_json()
+            rep["outputs"] = {"data": None, "dropped": None, "quarantine": str(q_path)}
+            rep["input"] = {"path": str(args.data), "format": loaded.format, "sha256": loaded.content_sha256 or None}
+            write_file(args.report, json.dumps(rep, indent=2, ensure_ascii=False).encode("utf-8"), args.force)
+    except (DataError, OSError) as w:
+        return _err(f"{e}; and the quarantine or report could not be written: {w}")
+    return _err(str(e))
 
 
 def _load_split(ex, args, strategy):

@@ -31,6 +31,7 @@ from ..io import (
     open_source,
     parse_source,
     source_stat,
+    unescape_column,
 )
 from ..lower import Context, lower_step
 from ..ops import KEEP, REASON, ROW_ID, Registry, registry
@@ -295,10 +296,14 @@ class Executor:
             q = self.store.get(qkey) if e is not None else None
             if e is not None and q is not None:
                 m = e.meta
-                return Loaded(e.frame, q.frame, fp, str(src.path), src.format, int(m["rows_total"]), list(m.get("dropped_columns", [])), src.content_sha256)
+                return Loaded(
+                    e.frame, q.frame, fp, str(src.path), src.format, int(m["rows_total"]), list(m.get("dropped_columns", [])), src.content_sha256, dict(m.get("changes", {}))
+                )
         loaded = parse_source(src, req, self.max_row_bytes)
         if self.policy.write and store_input:
-            meta = {"kind": "input", "op": src.format, "rows_total": loaded.rows_total, "dropped_columns": loaded.dropped_columns, "path": str(src.path)}
+            meta = {
+                "kind": "input", "op": src.format, "rows_total": loaded.rows_total, "dropped_columns": loaded.dropped_columns, "changes": loaded.changes, "path": str(src.path)
+            }
             self.store.put(qkey, loaded.quarantine, {**meta, "kind": "quarantine"})
             self.store.put(fkey, loaded.frame, meta, compression="lz4")
         return loaded
@@ -709,7 +714,7 @@ class Executor:
         )
         return RunResult(
             strategy=p.strategy.name,
-            frame=df.select([c for c in df.columns if not c.startswith("__")]),
+            frame=df.select([pl.col(c).alias(unescape_column(c)) for c in df.columns if not c.startswith("__")]),  # "__*" input columns get their names back
             ids=df[ROW_ID],
             accounting=acc,
             quarantine=loaded.quarantine,
@@ -720,6 +725,7 @@ class Executor:
             seconds=total,
             read_seconds=read_s,
             error=error,
+            columns_changed=dict(loaded.changes),
         )
 
 

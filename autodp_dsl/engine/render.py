@@ -18,20 +18,24 @@ class StrategyError(Exception):
     """A strategy file that does not compile (the message is ready to print)."""
 
 
-def load_strategy(path: str | Path, columns=None) -> ir.Strategy:
-    """A ``.dp`` file (compiled against ``columns``), or IR JSON (``Strategy.to_json``)."""
+def load_strategy(path: str | Path, columns=None, warn=None) -> ir.Strategy:
+    """A ``.dp`` file (compiled against ``columns``), or IR JSON (``Strategy.to_json``).
+    ``warn``: called with the rendered warnings of a strategy that compiles (a look-alike column
+    name must not pass silently)."""
     p = Path(path)
     if p.suffix.lower() == ".json":
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
             return ir.Strategy.from_json(data)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise StrategyError(f"{p}: not a strategy IR file ({e})") from e
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: nested too deep
+            raise StrategyError(f"{p}: not a strategy IR file ({type(e).__name__ if isinstance(e, RecursionError) else e})") from e
     from ..compiler import compile_file
 
     r = compile_file(p, columns)
     if r.strategy is None or has_errors(r.diagnostics):
         raise StrategyError(render_all(r.diagnostics, r.source))
+    if warn is not None and r.diagnostics:
+        warn(render_all(r.diagnostics, r.source))
     return r.strategy
 
 

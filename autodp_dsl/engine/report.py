@@ -117,6 +117,7 @@ class RunResult:
     read_seconds: float = 0.0
     output: str | None = None  # streaming runs: where the kept rows were written (``frame`` is empty)
     error: str | None = None  # run_batch(on_error="record"): why this strategy has no result
+    columns_changed: dict[str, str] = field(default_factory=dict)  # input column -> how reading changed it (``Loaded.changes``)
 
     @property
     def ok(self) -> bool:
@@ -147,6 +148,7 @@ class RunResult:
             "read_seconds": round(self.read_seconds, 6),
             "accounting": self.accounting.to_json(),
             "quarantine": {"rows": q.height, "by_reason": by_reason},
+            "columns_changed": dict(self.columns_changed),
         }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -23,11 +24,16 @@ from .. import ir
 from ..atomic import commit
 from ..io import (
     QUARANTINE_SCHEMA,
+    READER_VERSION,
     DataError,
     Loaded,
+    NoUsableRows,
+    _first_line,
     _read_jsonl_bytes,
+    columnar_input,
     data_format,
     normalise_required,
+    unescape_column,
     validate_lazy,
 )
 from ..lower import Context, lower_step
@@ -72,21 +78,26 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
     quarantine = []
     parts: list[Path] = []
     total = 0
+    changes: dict[str, str] = {}
+    chunk_notes: list[dict[str, str]] = []
     if fmt == "parquet":
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(8 << 20), b""):
                 digest.update(block)
-        lf = pl.scan_parquet(path).with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
-        good, bad = validate_lazy(lf, req, max_row_bytes)
-        good_path = spill / "input-00000.parquet"
-        queries = [good.sink_parquet(good_path, lazy=True)]
-        if bad is not None:
-            queries.append(bad.sink_parquet(spill / "quarantine.parquet", lazy=True))
-        pl.collect_all(queries)
+        try:
+            lf, changes = columnar_input(pl.scan_parquet(path))
+            good, bad = validate_lazy(lf, req, max_row_bytes)
+            good_path = spill / "input-00000.parquet"
+            queries = [good.sink_parquet(good_path, lazy=True)]
+            if bad is not None:
+                queries.append(bad.sink_parquet(spill / "quarantine.parquet", lazy=True))
+            pl.collect_all(queries)
+            total = pl.scan_parquet(path).select(pl.len()).collect().item()
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as e:  # a corrupt file
+            raise DataError(f"cannot read {path}: {_first_line(e)}") from e
         parts.append(good_path)
         if bad is not None:
             quarantine.append(pl.read_parquet(spill / "quarantine.parquet"))
-        total = pl.scan_parquet(path).select(pl.len()).collect().item()
     else:
         rid_base = line_base = 0
         with open(path, "rb") as f:
@@ -104,7 +115,8 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
                 else:
                     rest = b""
                 if data.strip():
-                    frame, q, n = _read_jsonl_bytes(data, req, max_row_bytes)
+                    frame, q, n, noted = _read_jsonl_bytes(data, req, max_row_bytes)
+                    chunk_notes.append(noted)
                     frame = frame.with_columns(pl.col(ROW_ID) + rid_base)
                     if q.height:
                         quarantine.append(q.with_columns(pl.col("rid") + rid_base, pl.col("line") + line_base))
@@ -116,15 +128,49 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
                 line_base += data.count(b"\n")
                 if not block:
                     break
+    if len(chunk_notes) == 1:
+        changes = chunk_notes[0]
+    for noted in chunk_notes if len(chunk_notes) > 1 else []:
+        for c, note in noted.items():
+            changes[c] = _merge_notes(changes.get(c, ""), note)
     content = digest.hexdigest()
     fp = stable_hash(
-        {"content": content, "reader": {"v": 1, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes, "split": None}}
+        {"content": content, "reader": {"v": READER_VERSION, "required": {k: str(v) for k, v in sorted(req.items())}, "max_row_bytes": max_row_bytes, "split": None}}
     )
     q = pl.concat(quarantine, how="vertical_relaxed").cast(QUARANTINE_SCHEMA) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     scans = [pl.scan_parquet(p) for p in parts]
     lf = pl.concat(scans, how="diagonal_relaxed") if scans else pl.LazyFrame(schema={ROW_ID: pl.UInt64})
-    loaded = Loaded(pl.DataFrame(schema=lf.collect_schema()), q, fp, str(path), fmt, total, [], content)
+    if len(scans) > 1:
+        changes.update(_chunk_changes([s.collect_schema() for s in scans], lf.collect_schema(), changes))
+    loaded = Loaded(pl.DataFrame(schema=lf.collect_schema()), q, fp, str(path), fmt, total, [], content, changes)
     return lf, loaded
+
+
+_ABSENT = re.compile(r"absent from [\d,]+ of [\d,]+ rows")
+
+
+def _merge_notes(old: str, new: str) -> str:
+    """The notes of one column from several chunks, each once (a chunk's row counts are not the file's)."""
+    parts = [_ABSENT.sub("absent from some rows", n) for n in (old.split("; ") if old else []) + new.split("; ")]
+    return "; ".join(dict.fromkeys(parts))
+
+
+def _chunk_changes(schemas: list, final, changes: dict[str, str]) -> dict[str, str]:
+    """Columns that the chunks read with different types (joined into one) or that some chunks lack."""
+    out = {}
+    for c, dt in final.items():
+        if c == ROW_ID:
+            continue
+        name = unescape_column(c)
+        types = {str(s[c]) for s in schemas if c in s and s[c] != pl.Null}
+        note = changes.get(name, "")
+        if len(types) > 1:
+            note = _merge_notes(note, f"read as {', '.join(sorted(types))} in different chunks, joined as {dt}")
+        if any(c not in s for s in schemas):
+            note = _merge_notes(note, "absent from some rows, written as null")
+        if note != changes.get(name, ""):
+            out[name] = note
+    return out
 
 
 def _count(p: Path) -> int:
@@ -137,7 +183,8 @@ def run_streaming(
 ) -> RunResult:
     """Run ``strategy`` over ``data`` out of core and sink the kept rows to ``output`` (.parquet,
     .jsonl/.ndjson or .csv). ``RunResult.frame`` is empty: the rows are in ``output``. ``commit(tmp,
-    output)`` moves the finished temporary file into place (``autodp run`` passes the output rules')."""
+    output)`` moves the finished temporary file into place (``autodp run`` passes the output rules').
+    Raises ``NoUsableRows`` (with the quarantine) before writing anything when no input record is usable."""
     from .executor import plan_strategy, required_columns
 
     t0 = time.perf_counter()
@@ -149,6 +196,8 @@ def run_streaming(
     try:
         req = required if required is not None else required_columns([strategy])
         cur, loaded = scan_input(Path(data), req, ex.max_row_bytes, spill, chunk_bytes)
+        if loaded.rows_total == loaded.quarantine.height:
+            raise NoUsableRows(loaded)
         read_s = time.perf_counter() - t0
         root = root_key(loaded.fingerprint)
         plan = plan_strategy(strategy, root, ex.registry, ex.services)
@@ -218,7 +267,7 @@ def run_streaming(
             ex._emit("node", key=key, text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=seconds)
             rows = rows_out
             cur = pl.scan_parquet(node_path)
-        final = cur.select([c for c in cur.collect_schema().names() if not c.startswith("__")])
+        final = cur.select([pl.col(c).alias(unescape_column(c)) for c in cur.collect_schema().names() if not c.startswith("__")])
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)  # a fresh name beside the output
         os.close(fd)
@@ -246,6 +295,7 @@ def run_streaming(
             seconds=time.perf_counter() - t0,
             read_seconds=read_s,
             output=str(out),
+            columns_changed=dict(loaded.changes),
         )
     finally:
         shutil.rmtree(spill, ignore_errors=True)

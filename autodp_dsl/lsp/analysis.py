@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..catalog import OpKind, Registry, registry
-from ..checker import DEFAULT_COLUMNS, _Checker
+from ..checker import DEFAULT_COLUMNS, check_document
 from ..diagnostics import Diagnostic
 from ..document import TOP_LEVEL_KEYS, RawStep, load_document
 from ..ir import col_text
@@ -128,36 +128,39 @@ def analyze(source: str, columns: dict[str, Type] | None = None, reg: Registry |
                                      "an input column (the default Alpaca shape: no `columns:` declared)")
     if doc is not None:
         a.top = doc.steps
-        checker = _Checker(reg, None)
-        _walk(a, checker, doc.steps, env, False)
+        last_top: list = [None]
+        top_ids = {id(s) for s in doc.steps}
+
+        def trace(raw: RawStep, env: dict[str, Type], done: bool) -> None:
+            if not done:
+                a.steps.append(raw)
+                a.scopes.append((raw.loc.line - 1, dict(env)))
+                return
+            if id(raw) in top_ids:
+                last_top[0] = dict(env)
+            if raw.kind == "call":
+                _origin(a, raw, env)
+
+        try:
+            check_document(doc, reg, columns, None, [], trace=trace)
+        except Exception:  # a checker bug must not take the editor down; lint reports it
+            pass
+        if last_top[0] is not None:
+            env = last_top[0]
     a.final = dict(env)
     return a
 
 
-def _walk(a: Analysis, checker: _Checker, raws: list[RawStep], env: dict[str, Type], in_where: bool) -> None:
-    for raw in raws:
-        a.steps.append(raw)
-        a.scopes.append((raw.loc.line - 1, dict(env)))
-        if raw.kind == "where":
-            checker.predicate(raw, env)
-            inner = dict(env)
-            _walk(a, checker, raw.children, inner, True)
-            for name, t in inner.items():
-                env.setdefault(name, t)
-            continue
-        try:
-            checker.step(raw, env, in_where)
-        except Exception:  # a checker bug must not take the editor down; lint reports the step
-            continue
-        if raw.kind == "call":
-            try:
-                node = parse_step(raw.text)
-            except SyntaxProblem:
-                continue
-            if isinstance(node, AAssign) and node.name in env:
-                line, col = raw.loc.at(node.start)
-                a.origins[node.name] = Column(node.name, env[node.name], f"defined by step {raw.path}: `{raw.text.strip()}`",
-                                              line - 1, col - 1, col - 1 + (node.name_end - node.start))
+def _origin(a: Analysis, raw: RawStep, env: dict[str, Type]) -> None:
+    """Record where a ``name = expr`` step defines its column."""
+    try:
+        node = parse_step(raw.text)
+    except (SyntaxProblem, RecursionError):
+        return
+    if isinstance(node, AAssign) and node.name in env:
+        line, col = raw.loc.at(node.start)
+        a.origins[node.name] = Column(node.name, env[node.name], f"defined by step {raw.path}: `{raw.text.strip()}`",
+                                      line - 1, col - 1, col - 1 + (node.name_end - node.start))
 
 
 # ---------------------------------------------------------------- the cursor's context

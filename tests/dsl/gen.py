@@ -96,3 +96,53 @@ def frame(draw) -> pl.DataFrame:
         },
         schema=COLUMNS,
     )
+
+
+# ---------------------------------------------------------------- documents fmt must not lose
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)  # YAML cannot hold a lone surrogate
+_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+_KNOWN = ("dp", "name", "description", "columns", "require", "steps")
+# `<<` (merge) and `=` (value) are YAML 1.1 keys with a meaning of their own
+_KEY = _TEXT.filter(lambda k: k.strip() and k not in _KNOWN and k not in ("<<", "="))
+_LITERAL = st.one_of(
+    st.integers().map(str),
+    st.floats(min_value=0, allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["1e309", "12e999", "0.1", "1e-07", "99999999999999999999999999999999999999999"]),
+)
+
+
+@st.composite
+def messy_document(draw) -> str:
+    """A valid strategy with what careless hands add: keys .dp does not define (any YAML value),
+    descriptions in any YAML style with any characters, literals at the edges, sometimes a comment."""
+    import yaml
+
+    src = draw(strategy_text())
+    steps_at = src.index("steps:\n")
+    head, steps = src[:steps_at], src[steps_at:]
+    if draw(st.booleans()):
+        style = draw(st.sampled_from([None, '"', "'", "|", ">"]))
+        desc = yaml.safe_dump({"description": draw(_TEXT)}, default_style=style, allow_unicode=draw(st.booleans()), width=1 << 20)
+        head = head.replace("name: gen\n", "name: gen\n" + desc.replace("'description'", "description").replace('"description"', "description"))
+    for name in draw(st.lists(_TEXT.filter(str.strip), max_size=2)):  # odd column names, declared and required
+        entry = yaml.safe_dump({name: "str"}, width=1 << 20)
+        head = head.replace("columns:\n", "columns:\n" + "".join("  " + line for line in entry.splitlines(keepends=True)), 1)
+    if draw(st.booleans()):
+        required = draw(st.lists(_TEXT, max_size=3))
+        flow = yaml.safe_dump(required, default_flow_style=True, width=1 << 20).removesuffix("\n...\n")
+        head += f"require: {flow}" if draw(st.booleans()) else yaml.safe_dump({"require": required}, width=1 << 20)
+    steps = steps.replace("steps:\n", f"steps:\n  - filter: words(output) > {draw(_LITERAL)}\n", 1)
+    extras = draw(st.dictionaries(_KEY, _VALUE, max_size=3))
+    extra = yaml.safe_dump(extras, default_flow_style=False, allow_unicode=draw(st.booleans()), width=1 << 20) if extras else ""
+    parts = [head, steps, extra] if draw(st.booleans()) else [head, extra, steps]
+    text = "".join(parts)
+    if draw(st.integers(0, 9)) == 7:
+        lines = text.splitlines(keepends=True)
+        lines.insert(draw(st.integers(0, len(lines))), "# a note\n")
+        text = "".join(lines)
+    return text
