@@ -19,14 +19,23 @@ def register(sub) -> None:
                    help="wait this long after the last change before checking a document (default 0.15)")
     p.add_argument("--check-timeout", type=float, default=5.0, metavar="SECONDS",
                    help="report a check that takes longer than this instead of waiting for it (default 5)")
+    from ..commands.language import _columns_arg
+
+    _columns_arg(p)  # --data / --columns: check and complete against these input columns, as `lint` does
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..commands.language import _columns
+
+    columns, err = _columns(args)
+    if err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         from .server import build_server
     except ImportError as e:
         print(f"error: `autodp lsp` needs pygls ({e.name or e}): pip install 'autodp[lsp]'", file=sys.stderr)
         return 2
-    build_server(debounce=args.debounce, check_timeout=args.check_timeout).start_io()
+    build_server(debounce=args.debounce, check_timeout=args.check_timeout, columns=columns).start_io()
     return 0

@@ -35,10 +35,11 @@ _KINDS = {
 
 
 class DpServer(LanguageServer):
-    def __init__(self, debounce: float, check_timeout: float):
+    def __init__(self, debounce: float, check_timeout: float, columns=None):
         super().__init__("autodp", "0.1.0", text_document_sync_kind=T.TextDocumentSyncKind.Incremental)
         self.debounce = debounce
         self.check_timeout = check_timeout
+        self.columns = columns  # the input columns given on the command line (--data / --columns), else the document's
         self.latest: dict[str, int] = {}  # uri -> the newest version seen (a stale check is not published)
         self.analyses: dict[str, tuple[int | None, str, A.Analysis]] = {}
 
@@ -52,7 +53,7 @@ class DpServer(LanguageServer):
         cached = self.analyses.get(uri)
         if cached is None or cached[0] != doc.version or cached[1] is not source:
             try:
-                a = A.analyze(source)
+                a = A.analyze(source, self.columns)
             except Exception:  # a bug in the analysis must not end the session: answer from the text alone
                 a = A.Analysis(source, A.split_lines(source))
             self.analyses[uri] = cached = (doc.version, source, a)
@@ -106,7 +107,7 @@ class DpServer(LanguageServer):
         doc = self.workspace.get_text_document(uri)
         source = doc.source
         try:
-            diags = await asyncio.wait_for(asyncio.to_thread(A.diagnostics, source, _path(uri)), self.check_timeout)
+            diags = await asyncio.wait_for(asyncio.to_thread(A.diagnostics, source, _path(uri), self.columns), self.check_timeout)
         except TimeoutError:
             diags = [Diagnostic("invalid-document", f"checking took longer than {self.check_timeout:g} s; "
                                 "run `autodp lint` on this file", 1, 1, severity=Severity.WARNING)]
@@ -134,9 +135,9 @@ def _path(uri: str) -> str | None:
         return None
 
 
-def build_server(debounce: float = 0.15, check_timeout: float = 5.0) -> DpServer:
+def build_server(debounce: float = 0.15, check_timeout: float = 5.0, columns=None) -> DpServer:
     registry()  # load the operator catalog once, before worker threads read it
-    server = DpServer(debounce, check_timeout)
+    server = DpServer(debounce, check_timeout, columns)
 
     @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: DpServer, params: T.DidOpenTextDocumentParams):
@@ -259,7 +260,7 @@ def build_server(debounce: float = 0.15, check_timeout: float = 5.0) -> DpServer
             if not A.too_large(doc.source) and not A.not_text(doc.source):
                 from ..fixes import fix_text
 
-                fixed, n = fix_text(doc.source, _path(uri))
+                fixed, n = fix_text(doc.source, _path(uri), ls.columns)
                 if n:
                     actions.append(T.CodeAction(title=f"Apply {n} autodp fix{'es' * (n != 1)}", kind=T.CodeActionKind.SourceFixAll,
                                                 edit=T.WorkspaceEdit(changes={uri: [T.TextEdit(_whole(ls, doc), fixed)]})))

@@ -81,6 +81,17 @@ async def test_a_change_updates_the_diagnostics(client):
     assert {d.code for d in diags} == {"unknown-key", "missing-key"}
 
 
+async def test_ranges_are_in_utf16_units(client):
+    text = 'dp: 1\nname: u\nsteps:\n  - filter: chars(output) > 0 and "é😀" != outptu\n'
+    uri = await _open(client, "utf16", text)
+    (d,) = await _diagnostics(client, uri, lambda ds: len(ds) > 0)
+    line = text.splitlines()[3]
+    start = len(line[: line.index("outptu")].encode("utf-16-le")) // 2  # 😀 is two UTF-16 units
+    assert (d.range.start.character, d.range.end.character) == (start, start + 6)
+    hover = await client.text_document_hover_async(T.HoverParams(**_where(3, start + 2, uri)))
+    assert hover is None  # `outptu` is no column: nothing to say, and no crash
+
+
 async def test_yaml_errors_are_diagnostics_too(client):
     uri = await _open(client, "yaml", "dp: 1\nname: x\nsteps:\n  - clean.html(output\n - [\n")
     diags = await _diagnostics(client, uri, lambda ds: len(ds) > 0)
