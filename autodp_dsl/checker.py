@@ -149,6 +149,7 @@ class _Checker:
                         if real:
                             self.error("unknown-column", f"unknown column `{name}`: it looks like `{real[0]}` but is another name ({_odd_chars(name)})",
                                        loc, node.start, node.end, [f"type the name again: did you mean `{real[0]}`?"], path)
+                            self.fix_last(name, real, real, loc, node.start, node.end, ir.col_text)  # one look-alike: unambiguous
                             return None
                     close = difflib.get_close_matches(name, list(env), n=2)
                     hints = _did_you_mean(close)

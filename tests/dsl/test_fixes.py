@@ -155,3 +155,10 @@ def test_apply_fixes_skips_overlaps_and_out_of_range_edits():
                                      ("kitten", "sitting", 3), ("", "ab", 2)])
 def test_edit_distance(a, b, d):
     assert edit_distance(a, b) == min(d, 3)
+
+
+def test_a_look_alike_column_is_fixed_to_the_one_it_looks_like():
+    text = "dp: 1\nname: u\ncolumns:\n  output: str\nsteps:\n  - filter: words(`\u043eutput`) > 1  # Cyrillic o\n"
+    (d,) = lint_text(text)
+    assert d.code == "unknown-column" and [f.applicability for f in d.fixes] == [MACHINE]
+    assert fix_text(text) == (text.replace("`\u043eutput`", "output"), 1)
