@@ -16,7 +16,7 @@ import yaml
 from ..catalog import OpKind, Registry, registry
 from ..checker import DEFAULT_COLUMNS, check_document
 from ..diagnostics import Diagnostic
-from ..document import TOP_LEVEL_KEYS, RawStep, load_document
+from ..document import DEFAULT_LIMITS, TOP_LEVEL_KEYS, RawStep, load_document
 from ..ir import col_text
 from ..nodes import AAssign, SyntaxProblem
 from ..syntax import parse_step
@@ -25,7 +25,7 @@ from ..types import Type, parse_type
 __all__ = ["MAX_BYTES", "Column", "Analysis", "CallContext", "Completion", "analyze", "diagnostics", "call_context",
            "word_at", "complete", "hover", "op_markdown", "signature_parts"]
 
-MAX_BYTES = 1 << 20  # larger documents are not checked live (`autodp lint` still does)
+MAX_BYTES = DEFAULT_LIMITS.document_bytes  # the language core's bound: larger documents get no analysis
 MAX_LINE = 10_000  # the cursor scanner reads at most this much of a line
 
 _SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired: what a client's invalid UTF-8 can turn into
@@ -87,19 +87,21 @@ def too_large(source: str) -> bool:
 
 
 def not_text(source: str) -> bool:
-    """NUL bytes or unpaired surrogates: bytes, not text; only a diagnostic is sent for them."""
-    return "\x00" in source or _SURROGATE.search(source) is not None
+    """Unpaired surrogates (what invalid UTF-8 from a client becomes): not text, and no reply that
+    quotes it could even be encoded; only a diagnostic is sent for it."""
+    return _SURROGATE.search(source) is not None
 
 
 def diagnostics(source: str, path: str | None = None, columns: dict[str, Type] | None = None) -> list[Diagnostic]:
-    """What `autodp lint` reports for ``source`` (the same codes, messages, positions, hints, fixes)."""
+    """What `autodp lint` reports for ``source`` (the same codes, messages, positions, hints, fixes;
+    the language core's bounds included: a document over 1 MiB is one `limit-exceeded`)."""
     from ..compiler import lint_text
 
-    if too_large(source):
-        return [Diagnostic("invalid-document", f"the document is too large to check as you type ({len(source)} characters, "
-                           f"limit {MAX_BYTES})", 1, 1, hints=["run `autodp lint` on it"], file=path)]
     if not_text(source):
-        return [Diagnostic("invalid-document", "the document is not text (it has NUL bytes or unpaired surrogates)", 1, 1, file=path)]
+        m = _SURROGATE.search(source)
+        line = source.count("\n", 0, m.start()) + 1
+        return [Diagnostic("invalid-encoding", "the document is not UTF-8 text (the editor sent bytes that do not decode)",
+                           line, m.start() - (source.rfind("\n", 0, m.start()) + 1) + 1, file=path)]
     return lint_text(source, path, columns)
 
 
