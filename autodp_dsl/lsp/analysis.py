@@ -428,11 +428,15 @@ def signature_parts(signature: str) -> list[tuple[int, int]]:
     return spans
 
 
-def active_parameter(spec, call: CallContext) -> int:
-    """The index (in the signature) of the parameter the cursor is on."""
-    names = [a.name for a in spec.args] + list(spec.wants)
+def active_parameter(spec, call: CallContext) -> int | None:
+    """The index (in the signature) of the parameter the cursor is on: the keyword being given, the
+    positional argument, or past those the first parameter not given yet (None when all are)."""
+    params = list(spec.wants)
     if call.keyword in spec.wants:
-        return len(spec.args) + list(spec.wants).index(call.keyword)
-    if spec.args and call.arg_index >= len(spec.args) and spec.args[-1].variadic:
+        return len(spec.args) + params.index(call.keyword)
+    if call.arg_index < len(spec.args):
+        return call.arg_index
+    if spec.args and spec.args[-1].variadic:
         return len(spec.args) - 1
-    return min(call.arg_index, max(len(names) - 1, 0))
+    free = [i for i, p in enumerate(params) if p not in call.used]
+    return len(spec.args) + free[0] if free else None

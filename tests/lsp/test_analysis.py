@@ -61,3 +61,32 @@ def test_lsp_command_usage_errors_are_one_line():
     r = subprocess.run([sys.executable, "-m", "autodp_dsl.cli", "lsp", "--columns", "a:nosuchtype"], capture_output=True, text=True,
                        cwd=ROOT, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("error: --columns") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_hover_on_signals_their_parameters_and_columns():
+    src = "dp: 1\nname: t\nsteps:\n  - filter: word_repetition_ratio(output, n=10) <= 0.5\n"
+    a = A.analyze(src)
+    text, start, end = A.hover(a, 3, 14)
+    assert "word_repetition_ratio(text: str, n: int = 10) -> float" in text and "kind: signal" in text
+    assert src.splitlines()[3][start:end] == "word_repetition_ratio"
+    param, *_ = A.hover(a, 3, 42)
+    assert param.startswith("**n**") and "default: `10`" in param
+    col, *_ = A.hover(a, 3, 36)
+    assert col.startswith("**output**: `str`")
+    assert A.hover(a, 3, 51) is None and A.hover(a, 3, 500) is None and A.hover(a, 99, 0) is None
+
+
+def test_active_parameter_of_signature_help():
+    from autodp_dsl.catalog import registry
+
+    spec = registry().spec("dedup.minhash")
+    names = [p.strip() for p in spec.signature[spec.signature.index("(") + 1 : spec.signature.rindex(")")].split(", ")]
+
+    def active(before):
+        i = A.active_parameter(spec, A.call_context(before))
+        return None if i is None else names[i].split(":")[0]
+
+    assert active("dedup.minhash(out") == "text"
+    assert active("dedup.minhash(output, ngram=") == "ngram"
+    assert active("dedup.minhash(output, threshold=0.8, ") == "num_perm"  # the first one not given yet
+    assert [s for s, _ in A.signature_parts(spec.signature)][:2] == [len("dedup.minhash("), len("dedup.minhash(text: str, ")]
