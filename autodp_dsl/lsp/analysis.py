@@ -108,7 +108,7 @@ def diagnostics(source: str, path: str | None = None, columns: dict[str, Type] |
 def analyze(source: str, columns: dict[str, Type] | None = None, reg: Registry | None = None) -> Analysis:
     """Scopes and origins of ``source`` (as much as loads); never raises on bad input."""
     a = Analysis(source, split_lines(source))
-    if too_large(source):
+    if too_large(source) or not_text(source):
         return a
     reg = reg or registry()
     doc = load_document(source, [])

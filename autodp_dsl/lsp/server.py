@@ -34,6 +34,9 @@ _KINDS = {
 }
 
 
+_PLACEHOLDER = re.compile(r"\$\{\d+:?([^}]*)\}")
+
+
 class DpServer(LanguageServer):
     def __init__(self, debounce: float, check_timeout: float, columns=None):
         super().__init__("autodp", "0.1.0", text_document_sync_kind=T.TextDocumentSyncKind.Incremental)
@@ -177,9 +180,14 @@ def build_server(debounce: float = 0.15, check_timeout: float = 5.0, columns=Non
         before = a.lines[line][:col] if line < len(a.lines) else ""
         prefix = re.search(r"[\w.]*$", before[-A.MAX_LINE:]).group(0)
         edit_range = ls.range_of(doc, line, col - len(prefix), line, col)
+        caps = ls.client_capabilities.text_document
+        snippets = bool(caps and caps.completion and caps.completion.completion_item and caps.completion.completion_item.snippet_support)
         out = []
         for it in items:
             snippet = it.insert is not None and "$" in it.insert
+            if snippet and not snippets:  # a client without snippets gets the text without placeholders
+                it = A.Completion(it.label, it.kind, it.detail, _PLACEHOLDER.sub(r"\1", it.insert), it.doc)
+                snippet = False
             out.append(T.CompletionItem(
                 label=it.label, kind=_KINDS.get(it.kind), detail=it.detail or None,
                 documentation=it.doc or None,
