@@ -11,12 +11,19 @@ document's ``Analysis`` is rebuilt) and again on the same version (cached). Hove
 comparison. Loading the same document with libyaml's ``CSafeLoader`` (the loader autodp uses) is
 the baseline measured in the same run, as in ``bench_lint.py``.
 Targets (issue 18): diagnostics < 20 ms after the debounce; completion < 10 ms.
+
+``--stdio`` also times the whole round trip through a real server process (`autodp lsp
+--debounce 0`): a ``didChange`` sent to the ``publishDiagnostics`` of that version read back, and a
+completion request to its reply (JSON-RPC over pipes, the worker thread, the event loop).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,9 +51,66 @@ def stats(fn, runs: int) -> tuple[float, float]:
     return statistics.median(xs), xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))]
 
 
+class Wire:
+    """A minimal JSON-RPC client over a server process's pipes."""
+
+    def __init__(self, cmd: list[str]):
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def send(self, **msg) -> None:
+        body = json.dumps({"jsonrpc": "2.0", **msg}).encode()
+        self.p.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.p.stdin.flush()
+
+    def read(self) -> dict:
+        n = 0
+        while (line := self.p.stdout.readline().strip()):
+            if line.lower().startswith(b"content-length"):
+                n = int(line.split(b":")[1])
+        return json.loads(self.p.stdout.read(n))
+
+    def until(self, pred) -> dict:
+        while not pred(m := self.read()):
+            pass
+        return m
+
+
+def stdio_rows(text: str, good: str, where: tuple[int, int], runs: int) -> list[tuple]:
+    w = Wire([sys.executable, "-m", "autodp_dsl.cli", "lsp", "--debounce", "0"])
+    w.send(id=0, method="initialize", params={"capabilities": {}})
+    w.until(lambda m: m.get("id") == 0)
+    w.send(method="initialized", params={})
+    uri = "file:///bench-stdio.dp"
+    w.send(method="textDocument/didOpen", params={"textDocument": {"uri": uri, "languageId": "dp", "version": 1, "text": text}})
+    w.until(lambda m: m.get("method") == "textDocument/publishDiagnostics")
+    change, complete = [], []
+    for v in range(2, runs + 2):
+        t = time.perf_counter()
+        w.send(method="textDocument/didChange", params={"textDocument": {"uri": uri, "version": v},
+                                                        "contentChanges": [{"text": text if v % 2 else good}]})
+        w.until(lambda m, v=v: m.get("method") == "textDocument/publishDiagnostics" and m["params"].get("version") == v)
+        change.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        w.send(id=v, method="textDocument/completion", params={"textDocument": {"uri": uri}, "position": {"line": where[0], "character": where[1]}})
+        w.until(lambda m, v=v: m.get("id") == v)
+        complete.append((time.perf_counter() - t) * 1000)
+    w.send(id=-1, method="shutdown")
+    w.until(lambda m: m.get("id") == -1)
+    w.send(method="exit")
+    w.p.wait(timeout=30)
+
+    def row(name, xs):
+        xs.sort()
+        return name, statistics.median(xs), xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))]
+
+    return [row("stdio: didChange -> publishDiagnostics (debounce 0)", change),
+            row("stdio: completion request -> reply (after a change)", complete)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--stdio", action="store_true", help="also time round trips through a server process")
     args = ap.parse_args()
 
     base = make_doc(20)
@@ -57,7 +121,9 @@ def main() -> None:
     lines = text.splitlines()
     n_steps = sum(1 for ln in base.splitlines() if ln.startswith("  - "))
     server = build_server()
-    server.protocol._workspace = Workspace(None)  # what `initialize` sets up
+    server.protocol._workspace = Workspace(None)  # what `initialize` sets up, for a client with snippets
+    server.protocol.client_capabilities = T.ClientCapabilities(text_document=T.TextDocumentClientCapabilities(
+        completion=T.CompletionClientCapabilities(completion_item=T.ClientCompletionItemOptions(snippet_support=True))))
     uri = "file:///bench.dp"
     server.workspace.put_text_document(T.TextDocumentItem(uri=uri, language_id="dp", version=1, text=text))
     doc = server.workspace.get_text_document(uri)
@@ -92,6 +158,9 @@ def main() -> None:
         rows.append((f"completion after a change: {k}", *stats(lambda p=p: (changed(), complete(p)), args.runs)))
         rows.append((f"completion, same version: {k}", *stats(lambda p=p: complete(p), args.runs)))
     rows.append(("hover on an operator, same version", *stats(lambda: hover(hover_op), args.runs)))
+    if args.stdio:
+        good = text.replace("whitespce", "whitespace")
+        rows += stdio_rows(text, good, where["columns + signals in `words(`"], min(args.runs, 200))
     print(f"{n_steps}-step document, {len(lines)} lines, {args.runs} runs each")
     print(f"{'':66} {'median':>9} {'p95':>9}")
     for name, med, p95 in rows:
