@@ -192,8 +192,7 @@ def _scan(text: str) -> tuple[list[list], bool]:
         elif c in "\"'":
             quote = c
         elif c == "(":
-            m = re.search(r"([A-Za-z_][\w.]*)\s*$", text[:i])
-            stack.append([m.group(1) if m else "", 0, i + 1, set()])
+            stack.append([_name_before(text, i), 0, i + 1, set()])
         elif c == "[":
             stack.append(["[", 0, i + 1, set()])
         elif c in ")]" and stack:
@@ -206,6 +205,19 @@ def _scan(text: str) -> tuple[list[list], bool]:
             stack[-1][2] = i + 1
         i += 1
     return stack, quote is not None
+
+
+def _name_before(text: str, i: int) -> str:
+    """The name that ends just before ``text[i]`` (spaces allowed between), read backwards: linear
+    in the name's length, however long the line."""
+    j = i
+    while j > 0 and text[j - 1] in " \t":
+        j -= 1
+    k = j
+    while k > 0 and (text[k - 1].isalnum() or text[k - 1] in "_."):
+        k -= 1
+    name = text[k:j]
+    return name if re.fullmatch(r"[A-Za-z_][\w.]*", name) else ""
 
 
 def call_context(before: str) -> CallContext | None:
@@ -245,8 +257,9 @@ class Completion:
 
 
 def _step_line(line: str) -> tuple[str, str, int] | None:
-    """(context, text, offset): what part of a step line the text after ``offset`` is.
-    context: "step" (a step string), "expr" (a filter:/where: expression) or "key" (a step's start)."""
+    """(context, text, offset): what part of a step line the text after ``offset`` is, past a list
+    dash, a ``filter:``/``where:`` key and an opening quote. context: "step" (a step string) or
+    "expr" (a filter:/where: expression); None when the line is not a step."""
     m = re.match(r"(\s*-\s+)(?:(filter|where)\s*:\s*)?(['\"]?)", line)
     if not m:
         m2 = re.match(r"(\s*)(filter|where)\s*:\s*(['\"]?)", line)  # `where:`'s sibling lines inside a step mapping
