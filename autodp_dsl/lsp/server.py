@@ -10,6 +10,7 @@ units (UTF-16 by default) on lines with non-ASCII text.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from dataclasses import asdict
 
@@ -141,6 +142,26 @@ def _path(uri: str) -> str | None:
 def build_server(debounce: float = 0.15, check_timeout: float = 5.0, columns=None) -> DpServer:
     registry()  # load the operator catalog once, before worker threads read it
     server = DpServer(debounce, check_timeout, columns)
+
+    @server.feature(T.INITIALIZE)
+    def initialize(ls: DpServer, params: T.InitializeParams):
+        """``initializationOptions`` {"data": PATH} or {"columns": "name:type,..."}: the editor's
+        settings for the input columns (as `--data` / `--columns`; the command line wins)."""
+        opts = params.initialization_options if isinstance(params.initialization_options, dict) else {}
+        if ls.columns is not None or not (opts.get("data") or opts.get("columns")):
+            return
+        from types import SimpleNamespace
+
+        from ..commands.language import _columns
+
+        data = opts.get("data")
+        if isinstance(data, str) and data and not os.path.isabs(data) and params.root_uri:
+            data = os.path.join(_path(params.root_uri) or "", data)  # relative to the workspace
+        columns, err = _columns(SimpleNamespace(data=data if isinstance(data, str) else None,
+                                                columns=opts.get("columns") if isinstance(opts.get("columns"), str) else None))
+        if err:
+            ls.window_show_message(T.ShowMessageParams(type=T.MessageType.Error, message=f"autodp: {err}"))
+        ls.columns = columns
 
     @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: DpServer, params: T.DidOpenTextDocumentParams):

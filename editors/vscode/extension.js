@@ -8,8 +8,11 @@ let client;
 function activate(context) {
   const [command, ...args] = vscode.workspace.getConfiguration("autodp").get("command", ["autodp", "lsp"]);
   const server = { command, args, transport: TransportKind.stdio };
+  const config = vscode.workspace.getConfiguration("autodp");
   client = new LanguageClient("autodp", "autodp", { run: server, debug: server }, {
     documentSelector: [{ scheme: "file", language: "dp" }, { scheme: "untitled", language: "dp" }],
+    // the input columns: a data file's (relative to the workspace) or a list, as `autodp lint --data/--columns`
+    initializationOptions: { data: config.get("data", ""), columns: config.get("columns", "") },
   });
   context.subscriptions.push(client);
   return client.start().catch((err) => {
