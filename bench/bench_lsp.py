@@ -131,7 +131,7 @@ def main() -> None:
     hover = server.protocol.fm.features[T.TEXT_DOCUMENT_HOVER]
 
     def check():
-        return [server.lsp_diagnostic(doc, d) for d in A.diagnostics(doc.source)]
+        return server.lsp_diagnostics(doc, A.diagnostics(doc.source))
 
     assert {d.code for d in check()} == {"unknown-op", "unknown-column", "unknown-parameter", "syntax-error"}  # + the 3 lines being typed
     where = {

@@ -83,8 +83,11 @@ class DpServer(LanguageServer):
 
     # ------------------------------------------------------------ diagnostics
 
-    def lsp_diagnostic(self, doc, d: Diagnostic) -> T.Diagnostic:
+    def lsp_diagnostics(self, doc, diags: list[Diagnostic]) -> list[T.Diagnostic]:
         lines = A.split_lines(doc.source)
+        return [self.lsp_diagnostic(doc, d, lines) for d in diags]
+
+    def lsp_diagnostic(self, doc, d: Diagnostic, lines: list[str]) -> T.Diagnostic:
         line = min(max(d.line - 1, 0), len(lines) - 1)
         text = lines[line]
         start = min(max(d.column - 1, 0), len(text))
@@ -113,17 +116,17 @@ class DpServer(LanguageServer):
         try:
             diags = await asyncio.wait_for(asyncio.to_thread(A.diagnostics, source, _path(uri), self.columns), self.check_timeout)
         except TimeoutError:
-            diags = [Diagnostic("invalid-document", f"checking took longer than {self.check_timeout:g} s; "
+            diags = [Diagnostic("limit-exceeded", f"checking took longer than {self.check_timeout:g} s; "
                                 "run `autodp lint` on this file", 1, 1, severity=Severity.WARNING)]
-        except Exception as e:  # a bug in the checker: say so in the editor, keep serving
-            diags = [Diagnostic("invalid-document", f"internal error while checking: {type(e).__name__}: {e}", 1, 1)]
+        except Exception as e:  # a bug in the checker: say so in the editor (as the CLI's one line does), keep serving
+            diags = [Diagnostic("internal-error", f"internal error while checking: {type(e).__name__}: {e}", 1, 1)]
         if self.latest.get(uri) != version:
             return
         doc = self.workspace.get_text_document(uri)
         if doc.source is not source:
             return
         self.text_document_publish_diagnostics(
-            T.PublishDiagnosticsParams(uri=uri, version=version, diagnostics=[self.lsp_diagnostic(doc, d) for d in diags]))
+            T.PublishDiagnosticsParams(uri=uri, version=version, diagnostics=self.lsp_diagnostics(doc, diags)))
 
     def schedule(self, uri: str, version: int | None, delay: float) -> None:
         self.latest[uri] = version

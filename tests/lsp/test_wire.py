@@ -23,6 +23,8 @@ def _replies(out: bytes) -> list[dict]:
     while b"\r\n\r\n" in out:
         head, _, rest = out.partition(b"\r\n\r\n")
         n = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[1])
+        if len(rest) < n:  # a frame still arriving
+            break
         replies.append(json.loads(rest[:n]))
         out = rest[n:]
     return replies
@@ -55,3 +57,29 @@ def test_invalid_utf8_and_garbage_frames_do_not_end_the_server():
     y = [d for pub in published if pub["uri"] == "file:///tmp/y.dp" for d in pub["diagnostics"]]
     assert [d["code"] for d in y] == ["unknown-op"]
     assert p.returncode == 0
+
+
+def test_a_check_over_its_time_limit_is_reported_not_awaited():
+    stream = b"".join([
+        _msg(id=1, method="initialize", params={"capabilities": {}}),
+        _msg(method="initialized", params={}),
+        _msg(method="textDocument/didOpen", params={"textDocument": {
+            "uri": "file:///tmp/slow.dp", "languageId": "dp", "version": 1, "text": "dp: 1\nname: s\nsteps:\n  - clean.html(output)\n"}}),
+        _msg(id=2, method="textDocument/hover", params={"textDocument": {"uri": "file:///tmp/slow.dp"}, "position": {"line": 3, "character": 6}}),
+    ])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-m", "autodp_dsl.cli", "lsp", "--check-timeout", "0.000001"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, env=env)
+    p.stdin.write(stream)
+    p.stdin.flush()
+    out = b""
+    try:
+        while not any(r.get("method") == "textDocument/publishDiagnostics" for r in _replies(out)) or 2 not in {r.get("id") for r in _replies(out)}:
+            out += os.read(p.stdout.fileno(), 65536)
+    finally:
+        p.stdin.write(_msg(id=3, method="shutdown") + _msg(method="exit"))
+        p.stdin.close()
+        p.wait(timeout=30)
+    (pub,) = [r["params"] for r in _replies(out) if r.get("method") == "textDocument/publishDiagnostics"]
+    (d,) = pub["diagnostics"]
+    assert d["code"] == "limit-exceeded" and "took longer than" in d["message"] and d["severity"] == 2
