@@ -111,7 +111,7 @@ def analyze(source: str, columns: dict[str, Type] | None = None, reg: Registry |
     if too_large(source) or not_text(source):
         return a
     reg = reg or registry()
-    doc = load_document(source, [])
+    doc = _load_tolerant(source)
     declared: dict[str, Type] = {}
     if doc is not None:
         node = doc.fields.get("__node_columns")
@@ -151,6 +151,27 @@ def analyze(source: str, columns: dict[str, Type] | None = None, reg: Registry |
             env = last_top[0]
     a.final = dict(env)
     return a
+
+
+def _load_tolerant(source: str, tries: int = 4):
+    """The document as far as it loads. On a YAML error the lines up to it are blanked one by one,
+    from the error upwards (the line being typed is usually the culprit, e.g. an unclosed `[`);
+    lines keep their numbers, so positions stay right."""
+    diags: list[Diagnostic] = []
+    doc = load_document(source, diags)
+    lines = source.split("\n")
+    blanked = None
+    for _ in range(tries):
+        if doc is not None or not diags or diags[0].code != "yaml-syntax":
+            break
+        n = (min(diags[0].line, len(lines)) if blanked is None else blanked) - 1
+        if n < 0:
+            break
+        lines[n] = ""
+        blanked = n
+        diags = []
+        doc = load_document("\n".join(lines), diags)
+    return doc
 
 
 def _origin(a: Analysis, raw: RawStep, env: dict[str, Type]) -> None:
@@ -317,6 +338,8 @@ def complete(a: Analysis, line: int, col: int, reg: Registry | None = None) -> l
     text = a.lines[line] if 0 <= line < len(a.lines) else ""
     before = text[:col][-MAX_LINE:]
     if not before.startswith((" ", "\t", "-")):  # a top-level key
+        if re.match(r"require\s*:\s*\[?(?:[\w`]+\s*,\s*)*[\w`]*$", before):  # the input columns the output keeps
+            return [Completion(col_text(n), "column", str(t), None, "input column") for n, t in a.columns_at(0).items()]
         if re.fullmatch(r"[A-Za-z_]*", before):
             return [Completion(k, "keyword", "top-level key", f"{k}: ") for k in TOP_LEVEL_KEYS]
         return []

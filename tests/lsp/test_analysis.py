@@ -90,3 +90,17 @@ def test_active_parameter_of_signature_help():
     assert active("dedup.minhash(output, ngram=") == "ngram"
     assert active("dedup.minhash(output, threshold=0.8, ") == "num_perm"  # the first one not given yet
     assert [s for s, _ in A.signature_parts(spec.signature)][:2] == [len("dedup.minhash("), len("dedup.minhash(text: str, ")]
+
+
+def test_completion_of_keys_types_and_required_columns():
+    src = "dp: 1\nname: t\ncolumns:\n  text: str\n  score: float\nrequire: [text, \nst\n"
+    a = A.analyze(src)
+    assert {c.label for c in A.complete(a, 6, 2)} == {"dp", "name", "description", "columns", "require", "steps"}
+    assert "list[str]" in {c.label for c in A.complete(a, 3, 8)}
+    assert {c.label for c in A.complete(a, 5, len("require: [text, "))} == {"text", "score"}
+
+
+def test_scopes_survive_the_yaml_error_of_the_line_being_typed():
+    src = "dp: 1\nname: t\ncolumns:\n  text: str\nsteps:\n  - n = words(text)\n  - filter: n > [1, \n  - filter: \n"
+    a = A.analyze(src)
+    assert {"text", "n"} <= {c.label for c in A.complete(a, 7, len("  - filter: "))}
