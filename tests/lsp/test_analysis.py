@@ -104,3 +104,10 @@ def test_scopes_survive_the_yaml_error_of_the_line_being_typed():
     src = "dp: 1\nname: t\ncolumns:\n  text: str\nsteps:\n  - n = words(text)\n  - filter: n > [1, \n  - filter: \n"
     a = A.analyze(src)
     assert {"text", "n"} <= {c.label for c in A.complete(a, 7, len("  - filter: "))}
+
+
+def test_without_pygls_the_command_says_what_to_install():
+    code = ("import sys; sys.modules['pygls'] = sys.modules['lsprotocol'] = None\n"
+            "from autodp_dsl.cli import main; sys.exit(main(['lsp']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("error: `autodp lsp` needs pygls") and "autodp[lsp]" in r.stderr
