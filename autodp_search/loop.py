@@ -858,6 +858,20 @@ class Search:
 
     # ------------------------------------------------------------------ a round
 
+    def _autofix(self, proposal: Proposal, into: Proposal | None = None) -> Proposal:
+        """The proposal with its diagnostics' machine-applicable fixes applied (a misspelt name with
+        one candidate): no agent call is spent on those. The number of fixes is added to
+        ``meta["autofixes"]`` of ``into`` (the proposal a repair answers), else of the result."""
+        from dataclasses import replace
+
+        text, n = fix_text(proposal.dp_text, columns=self.columns)
+        if not n:
+            return proposal
+        fixed = replace(proposal, dp_text=text, meta=dict(proposal.meta))
+        counter = into if into is not None else fixed
+        counter.meta["autofixes"] = counter.meta.get("autofixes", 0) + n
+        return fixed
+
     def _lint(self, text: str):
         return compile_text(text, columns=self.columns, level="canonical")
 
@@ -880,6 +894,7 @@ class Search:
             raise BackendFailure(f"the agent failed to propose: {type(e).__name__}: {e}") from e
         calls += 1
         proposals = proposals[: ctx.k_max]
+        proposals = [self._autofix(p) for p in proposals]  # before any repair is asked for
         known: dict[str, str] = {}
         for r in (*self.records, *current):
             if r.key and r.status in ("ok", "failed", "duplicate"):
@@ -889,10 +904,6 @@ class Search:
             cid = f"r{rnd}c{i}"
             text = p.dp_text
             res = self._lint(text)
-            autofixed = 0
-            if not res.ok:  # the unambiguous fixes (a misspelt name) cost no agent call
-                text, autofixed = fix_text(text, columns=self.columns)
-                res = self._lint(text) if autofixed else res
             attempt = 0
             while not res.ok and attempt < self.cfg.budget.max_repairs:
                 if self.cfg.budget.max_agent_calls is not None and self.state.agent_calls + calls >= self.cfg.budget.max_agent_calls:
@@ -904,14 +915,11 @@ class Search:
                 repairs += 1
                 if fixed is None:
                     break
+                fixed = self._autofix(fixed, into=p)
                 text = fixed.dp_text
                 res = self._lint(text)
-                if not res.ok:
-                    text, n = fix_text(text, columns=self.columns)
-                    autofixed += n
-                    res = self._lint(text) if n else res
             entry: dict[str, Any] = {"cid": cid, "dp_text": text, "origin": p.origin, "rationale": p.rationale[:300],
-                                     "repairs": attempt, **({"autofixes": autofixed} if autofixed else {})}
+                                     "repairs": attempt}
             if not res.ok:
                 errs = [f"{d.code} (line {d.line}): {d.message}" for d in res.diagnostics if str(d.severity).endswith("error")]
                 entry.update(status="invalid", key="", errors=errs[:8] or ["does not compile"])
@@ -923,6 +931,8 @@ class Search:
                 else:
                     known[key] = cid
                     entry["status"] = "pending"
+            if p.meta.get("autofixes"):
+                entry["autofixes"] = p.meta["autofixes"]
             cands.append(entry)
         plan = {"round": rnd, "wave": wave, "candidates": cands, "agent_calls": calls, "repairs": repairs,
                 "agent": self.agent.name}

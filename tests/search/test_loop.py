@@ -88,6 +88,14 @@ def test_misspelt_names_are_fixed_without_an_agent_call(data, tmp_path):
     assert res.report["budget_used"]["agent_calls"] == 1
 
 
+def test_a_repair_with_a_misspelt_name_is_fixed_without_another_call(data, tmp_path):
+    agent = ScriptedAgent([[BAD_SYNTAX]], repairs=[MISSPELT])
+    res = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=1), final=False), evaluator=ScriptedEvaluator(), agent=agent)
+    assert len(agent.repair_requests) == 1 and res.records[0].status == "ok"
+    (cand,) = json.loads((tmp_path / "r" / "journal" / "round-0001.plan.json").read_text())["candidates"]
+    assert cand["repairs"] == 1 and cand["autofixes"] == 2
+
+
 def test_repairs_stop_after_three(data, tmp_path):
     agent = ScriptedAgent([[BAD_SYNTAX]], repairs=[BAD_SYNTAX] * 10)
     res = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=1), final=False), evaluator=ScriptedEvaluator(),
