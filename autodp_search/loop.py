@@ -861,13 +861,14 @@ class Search:
     def _autofix(self, proposal: Proposal, into: Proposal | None = None) -> Proposal:
         """The proposal with its diagnostics' machine-applicable fixes applied (a misspelt name with
         one candidate): no agent call is spent on those. The number of fixes is added to
-        ``meta["autofixes"]`` of ``into`` (the proposal a repair answers), else of the result."""
+        ``meta["autofixes"]`` of ``into`` (the proposal a repair answers), else of the result, whose
+        ``meta["proposed"]`` keeps the agent's own text."""
         from dataclasses import replace
 
         text, n = fix_text(proposal.dp_text, columns=self.columns)
         if not n:
             return proposal
-        fixed = replace(proposal, dp_text=text, meta=dict(proposal.meta))
+        fixed = replace(proposal, dp_text=text, meta={"proposed": proposal.dp_text, **proposal.meta})
         counter = into if into is not None else fixed
         counter.meta["autofixes"] = counter.meta.get("autofixes", 0) + n
         return fixed
@@ -931,8 +932,8 @@ class Search:
                 else:
                     known[key] = cid
                     entry["status"] = "pending"
-            if p.meta.get("autofixes"):
-                entry["autofixes"] = p.meta["autofixes"]
+            if p.meta.get("autofixes"):  # and what the agent wrote before them
+                entry.update(autofixes=p.meta["autofixes"], proposed=p.meta.get("proposed", p.dp_text))
             cands.append(entry)
         plan = {"round": rnd, "wave": wave, "candidates": cands, "agent_calls": calls, "repairs": repairs,
                 "agent": self.agent.name}

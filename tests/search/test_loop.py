@@ -85,6 +85,7 @@ def test_misspelt_names_are_fixed_without_an_agent_call(data, tmp_path):
     plan = json.loads((tmp_path / "r" / "journal" / "round-0001.plan.json").read_text())
     (cand,) = plan["candidates"]
     assert cand["autofixes"] == 2 and cand["repairs"] == 0 and "words(output) >= 8" in cand["dp_text"] and "dedup.exact(" in cand["dp_text"]
+    assert cand["proposed"] == MISSPELT  # nothing the agent wrote is lost
     assert res.report["budget_used"]["agent_calls"] == 1
 
 
