@@ -482,7 +482,6 @@ class DedupMinHash(Op):
             lf = lf.with_columns(ctx.expr(args[0]).alias(text_col))
 
         def decide(df: pl.DataFrame) -> pl.DataFrame:
-            df = df.drop(KEEP, REASON, strict=False)
             rid = df[ROW_ID].to_numpy()
             verify = None
             if p.verify:
@@ -493,19 +492,23 @@ class DedupMinHash(Op):
 
             roots = lsh_clusters(rid, df[sig].to_numpy(), bands, rows, verify)
             root = pl.Series("__root", roots)
-            out = df.with_columns(
+            return df.select(
+                pl.col(ROW_ID),
                 pl.Series(KEEP, roots == rid),
                 pl.when(pl.lit(root) == pl.col(ROW_ID)).then(None).otherwise(pl.format("near-duplicate of row {}", pl.lit(root))).alias(REASON),
             )
-            return out.drop(text_col) if p.verify else out
 
-        schema = dict(lf.collect_schema())
-        schema.pop(text_col, None)
-        for c in (KEEP, REASON):  # (re)placed at the end, as decide() writes them
-            schema.pop(c, None)
-        schema[KEEP] = pl.Boolean
-        schema[REASON] = pl.String
-        return lf.map_batches(decide, schema=schema)
+        return decided(lf, [sig, *([text_col] if p.verify else [])], decide)
+
+
+def decided(lf: pl.LazyFrame, needs: list[str], decide) -> pl.LazyFrame:
+    """``lf`` with the ``KEEP``/``REASON`` columns that ``decide`` (a frame of the row ids and the
+    columns ``needs`` -> row ids, ``KEEP``, ``REASON``) writes, joined back by row id; columns
+    starting with ``__minhash``/``__diverse`` are dropped. The decision sees only ids, signatures
+    and scores, never the other columns: a streaming run keeps the texts out of memory this way."""
+    decision = lf.select(ROW_ID, *needs).map_batches(decide, schema={ROW_ID: lf.collect_schema()[ROW_ID], KEEP: pl.Boolean, REASON: pl.String})
+    temp = [c for c in needs if c.startswith(("__minhash_", "__diverse_"))]
+    return lf.drop(KEEP, REASON, *temp, strict=False).join(decision, on=ROW_ID, how="left", maintain_order="left")
 
 
 OPS = (DedupExact, DedupMinHash)

@@ -205,68 +205,24 @@ def run_streaming(
         dropped_files: list[Path] = []
         rows = loaded.rows_total - loaded.quarantine.height
         max_issued = loaded.rows_total - 1
-        for pos, key in enumerate(plan.keys):
-            t = time.perf_counter()
+        pos = 0
+        while pos < len(plan.keys):
+            group = [pos]
+            while _fusable(strategy.steps[plan.order[group[-1]]], ex.registry) and group[-1] + 1 < len(plan.keys) and _fusable(strategy.steps[plan.order[group[-1] + 1]], ex.registry):
+                group.append(group[-1] + 1)
+            if _fusable(strategy.steps[plan.order[pos]], ex.registry):
+                cur, rows = _run_fused(ex, strategy, plan, group, cur, rows, spill, reports, dropped_files)
+                pos = group[-1] + 1
+                continue
             step = strategy.steps[plan.order[pos]]
-            label = str(plan.order[pos] + 1)
-            text = ir.step_text(step)
-            user = [c for c in cur.collect_schema().names() if c != ROW_ID and not c.startswith("__")]
-            rows_only = isinstance(step, ir.Filter) or (isinstance(step, ir.OpStep) and str(ex.registry.get(step.op).kind) in ("filter", "global"))
-            pre_cols = [] if rows_only else user
-            if pre_cols:
-                cur = cur.with_columns([pl.col(c).alias(f"__pre_{c}") for c in pre_cols])
-            ctx = _StreamContext(ex.registry, ex.services)
-            lf = lower_step(step, cur, ctx, "1")
-            if not rows_only:  # new rows of a generate step: fresh ids above every id issued so far
-                fresh = pl.col(ROW_ID).is_null().cast(pl.UInt64).cum_sum() + max_issued
-                lf = lf.with_columns(pl.coalesce(pl.col(ROW_ID), fresh).cast(pl.UInt64).alias(ROW_ID))
-            pre_path = spill / f"step-{pos:03d}-pre.parquet"
-            lf.sink_parquet(pre_path, compression="lz4")
-            pre = pl.scan_parquet(pre_path)
-            names = pre.collect_schema().names()
-            queries = []
-            drop_path = spill / f"dropped-{pos:03d}.parquet"
-            parts = []
-            if KEEP in names:
-                reason = pl.lit(text)
-                if REASON in names:
-                    reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
-                parts.append(pre.filter(~pl.col(KEEP).fill_null(False)).select(pl.col(ROW_ID).alias("rid"), pl.lit(label).alias("step"), reason.alias("reason")))
-                kept = pre.filter(pl.col(KEEP).fill_null(False))
-            else:
-                kept = pre
-            for path, side in ctx.side:
-                parts.append(side.select(pl.col(ROW_ID).alias("rid"), pl.lit(label + path[1:]).alias("step"), pl.col("reason")))
-            modified_q = None
-            if pre_cols:
-                common = [c for c in pre_cols if c in names]
-                if common:
-                    changed = pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"__pre_{c}")) for c in common])
-                    modified_q = kept.select(changed.sum().alias("m"))
-            node_path = spill / f"step-{pos:03d}.parquet"
-            keep_cols = [c for c in names if c == ROW_ID or not c.startswith("__")]
-            queries.append(kept.select(keep_cols).sink_parquet(node_path, compression="lz4", lazy=True))
-            if parts:
-                queries.append(pl.concat(parts, how="vertical_relaxed").cast(DROPPED_SCHEMA).sink_parquet(drop_path, lazy=True))
-                dropped_files.append(drop_path)
-            res = pl.collect_all(queries + ([modified_q] if modified_q is not None else []))
-            modified = int(res[-1].item() or 0) if modified_q is not None else 0
-            rows_out = _count(node_path)
-            if not rows_only:
-                max_issued = max(max_issued, int(pl.scan_parquet(node_path).select(pl.col(ROW_ID).max()).collect().item() or 0))
-            by_reason: dict[str, int] = {}
-            if parts:
-                from .executor import reason_counts
-
-                by_reason = reason_counts(pl.read_parquet(drop_path, columns=["reason"]))
-            dropped = sum(by_reason.values())
-            added = max(rows_out - rows + dropped, 0)
-            os.unlink(pre_path)
-            seconds = time.perf_counter() - t
-            reports.append(StepReport(label, text, _kind(step, ex.registry), key, rows, rows_out, modified, added, by_reason, seconds, "streamed", False, "streaming run: not cached"))
-            ex._emit("node", key=key, text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=seconds)
-            rows = rows_out
-            cur = pl.scan_parquet(node_path)
+            if isinstance(step, ir.OpStep) and str(ex.registry.get(step.op).kind) == "global":
+                done = _run_global(ex, strategy, plan, pos, cur, rows, spill, reports, dropped_files)
+                if done is not None:
+                    cur, rows = done
+                    pos += 1
+                    continue
+            cur, rows, max_issued = _run_one(ex, strategy, plan, pos, cur, rows, max_issued, spill, reports, dropped_files)
+            pos += 1
         final = cur.select([pl.col(c).alias(unescape_column(c)) for c in cur.collect_schema().names() if not c.startswith("__")])
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)  # a fresh name beside the output
@@ -299,6 +255,227 @@ def run_streaming(
         )
     finally:
         shutil.rmtree(spill, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- the three ways a step runs
+
+_AT = "__dropped_at"  # in a fused pass: the plan position of the step that dropped the row (null: alive)
+_WHY = "__dropped_why"
+
+
+def _cheap_rowwise(cls) -> bool:
+    return bool(cls.commutes) and cls.deterministic and str(cls.cost) == "vectorised"
+
+
+def _fusable(step: ir.Step, reg) -> bool:
+    """A step that may share one streaming pass with its neighbours: a map or filter whose
+    operators (signals included) are row-wise (``commutes``), deterministic and vectorised. In such
+    a pass rows are marked dropped instead of removed, so later steps of the pass also compute on
+    them: harmless for row-wise operators and cheap for vectorised ones (never an LLM call)."""
+    match step:
+        case ir.OpStep(op=op, args=args):
+            cls = reg.get(op)
+            if str(cls.kind) not in ("map", "filter") or not _cheap_rowwise(cls):
+                return False
+            exprs = list(args)
+        case ir.Filter(predicate=p):
+            exprs = [p]
+        case ir.Assign(value=v):
+            exprs = [v]
+        case _:
+            return False
+    return all(_cheap_rowwise(reg.get(c.op)) for e in exprs for c in ir.walk_exprs(e) if isinstance(c, ir.Call))
+
+
+def _user_columns(lf: pl.LazyFrame) -> list[str]:
+    return [c for c in lf.collect_schema().names() if c != ROW_ID and not c.startswith("__")]
+
+
+def _run_fused(ex, strategy, plan, group: list[int], cur: pl.LazyFrame, rows: int, spill: Path, reports: list, dropped_files: list):
+    """Consecutive row-wise steps as ONE streaming query written once (instead of one spill per
+    step): each filter marks the rows it drops (``_AT``, ``_WHY``), each map records which live rows
+    it changed (``__mod_N``); the accounting is read back from those small columns."""
+    t = time.perf_counter()
+    lf = cur.with_columns(pl.lit(None, dtype=pl.Int32).alias(_AT), pl.lit(None, dtype=pl.String).alias(_WHY))
+    markers = [_AT, _WHY]
+    maps: list[int] = []
+    for pos in group:
+        step = strategy.steps[plan.order[pos]]
+        rows_only = isinstance(step, ir.Filter) or (isinstance(step, ir.OpStep) and str(ex.registry.get(step.op).kind) == "filter")
+        user = [] if rows_only else _user_columns(lf)
+        if user:
+            lf = lf.with_columns([pl.col(c).alias(f"__pre_{c}") for c in user])
+        lf = lower_step(step, lf, _StreamContext(ex.registry, ex.services), "1")
+        names = lf.collect_schema().names()
+        if KEEP in names:
+            reason = pl.lit(ir.step_text(step))
+            if REASON in names:
+                reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
+            hit = pl.col(_AT).is_null() & ~pl.col(KEEP).fill_null(False)
+            lf = lf.with_columns(
+                pl.when(hit).then(pl.lit(pos, dtype=pl.Int32)).otherwise(pl.col(_AT)).alias(_AT),
+                pl.when(hit).then(reason).otherwise(pl.col(_WHY)).alias(_WHY),
+            )
+        if not rows_only:
+            common = [c for c in user if c in names]
+            changed = pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"__pre_{c}")) for c in common]) if common else pl.lit(False)
+            lf = lf.with_columns((changed & pl.col(_AT).is_null()).alias(f"__mod_{pos}"))
+            markers.append(f"__mod_{pos}")
+            maps.append(pos)
+        # statistics of this step go: a later step after a map must not read values of the old text
+        lf = lf.select([c for c in lf.collect_schema().names() if c == ROW_ID or not c.startswith("__") or c in markers])
+    path = spill / f"fused-{group[0]:03d}.parquet"
+    lf.sink_parquet(path, compression="lz4")
+    g = pl.scan_parquet(path)
+    counts = g.select(
+        *[(pl.col(_AT) == p).sum().alias(f"d{p}") for p in group], *[pl.col(f"__mod_{p}").sum().alias(f"m{p}") for p in maps]
+    ).collect().row(0, named=True)
+    labels = {p: str(plan.order[p] + 1) for p in group}
+    drop_path = spill / f"dropped-{group[0]:03d}.parquet"
+    gone = g.filter(pl.col(_AT).is_not_null())
+    gone.select(
+        pl.col(ROW_ID).alias("rid"), pl.col(_AT).replace_strict(labels, return_dtype=pl.String).alias("step"), pl.col(_WHY).alias("reason")
+    ).cast(DROPPED_SCHEMA).sink_parquet(drop_path)
+    dropped_files.append(drop_path)
+    by_step = _reasons_by_step(drop_path) if sum(counts[f"d{p}"] for p in group) else {}
+    share = (time.perf_counter() - t) / len(group)
+    note = f"streaming run: one pass with steps {labels[group[0]]}-{labels[group[-1]]}, not cached" if len(group) > 1 else "streaming run: not cached"
+    for pos in group:
+        step = strategy.steps[plan.order[pos]]
+        rows_out = rows - counts[f"d{pos}"]
+        modified = int(counts.get(f"m{pos}", 0) or 0)
+        text = ir.step_text(step)
+        reports.append(StepReport(labels[pos], text, _kind(step, ex.registry), plan.keys[pos], rows, rows_out, modified, 0, by_step.get(labels[pos], {}), share, "streamed", False, note))
+        ex._emit("node", key=plan.keys[pos], text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=share)
+        rows = rows_out
+    return g.filter(pl.col(_AT).is_null()).drop(markers), rows
+
+
+def _reasons_by_step(drop_path: Path) -> dict[str, dict[str, int]]:
+    from .executor import reason_counts
+
+    d = pl.read_parquet(drop_path, columns=["step", "reason"])
+    return {s: reason_counts(part) for (s,), part in d.group_by("step")}
+
+
+class _NarrowContext(_StreamContext):
+    """For a global step: every statistic (a dedup key, a MinHash signature, a score) is computed in
+    a streaming pass into its own small file (row id + value) and joined back by id, so that the
+    decision, which needs all rows at once, holds ids and keys, never the text."""
+
+    def __init__(self, reg, services, spill: Path, tag: str):
+        super().__init__(reg, services)
+        self.spill, self.tag, self.n = spill, tag, 0
+
+    def statistic(self, lf, name, spec, expr):
+        from ..plan_keys import stat_column_name
+
+        col = stat_column_name(name, spec)
+        if col in lf.collect_schema().names():
+            return lf, col
+        path = self.spill / f"stat-{self.tag}-{self.n}.arrow"  # Arrow IPC: signatures are random bits that Parquet encodes slowly
+        self.n += 1
+        lf.select(pl.col(ROW_ID), expr.alias(col)).sink_ipc(path)
+        return lf.join(pl.scan_ipc(path), on=ROW_ID, how="left", maintain_order="left"), col
+
+
+def _run_global(ex, strategy, plan, pos: int, cur: pl.LazyFrame, rows: int, spill: Path, reports: list, dropped_files: list):
+    """A global step (dedup, selection) in two passes: the decision on ids and statistics only
+    (``_NarrowContext``), then the text rows filtered by id as the next pass reads them (lazily:
+    nothing is written here). None when the step does not fit (it changes columns or drops rows
+    without ``KEEP``): the caller runs it the general way."""
+    t = time.perf_counter()
+    step = strategy.steps[plan.order[pos]]
+    label, text = str(plan.order[pos] + 1), ir.step_text(step)
+    ctx = _NarrowContext(ex.registry, ex.services, spill, f"{pos:03d}")
+    lf = lower_step(step, cur, ctx, "1")
+    names = lf.collect_schema().names()
+    if KEEP not in names or ctx.side or _user_columns(lf) != _user_columns(cur):
+        return None
+    reason = pl.lit(text)
+    if REASON in names:
+        reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
+    gone = lf.filter(~pl.col(KEEP).fill_null(False)).select(pl.col(ROW_ID).alias("rid"), pl.lit(label).alias("step"), reason.alias("reason")).collect()
+    drop_path = spill / f"dropped-{pos:03d}.parquet"
+    gone.cast(DROPPED_SCHEMA).write_parquet(drop_path)
+    dropped_files.append(drop_path)
+    from .executor import reason_counts
+
+    by_reason = reason_counts(gone) if gone.height else {}
+    rows_out = rows - gone.height
+    seconds = time.perf_counter() - t
+    key = plan.keys[pos]
+    reports.append(StepReport(label, text, _kind(step, ex.registry), key, rows, rows_out, 0, 0, by_reason, seconds, "streamed", False, "streaming run: decided on ids and keys, not cached"))
+    ex._emit("node", key=key, text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=seconds)
+    if gone.height:
+        cur = cur.filter(~pl.col(ROW_ID).is_in(gone["rid"].implode()))
+    return cur, rows_out
+
+
+def _run_one(ex, strategy, plan, pos: int, cur: pl.LazyFrame, rows: int, max_issued: int, spill: Path, reports: list, dropped_files: list):
+    """Any other step (generate, where-blocks, maps across rows): one streaming query from the
+    previous spill to its own, with the rows it drops split off and modified rows counted."""
+    t = time.perf_counter()
+    step = strategy.steps[plan.order[pos]]
+    key = plan.keys[pos]
+    label = str(plan.order[pos] + 1)
+    text = ir.step_text(step)
+    user = _user_columns(cur)
+    rows_only = isinstance(step, ir.Filter) or (isinstance(step, ir.OpStep) and str(ex.registry.get(step.op).kind) in ("filter", "global"))
+    pre_cols = [] if rows_only else user
+    if pre_cols:
+        cur = cur.with_columns([pl.col(c).alias(f"__pre_{c}") for c in pre_cols])
+    ctx = _StreamContext(ex.registry, ex.services)
+    lf = lower_step(step, cur, ctx, "1")
+    if not rows_only:  # new rows of a generate step: fresh ids above every id issued so far
+        fresh = pl.col(ROW_ID).is_null().cast(pl.UInt64).cum_sum() + max_issued
+        lf = lf.with_columns(pl.coalesce(pl.col(ROW_ID), fresh).cast(pl.UInt64).alias(ROW_ID))
+    pre_path = spill / f"step-{pos:03d}-pre.parquet"
+    lf.sink_parquet(pre_path, compression="lz4")
+    pre = pl.scan_parquet(pre_path)
+    names = pre.collect_schema().names()
+    queries = []
+    drop_path = spill / f"dropped-{pos:03d}.parquet"
+    parts = []
+    if KEEP in names:
+        reason = pl.lit(text)
+        if REASON in names:
+            reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
+        parts.append(pre.filter(~pl.col(KEEP).fill_null(False)).select(pl.col(ROW_ID).alias("rid"), pl.lit(label).alias("step"), reason.alias("reason")))
+        kept = pre.filter(pl.col(KEEP).fill_null(False))
+    else:
+        kept = pre
+    for path, side in ctx.side:
+        parts.append(side.select(pl.col(ROW_ID).alias("rid"), pl.lit(label + path[1:]).alias("step"), pl.col("reason")))
+    modified_q = None
+    if pre_cols:
+        common = [c for c in pre_cols if c in names]
+        if common:
+            changed = pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"__pre_{c}")) for c in common])
+            modified_q = kept.select(changed.sum().alias("m"))
+    node_path = spill / f"step-{pos:03d}.parquet"
+    keep_cols = [c for c in names if c == ROW_ID or not c.startswith("__")]
+    queries.append(kept.select(keep_cols).sink_parquet(node_path, compression="lz4", lazy=True))
+    if parts:
+        queries.append(pl.concat(parts, how="vertical_relaxed").cast(DROPPED_SCHEMA).sink_parquet(drop_path, lazy=True))
+        dropped_files.append(drop_path)
+    res = pl.collect_all(queries + ([modified_q] if modified_q is not None else []))
+    modified = int(res[-1].item() or 0) if modified_q is not None else 0
+    rows_out = _count(node_path)
+    if not rows_only:
+        max_issued = max(max_issued, int(pl.scan_parquet(node_path).select(pl.col(ROW_ID).max()).collect().item() or 0))
+    by_reason: dict[str, int] = {}
+    if parts:
+        from .executor import reason_counts
+
+        by_reason = reason_counts(pl.read_parquet(drop_path, columns=["reason"]))
+    dropped = sum(by_reason.values())
+    added = max(rows_out - rows + dropped, 0)
+    os.unlink(pre_path)
+    seconds = time.perf_counter() - t
+    reports.append(StepReport(label, text, _kind(step, ex.registry), key, rows, rows_out, modified, added, by_reason, seconds, "streamed", False, "streaming run: not cached"))
+    ex._emit("node", key=key, text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=seconds)
+    return pl.scan_parquet(node_path), rows_out, max_issued
 
 
 def _kind(step: ir.Step, reg) -> str:
