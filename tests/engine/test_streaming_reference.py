@@ -63,3 +63,24 @@ def test_mode_is_chosen_by_the_estimated_footprint(data, tmp_path):
     assert not choose_mode(data, tmp_path / "o.json", 10**6).streaming  # no streaming sink for .json
     assert choose_mode(data, tmp_path / "o.parquet", 7, force=True).streaming
     assert not choose_mode(data, tmp_path / "o.parquet", 10**6, force=False).streaming
+
+
+def test_streaming_selection_and_dedup_options_match_batch(data, tmp_path):
+    dp = tmp_path / "sel.dp"
+    dp.write_text(
+        "dp: 1\nname: sel\ncolumns:\n  text: str\n  instruction: str\nsteps:\n"
+        "  - dedup.exact(instruction, text, lowercase=true)\n"
+        "  - dedup.minhash(text, threshold=0.8, verify=true)\n"
+        "  - select.diverse(text, chars(text), fraction=0.9)\n"
+        "  - select.top(chars(text) + chars(instruction), k=2000)\n"
+        "  - select.sample(fraction=0.5, seed=3)\n"
+    )
+    s = load_strategy(dp)
+    ex = Executor()
+    batch = ex.run(s, data)
+    res = ex.run_streaming(s, data, tmp_path / "sel.parquet")
+    assert res.ids.equals(batch.ids) and pl.read_parquet(tmp_path / "sel.parquet").equals(batch.frame)
+    assert res.accounting.dropped_ids.sort("rid").equals(batch.accounting.dropped_ids.sort("rid"))
+    assert all("ids and keys" in st.policy for st in res.accounting.steps)  # every global step took the narrow path
+    assert [st.dropped_total for st in res.accounting.steps] == [st.dropped_total for st in batch.accounting.steps]
+    assert all(st.dropped_total for st in res.accounting.steps)
