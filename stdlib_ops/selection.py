@@ -15,7 +15,7 @@ from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` n
 from autodp_dsl.ops import KEEP, REASON, ROW_ID, Arg, Family, Op, OpKind, Params
 from autodp_dsl.types import NUMBER, STR
 
-from .dedup import decided, lsh_clusters, optimal_bands_rows, signature_column
+from .dedup import column_band_keys, decided, lsh_clusters, optimal_bands_rows, signature_column
 
 np = lazy_import("numpy")  # loaded on first use: `autodp lint` needs no NumPy
 
@@ -165,7 +165,7 @@ class SelectDiverse(Op):
 
         def decide(df: pl.DataFrame) -> pl.DataFrame:
             rid = df[ROW_ID].to_numpy()
-            roots = lsh_clusters(rid, df[sig].to_numpy(), bands, rows)
+            roots = lsh_clusters(rid, column_band_keys(df[sig], bands, rows))
             k = params.size_of(len(df))
             sc = pl.col(score_col)
             ranked = df.select(ROW_ID, score_col).with_columns(pl.Series("__root", roots)).with_columns(

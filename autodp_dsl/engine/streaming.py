@@ -361,8 +361,9 @@ def _reasons_by_step(drop_path: Path) -> dict[str, dict[str, int]]:
 
 class _NarrowContext(_StreamContext):
     """For a global step: every statistic (a dedup key, a MinHash signature, a score) is computed in
-    a streaming pass into its own small file (row id + value) and joined back by id, so that the
-    decision, which needs all rows at once, holds ids and keys, never the text."""
+    a streaming pass into its own small file (one value a row, in the rows' order) and put beside
+    the rows (a horizontal concatenation: no join), so that the decision, which needs all rows at
+    once, holds ids and statistics, never the text."""
 
     def __init__(self, reg, services, spill: Path, tag: str):
         super().__init__(reg, services)
@@ -376,8 +377,8 @@ class _NarrowContext(_StreamContext):
             return lf, col
         path = self.spill / f"stat-{self.tag}-{self.n}.arrow"  # Arrow IPC: signatures are random bits that Parquet encodes slowly
         self.n += 1
-        lf.select(pl.col(ROW_ID), expr.alias(col)).sink_ipc(path)
-        return lf.join(pl.scan_ipc(path), on=ROW_ID, how="left", maintain_order="left"), col
+        lf.select(expr.alias(col)).sink_ipc(path)  # sinks keep the row order: the values line up with lf's rows
+        return pl.concat([lf, pl.scan_ipc(path)], how="horizontal"), col
 
 
 def _run_global(ex, strategy, plan, pos: int, cur: pl.LazyFrame, rows: int, spill: Path, reports: list, dropped_files: list):
