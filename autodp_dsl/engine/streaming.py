@@ -1,11 +1,18 @@
 """Out-of-core runs: one strategy over an input larger than memory, on Polars' streaming engine.
 
-The input is validated in chunks into Parquet parts (quarantine as usual); then each step runs as
-one streaming query from the previous step's spill file to its own, so memory holds a chunk, not
-the data set (where the operators stream: global steps such as dedup may need their key columns in
-memory). Rows a step drops are split off its spill with their reasons; maps count modified rows
-against copies of the columns they may write. Row ids, accounting, keys and the report are the
+The input is validated in chunks into Parquet parts (quarantine as usual); then the steps run as
+streaming queries, so memory holds chunks, ids and per-row statistics, not the data set:
+
+- consecutive row-wise, vectorised maps and filters run as ONE query written once (``_run_fused``):
+  rows are marked dropped instead of removed and maps record the rows they changed;
+- a global step (dedup, selection) decides on ids and statistics alone, each statistic computed in
+  a streaming pass into its own file (``_run_global``); the text rows are then filtered by id as
+  the next query reads them;
+- any other step runs as one streaming query from the previous spill file to its own (``_run_one``).
+
+Row ids, accounting (dropped rows with their reasons, modified rows), keys and the report are the
 same as the in-memory executor's; the result cache is not used (nothing is shared in one run).
+Whether a run streams is decided by ``choose_mode`` (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -206,16 +213,18 @@ def run_streaming(
         dropped_files: list[Path] = []
         rows = loaded.rows_total - loaded.quarantine.height
         max_issued = loaded.rows_total - 1
+        steps = [strategy.steps[i] for i in plan.order]
+        fusable = [_fusable(s, ex.registry) for s in steps]
         pos = 0
-        while pos < len(plan.keys):
-            group = [pos]
-            while _fusable(strategy.steps[plan.order[group[-1]]], ex.registry) and group[-1] + 1 < len(plan.keys) and _fusable(strategy.steps[plan.order[group[-1] + 1]], ex.registry):
-                group.append(group[-1] + 1)
-            if _fusable(strategy.steps[plan.order[pos]], ex.registry):
-                cur, rows = _run_fused(ex, strategy, plan, group, cur, rows, spill, reports, dropped_files)
-                pos = group[-1] + 1
+        while pos < len(steps):
+            if fusable[pos]:  # this step and the fusable ones after it: one pass
+                end = pos + 1
+                while end < len(steps) and fusable[end]:
+                    end += 1
+                cur, rows = _run_fused(ex, strategy, plan, list(range(pos, end)), cur, rows, spill, reports, dropped_files)
+                pos = end
                 continue
-            step = strategy.steps[plan.order[pos]]
+            step = steps[pos]
             if isinstance(step, ir.OpStep) and str(ex.registry.get(step.op).kind) == "global":
                 done = _run_global(ex, strategy, plan, pos, cur, rows, spill, reports, dropped_files)
                 if done is not None:
