@@ -512,17 +512,17 @@ class DedupMinHash(Op):
                 pl.when(pl.lit(root) == pl.col(ROW_ID)).then(None).otherwise(pl.format("near-duplicate of row {}", pl.lit(root))).alias(REASON),
             )
 
-        return decided(lf, [sig, *([text_col] if p.verify else [])], decide)
+        extra = (text_col,) if p.verify else ()
+        return decided(lf, [sig, *extra], decide, temporary=extra)
 
 
-def decided(lf: pl.LazyFrame, needs: list[str], decide) -> pl.LazyFrame:
-    """``lf`` with the ``KEEP``/``REASON`` columns that ``decide`` (a frame of the row ids and the
-    columns ``needs`` -> row ids, ``KEEP``, ``REASON``) writes, joined back by row id; columns
-    starting with ``__minhash``/``__diverse`` are dropped. The decision sees only ids, signatures
-    and scores, never the other columns: a streaming run keeps the texts out of memory this way."""
+def decided(lf: pl.LazyFrame, needs: list[str], decide, temporary: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """``lf`` with the ``KEEP``/``REASON`` columns that ``decide`` writes (a frame of the row ids
+    and the columns ``needs`` -> row ids, ``KEEP``, ``REASON``), joined back by row id, and without
+    the ``temporary`` columns. The decision sees only ids, signatures and scores, never the other
+    columns: a streaming run keeps the texts out of memory this way (docs/scale.md)."""
     decision = lf.select(ROW_ID, *needs).map_batches(decide, schema={ROW_ID: lf.collect_schema()[ROW_ID], KEEP: pl.Boolean, REASON: pl.String})
-    temp = [c for c in needs if c.startswith(("__minhash_", "__diverse_"))]
-    return lf.drop(KEEP, REASON, *temp, strict=False).join(decision, on=ROW_ID, how="left", maintain_order="left")
+    return lf.drop(KEEP, REASON, *temporary, strict=False).join(decision, on=ROW_ID, how="left", maintain_order="left")
 
 
 OPS = (DedupExact, DedupMinHash)

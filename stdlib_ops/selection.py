@@ -181,7 +181,7 @@ class SelectDiverse(Op):
             reason = pl.format("round {} of the cluster of row {}, beyond the {} kept", pl.col("__round"), pl.col("__root"), pl.lit(k))
             return order.select(pl.col(ROW_ID), keep.alias(KEEP), pl.when(keep).then(None).otherwise(reason).alias(REASON))
 
-        return decided(lf, [sig, score_col], decide)
+        return decided(lf, [sig, score_col], decide, temporary=(score_col,))
 
 
 OPS = (SelectTop, SelectSample, SelectDiverse)
