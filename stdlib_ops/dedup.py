@@ -306,7 +306,13 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray,
     smallest-index row of each of its buckets connects a bucket as a clique would, with one edge
     per member.
     """
-    keys = band_keys(sig, bands, rows).ravel()  # row-major: entry i is row i // bands
+    return key_pairs(band_keys(sig, bands, rows))
+
+
+def key_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``candidate_pairs`` from the (rows x bands) bucket keys of ``band_keys``."""
+    bands = keys.shape[1]
+    keys = keys.ravel()  # row-major: entry i is row i // bands
     shared = (
         pl.DataFrame({"k": keys})
         .with_row_index("i")
@@ -327,6 +333,13 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     keys = np.einsum("nrb,r->nb", block, position_multipliers(rows), dtype=np.uint64, casting="unsafe")
     keys ^= np.arange(bands, dtype=np.uint64)[None, :]
     return keys
+
+
+def column_band_keys(sig: pl.Series, bands: int, rows: int, chunk: int = 1 << 15) -> np.ndarray:
+    """``band_keys`` of a column of signatures, a slice at a time: the whole column is never
+    copied to NumPy (1 KB a row at 256 values; the keys are 8 bytes a band)."""
+    parts = [band_keys(sig.slice(i, chunk).to_numpy(), bands, rows) for i in range(0, len(sig), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, bands), dtype=np.uint64)
 
 
 def exact_jaccard(texts: pl.Series, a: np.ndarray, b: np.ndarray, ngram: int, lowercase: bool, seed: int) -> np.ndarray:
@@ -375,21 +388,22 @@ def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return label
 
 
-def lsh_clusters(row_ids: np.ndarray, sig: np.ndarray, bands: int, rows: int, verify=None) -> np.ndarray:
+def lsh_clusters(row_ids: np.ndarray, keys: np.ndarray, verify=None) -> np.ndarray:
     """For each row, the row id of its cluster's root (the smallest row id in its cluster).
 
-    Clusters are the connected components of the LSH candidate pairs (``candidate_pairs``);
-    ``verify(a, b) -> bool array`` may reject pairs (indices into the rows sorted by row id).
+    ``keys``: the rows' LSH bucket keys (``band_keys``, ``column_band_keys``). Clusters are the
+    connected components of the LSH candidate pairs (``candidate_pairs``); ``verify(a, b) -> bool
+    array`` may reject pairs (indices into the rows sorted by row id).
     """
     n = len(row_ids)
     if n == 0:
         return row_ids.copy()
-    if np.all(row_ids[:-1] <= row_ids[1:]):  # the executor's frames come sorted: no copy of the signatures
+    if np.all(row_ids[:-1] <= row_ids[1:]):  # the executor's frames come sorted: no copy of the keys
         order = np.arange(n)
-        a, b = candidate_pairs(sig, bands, rows)
+        a, b = key_pairs(keys)
     else:
         order = np.argsort(row_ids, kind="stable")
-        a, b = candidate_pairs(sig[order], bands, rows)
+        a, b = key_pairs(keys[order])
     if verify is not None and len(a):
         ok = verify(order[a], order[b])
         a, b = a[ok], b[ok]
@@ -482,7 +496,6 @@ class DedupMinHash(Op):
             lf = lf.with_columns(ctx.expr(args[0]).alias(text_col))
 
         def decide(df: pl.DataFrame) -> pl.DataFrame:
-            df = df.drop(KEEP, REASON, strict=False)
             rid = df[ROW_ID].to_numpy()
             verify = None
             if p.verify:
@@ -491,21 +504,25 @@ class DedupMinHash(Op):
                 def verify(a, b):
                     return exact_jaccard(texts, a, b, p.ngram, p.lowercase, p.seed) >= p.threshold
 
-            roots = lsh_clusters(rid, df[sig].to_numpy(), bands, rows, verify)
+            roots = lsh_clusters(rid, column_band_keys(df[sig], bands, rows), verify)
             root = pl.Series("__root", roots)
-            out = df.with_columns(
+            return df.select(
+                pl.col(ROW_ID),
                 pl.Series(KEEP, roots == rid),
                 pl.when(pl.lit(root) == pl.col(ROW_ID)).then(None).otherwise(pl.format("near-duplicate of row {}", pl.lit(root))).alias(REASON),
             )
-            return out.drop(text_col) if p.verify else out
 
-        schema = dict(lf.collect_schema())
-        schema.pop(text_col, None)
-        for c in (KEEP, REASON):  # (re)placed at the end, as decide() writes them
-            schema.pop(c, None)
-        schema[KEEP] = pl.Boolean
-        schema[REASON] = pl.String
-        return lf.map_batches(decide, schema=schema)
+        extra = (text_col,) if p.verify else ()
+        return decided(lf, [sig, *extra], decide, temporary=extra)
+
+
+def decided(lf: pl.LazyFrame, needs: list[str], decide, temporary: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """``lf`` with the ``KEEP``/``REASON`` columns that ``decide`` writes (a frame of the row ids
+    and the columns ``needs`` -> row ids, ``KEEP``, ``REASON``), joined back by row id, and without
+    the ``temporary`` columns. The decision sees only ids, signatures and scores, never the other
+    columns: a streaming run keeps the texts out of memory this way (docs/scale.md)."""
+    decision = lf.select(ROW_ID, *needs).map_batches(decide, schema={ROW_ID: lf.collect_schema()[ROW_ID], KEEP: pl.Boolean, REASON: pl.String})
+    return lf.drop(KEEP, REASON, *temporary, strict=False).join(decision, on=ROW_ID, how="left", maintain_order="left")
 
 
 OPS = (DedupExact, DedupMinHash)

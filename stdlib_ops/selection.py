@@ -15,7 +15,7 @@ from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` n
 from autodp_dsl.ops import KEEP, REASON, ROW_ID, Arg, Family, Op, OpKind, Params
 from autodp_dsl.types import NUMBER, STR
 
-from .dedup import lsh_clusters, optimal_bands_rows, signature_column
+from .dedup import column_band_keys, decided, lsh_clusters, optimal_bands_rows, signature_column
 
 np = lazy_import("numpy")  # loaded on first use: `autodp lint` needs no NumPy
 
@@ -164,31 +164,24 @@ class SelectDiverse(Op):
         lf = lf.with_columns(_score(ctx.expr(args[1])).alias(score_col))
 
         def decide(df: pl.DataFrame) -> pl.DataFrame:
-            df = df.drop(KEEP, REASON, strict=False)
             rid = df[ROW_ID].to_numpy()
-            roots = lsh_clusters(rid, df[sig].to_numpy(), bands, rows)
+            roots = lsh_clusters(rid, column_band_keys(df[sig], bands, rows))
             k = params.size_of(len(df))
             sc = pl.col(score_col)
             ranked = df.select(ROW_ID, score_col).with_columns(pl.Series("__root", roots)).with_columns(
                 (pl.arg_sort_by([sc, pl.col(ROW_ID)], descending=[True, False], nulls_last=True).arg_sort().over("__root") + 1).alias("__round")
             )
             order = ranked.select(
+                pl.col(ROW_ID),
                 pl.arg_sort_by([pl.col("__round"), sc, pl.col(ROW_ID)], descending=[False, True, False], nulls_last=True).arg_sort().alias("__pos"),
                 "__round",
                 "__root",
             )
-            keep = order["__pos"] < k
+            keep = pl.col("__pos") < k
             reason = pl.format("round {} of the cluster of row {}, beyond the {} kept", pl.col("__round"), pl.col("__root"), pl.lit(k))
-            extra = order.select(keep.alias(KEEP), pl.when(keep).then(None).otherwise(reason).alias(REASON))
-            return pl.concat([df.drop(score_col), extra], how="horizontal")
+            return order.select(pl.col(ROW_ID), keep.alias(KEEP), pl.when(keep).then(None).otherwise(reason).alias(REASON))
 
-        schema = dict(lf.collect_schema())
-        schema.pop(score_col)
-        for c in (KEEP, REASON):  # (re)placed at the end, as decide() writes them
-            schema.pop(c, None)
-        schema[KEEP] = pl.Boolean
-        schema[REASON] = pl.String
-        return lf.map_batches(decide, schema=schema)
+        return decided(lf, [sig, score_col], decide, temporary=(score_col,))
 
 
 OPS = (SelectTop, SelectSample, SelectDiverse)

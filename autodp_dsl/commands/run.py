@@ -25,12 +25,17 @@ def register(sub) -> None:
     _cache_args(p)
     p.add_argument("--max-row-bytes", type=int, default=None, metavar="N", help="rows larger than this are quarantined (default 8 MiB)")
     p.add_argument("--split", default=None, help="split of a datasets folder (default: train)")
-    p.add_argument(
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
         "--streaming",
-        action="store_true",
+        action="store_const",
+        const=True,
+        default=None,
         help="out of core: validate in chunks and run each step as a streaming query (jsonl/parquet in; .parquet/.jsonl out; "
-        "no cache). Chosen by itself when the input is larger than half the memory",
+        "no cache). Chosen by itself when a batch run's estimated footprint (input size x an expansion per step) is above "
+        "half the available memory",
     )
+    mode.add_argument("--batch", "--no-streaming", dest="streaming", action="store_const", const=False, help="in memory, even for a large input")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary table")
     p.set_defaults(func=run)
 
@@ -109,14 +114,14 @@ def run(args) -> int:
                 text = info["text"] if len(info["text"]) <= 70 else info["text"][:67] + "..."
                 console.print(f"[{done[0]}/{total}] {text}: {info['rows_in']:,} -> {info['rows_out']:,} rows ({status}, {info['seconds']:.2f} s)")
 
-    from ..engine.streaming import should_stream
+    from ..engine.streaming import choose_mode
 
-    streaming = args.streaming or should_stream(args.data)
+    mode = choose_mode(args.data, out, len(strategy.steps), args.streaming)
     try:
         ex = _executor(args, progress)
-        if streaming:
+        if mode.streaming:
             if not args.quiet:
-                console.print(f"streaming run over {args.data} (out of core, no cache)")
+                console.print(f"streaming run over {args.data} (out of core, no cache; {mode.why})")
             # to the symlink's target: the sink's temporary file goes beside it
             res = ex.run_streaming(strategy, args.data, targets["-o"], commit=lambda tmp, path: commit_output(tmp, path, force))
             data = None
@@ -125,7 +130,7 @@ def run(args) -> int:
             if data.frame.height == 0:
                 raise NoUsableRows(data)
             if not args.quiet:
-                console.print(f"read {data.path}: {data.rows_total:,} rows, {data.quarantine.height:,} quarantined")
+                console.print(f"read {data.path}: {data.rows_total:,} rows, {data.quarantine.height:,} quarantined (batch run; {mode.why})")
             with console.status("running", spinner="dots") if not args.quiet else _null():
                 res = ex.run(strategy, data)
             write_data(res.frame, out, force=force)
@@ -158,14 +163,14 @@ def data_columns(args) -> dict:
     when the head holds no usable record, from reading it all (``streaming``: in chunks, to a spill
     folder). Raises ``NoUsableRows`` when no record is usable, so the error names the data, not a
     column the strategy reads."""
-    from ..engine.streaming import should_stream
+    from ..engine.streaming import choose_mode
     from ..io import DEFAULT_MAX_ROW_BYTES, NoUsableRows, peek_columns, read_data
 
     columns = peek_columns(args.data)
     if columns:
         return columns
     max_row_bytes = getattr(args, "max_row_bytes", None) or DEFAULT_MAX_ROW_BYTES
-    if hasattr(args, "streaming") and (args.streaming or should_stream(args.data)):
+    if hasattr(args, "streaming") and choose_mode(args.data, None, 0, args.streaming).streaming:
         import shutil
         import tempfile
 

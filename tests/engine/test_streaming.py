@@ -74,3 +74,20 @@ def test_streaming_generate_gets_fresh_ids(tmp_path):
     res = ex.run_streaming(s, p, tmp_path / "g.parquet", chunk_bytes=4096)
     assert res.ids.sort().equals(mem.ids.sort()) and res.accounting.generated == mem.accounting.generated > 0
     assert res.accounting.balanced
+
+
+def test_cli_mode_flags(tmp_path, capsys):
+    p = _data(tmp_path)
+    dp = tmp_path / "s.dp"
+    dp.write_text("dp: 1\nname: s\nsteps:\n  - filter: chars(output) >= 10\n  - dedup.exact(output)\n")
+    base = ["run", str(dp), str(p), "--no-cache", "-q", "--max-row-bytes", "4096"]
+    assert main([*base, "-o", str(tmp_path / "x.parquet"), "--batch", "--streaming"]) == 2  # one or the other
+    assert "not allowed with" in capsys.readouterr().err
+    formats = {}
+    for flag in ("", "--batch", "--no-streaming", "--streaming"):
+        out, rep = tmp_path / f"o{flag}.parquet", tmp_path / f"r{flag}.json"
+        assert main([*base, "-o", str(out), "--report", str(rep), *([flag] if flag else [])]) == 0
+        formats[flag] = json.loads(rep.read_text())["input"]["format"]
+        assert pl.read_parquet(out).equals(pl.read_parquet(tmp_path / "o.parquet"))
+    # a small input runs in memory unless --streaming says otherwise
+    assert formats == {"": "jsonl", "--batch": "jsonl", "--no-streaming": "jsonl", "--streaming": "streamed"}
