@@ -128,7 +128,9 @@ class OpenAIBackend(BaseBackend):
         import openai
 
         try:
-            resp = client.chat.completions.create(**self._request_kwargs(prompt, sampling))
+            # the timeout per request, so a caller may tighten it between calls (the search agent
+            # bounds it by the time left to the search)
+            resp = client.chat.completions.create(**self._request_kwargs(prompt, sampling), timeout=self.timeout)
         except openai.APITimeoutError as e:
             raise TransientError(FailureKind.TIMEOUT, f"no answer within {self.timeout:g} s") from e
         except openai.APIConnectionError as e:
