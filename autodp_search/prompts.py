@@ -236,7 +236,8 @@ def search_messages(ctx: AgentContext, max_chars: int | None = None, events: lis
             break
     if events is not None:
         events.append(f"round {ctx.round}: the prompt was over {max_chars} characters (--llm-max-prompt-chars); "
-                      f"the history was summarised (best {limit} candidate(s) in full), now {_size(msgs)} characters")
+                      f"the history was summarised (best {limit} candidate(s) in full), now {_size(msgs)} characters"
+                      + ("" if _size(msgs) <= max_chars else " (still over: the catalog and profile alone do not fit)"))
     return msgs
 
 
