@@ -101,7 +101,9 @@ def candidate_view(r: CandidateRecord, counts: Counts, near_of: str | None = Non
     one was given because their outputs differ by fewer than k rows; it is not named."""
     steps = tuple(
         StepView(s.path, s.step, counts(s.rows_in), counts(s.rows_out), counts(s.dropped),
-                 tuple((code, counts(n)) for code, n in s.reasons))
+                 # a reason under k rows is left out, not shown as "<k": whether a reason
+                 # appears at all would tell 0 rows from 1
+                 tuple((code, counts(n)) for code, n in s.reasons if n >= counts.k))
         for s in r.steps
     )
     status, dup = r.status, r.duplicate_of
