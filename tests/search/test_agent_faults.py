@@ -211,3 +211,34 @@ def test_force_after_a_crash_leaves_no_stale_report(qa, tmp_path, evaluator, cap
     assert search(qa, out, dead, "--force") == exitcodes.BACKEND
     assert not (out / "report.json").exists() and not (out / "report.html").exists()
     capsys.readouterr()
+
+
+def test_a_model_the_server_does_not_serve_is_found_by_the_preflight(qa, tmp_path, evaluator, capsys):
+    def handler(req):
+        if req.model != "fake-model":
+            return Reply.error(404, f"The model `{req.model}` does not exist.")
+        return GOOD
+
+    with FakeOpenAIServer(handler, model="fake-model") as srv:
+        url = srv.base_url
+        rc = main(["search", str(qa), "--out", str(tmp_path / "o"), "--llm-base-url", url, *FAST,
+                   "--llm-model", "no-such-model"])
+    err = one_line(capsys.readouterr().err)
+    assert rc == exitcodes.BACKEND and "no-such-model" in err and url in err and "404" in err
+    assert evaluator.calls == 0
+
+
+def test_the_stop_file_bounds_calls_in_flight(qa, tmp_path, evaluator, capsys):
+    """A STOP file that appears while the agent answers: no repair is asked after it."""
+    out = tmp_path / "o"
+
+    def stop_then_invalid(req):
+        (out / "STOP").write_text("")
+        return INVALID
+
+    with scripted_server(stop_then_invalid) as srv:
+        rc = search(qa, out, srv.base_url, "--max-repairs", "3")
+        n = len(chats(srv))
+    assert n == 1 and rc == exitcodes.NO_STRATEGY
+    assert "stop file" in report(out)["stop_reason"]
+    capsys.readouterr()
