@@ -223,15 +223,23 @@ SYSTEM = (
 )
 
 
-def search_messages(ctx: AgentContext, max_chars: int | None = None, events: list[str] | None = None) -> list[dict[str, str]]:
+DP_REPLY = ("Reply with one strategy as a .dp YAML document (dp: 1, name, steps), nothing else; steps "
+            "as in the language guide.")
+JSON_REPLY = ('Reply with a JSON object {"strategies": [{"rationale": "...", "strategy": {"dp": 1, "name": "...", '
+              '"description": "...", "steps": [...]}}]} where each strategy follows the .dp schema.')
+
+
+def search_messages(ctx: AgentContext, max_chars: int | None = None, events: list[str] | None = None,
+                    reply: str = JSON_REPLY) -> list[dict[str, str]]:
     """The proposal request. ``max_chars``: the prompt's size limit; when the full history would
     not fit, fewer candidates are shown in full (the others in one line each), then none; what
-    was done is appended to ``events``."""
-    msgs = _search_messages(ctx, 24)
+    was done is appended to ``events``. ``reply``: how to answer (``JSON_REPLY``, or ``DP_REPLY``
+    when decoding is constrained to one .dp document)."""
+    msgs = _search_messages(ctx, 24, reply)
     if max_chars is None or _size(msgs) <= max_chars:
         return msgs
     for limit in (12, 6, 3, 1, 0):
-        msgs = _search_messages(ctx, limit)
+        msgs = _search_messages(ctx, limit, reply)
         if _size(msgs) <= max_chars:
             break
     if events is not None:
@@ -245,7 +253,7 @@ def _size(msgs: list[dict[str, str]]) -> int:
     return sum(len(m["content"]) for m in msgs)
 
 
-def _search_messages(ctx: AgentContext, limit: int) -> list[dict[str, str]]:
+def _search_messages(ctx: AgentContext, limit: int, reply: str = JSON_REPLY) -> list[dict[str, str]]:
     k = ctx.k
     user = "\n\n".join(
         x
@@ -262,16 +270,14 @@ def _search_messages(ctx: AgentContext, limit: int) -> list[dict[str, str]]:
             if ctx.wave else "",
             f"# Your turn\nPropose between {ctx.k_min} and {ctx.k_max} new strategies (suggested: {k}). "
             "Compare the candidates side by side: keep what the best ones share, drop what the worst ones "
-            "share, and try something new. Do not repeat a strategy already tried. Reply with a JSON object "
-            '{"strategies": [{"rationale": "...", "strategy": {"dp": 1, "name": "...", "description": "...", '
-            '"steps": [...]}}]} where each strategy follows the .dp schema.',
+            "share, and try something new. Do not repeat a strategy already tried. " + reply,
         ]
         if x
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def repair_messages(ctx: AgentContext, req: RepairRequest, catalog: bool = True) -> list[dict[str, str]]:
+def repair_messages(ctx: AgentContext, req: RepairRequest, catalog: bool = True, reply: str | None = None) -> list[dict[str, str]]:
     shown = [{k: d.get(k) for k in ("code", "message", "line", "column", "hints") if d.get(k) not in (None, [])}
              for d in req.diagnostics[:8]]
     diags = json.dumps(shown, indent=1, ensure_ascii=False)
@@ -282,8 +288,8 @@ def repair_messages(ctx: AgentContext, req: RepairRequest, catalog: bool = True)
         f"# Data\n{_columns_text(ctx)}\n\n"
         f"# This strategy does not compile (repair attempt {req.attempt})\n```yaml\n{req.dp_text.strip()}\n```\n\n"
         f"# Diagnostics\n{diags}\n\n"
-        'Reply with a JSON object {"strategies": [{"rationale": "...", "strategy": {...}}]} holding one '
-        "corrected strategy."
+        + (reply or 'Reply with a JSON object {"strategies": [{"rationale": "...", "strategy": {...}}]} holding one '
+           "corrected strategy.")
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 

@@ -67,6 +67,7 @@ class LLMConfig:
     max_reply_chars: int = 100_000
     max_prompt_chars: int = 60_000
     backoff_s: float = 0.5  # first backoff between retries (doubles each time)
+    grammar: str = "auto"  # constrained decoding with the .dp grammar: "auto" (in-process models), "on", "off"
 
     def backend_spec(self) -> dict[str, Any]:
         """The ``stdlib_ops.backends.from_config`` dict of this configuration (no memo: an agent
@@ -279,12 +280,53 @@ class LLMAgent:
     def _messages(self, ctx: AgentContext) -> list[dict[str, str]]:
         return prompts.search_messages(ctx, max_chars=self.config.max_prompt_chars, events=self.events)
 
+    # ---- grammar-constrained decoding (one .dp document per sequence)
+
+    @property
+    def constrained(self) -> bool:
+        if self.config.grammar == "auto":
+            return getattr(self.backend, "kind", "") == "local"
+        return self.config.grammar == "on"
+
+    def _grammar(self, ctx: AgentContext) -> str:
+        from .grammar import dp_grammar
+
+        return dp_grammar(ctx.catalog, list(ctx.columns))
+
+    def _constrained(self, messages: list[dict[str, str]], n: int, ctx: AgentContext, tag: str) -> list[Proposal]:
+        """``n`` documents, each decoded under the grammar (the n prompts differ by their last line,
+        so the backend does not fold them into one)."""
+        from stdlib_ops.backends import BackendError, ChatPrompt, Message, Sampling
+
+        grammar = self._grammar(ctx)
+        prompts_ = []
+        for i in range(n):
+            msgs = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + f"\n(strategy {i + 1} of {n})"}]
+            prompts_.append(ChatPrompt(tuple(Message(m["role"], m["content"]) for m in msgs)))
+        sampling = Sampling(temperature=self.config.temperature, max_tokens=min(self.config.max_tokens, 400),
+                            seed=self.requests, grammar=grammar)
+        self.requests += 1
+        try:
+            results = self.backend.generate(prompts_, sampling, validate=self._validator(tag.split("-")[-1]), tag=tag)
+        except BackendError as e:
+            raise AgentFailure(f"{self.describe()}: {e}", "config") from e
+        props = [p for r in results if r.ok for p in r.value[:1]]
+        if not props:
+            raise AgentFailure(_failure_text(self.describe(), results[0], None), results[0].kind or "internal")
+        return [Proposal(p.dp_text, p.rationale, "llm-grammar") for p in props]
+
     def propose(self, context: AgentContext) -> list[Proposal]:
+        if self.constrained:
+            msgs = prompts.search_messages(context, self.config.max_prompt_chars, self.events, reply=prompts.DP_REPLY)
+            return self._constrained(msgs, context.k, context, "agent-propose")[: context.k_max]
         props = self._request(self._messages(context), self._validator("proposal"), "agent-propose")
         return props[: context.k_max]
 
     def repair(self, context: AgentContext, request: RepairRequest) -> Proposal | None:
         try:
+            if self.constrained:
+                msgs = prompts.repair_messages(context, request, reply=prompts.DP_REPLY)
+                return self._constrained(msgs, 1, context, "agent-repair")[0]
             props = self._request(self._repair_messages(context, request), self._validator("repair"), "agent-repair")
         except AgentFailure as e:
             if e.kind == "malformed":  # a repair reply without a strategy gives this repair up

@@ -1,0 +1,86 @@
+"""The grammar that constrains an agent's decoding covers the whole operator catalog, and what it
+accepts is a strategy the agent path accepts."""
+
+from __future__ import annotations
+
+import lark
+import pytest
+
+from autodp_dsl import compile_text
+from autodp_dsl.types import parse_type
+from autodp_search.agents.grammar import dp_grammar
+from autodp_search.boundary import agent_diagnostics, param_catalog
+from autodp_search.prompts import catalog_from_registry
+
+COLUMNS = [("instruction", "str"), ("input", "str"), ("output", "str"), ("lowq", "float")]
+CATALOG = catalog_from_registry()
+
+
+@pytest.fixture(scope="module")
+def parser():
+    return lark.Lark(dp_grammar(CATALOG, COLUMNS), start="start", parser="earley")
+
+
+def _value(p: dict) -> str | None:
+    if p["name"] == "fraction":  # selection steps need a size: fraction or k (a value rule the lint checks)
+        return "0.5"
+    if p["name"] == "k" and p.get("default") == 0:
+        return None
+    if "choices" in p:
+        return f'"{p["choices"][-1]}"'
+    if p["type"] == "bool":
+        return "false" if p.get("default") else "true"
+    if p["type"] in ("int", "float"):
+        v = p.get("default", 1)
+        for bound in ("ge", "gt"):
+            if bound in p and (v is None or v < p[bound] or (bound == "gt" and v == p[bound])):
+                v = p[bound] + (1 if bound == "gt" else 0)
+        v = int(v) if p["type"] == "int" else float(v)
+        return str(v)
+    return None
+
+
+def example(o) -> str:
+    """A step using operator ``o`` with every argument and every parameter the grammar allows."""
+    args = []
+    for a in o.args:
+        args.append("lowq" if a["type"] != "str" else "output")
+    if len(o.args) == 2 and all(a["type"] == "str" for a in o.args):
+        args = ["instruction", "output"]
+    params = [f"{p['name']}={v}" for p in o.params if (v := _value(p)) is not None]
+    if not args:
+        params = params[:1]
+    call = f"{o.name}({', '.join(args + params)})"
+    if o.kind == "signal":
+        return f"filter: {call}" if o.returns == "bool" else f"filter: {call} >= 0"
+    return call
+
+
+@pytest.mark.parametrize("op", CATALOG, ids=lambda o: o.name)
+def test_every_operator_is_in_the_grammar_with_all_its_typed_parameters(op, parser):
+    text = f"dp: 1\nname: cover\nsteps:\n  - {example(op)}\n"
+    parser.parse(text)  # the grammar accepts it
+    res = compile_text(text, columns={n: parse_type(t) for n, t in COLUMNS})
+    assert res.ok, [d.message for d in res.diagnostics]
+    assert not agent_diagnostics(res.strategy, param_catalog(CATALOG), 30)  # and the agent path does too
+
+
+def test_the_grammar_names_real_columns_only_and_refuses_what_the_agent_path_refuses(parser):
+    ok = ("dp: 1\nname: a-b\nsteps:\n  - clean.html(output)\n  - filter: words(output) >= 8 and not heading_only(output)\n"
+          "  - where: lowq > 0.5\n    do:\n      - refine.rewrite(output)\n      - filter: chars(output) < 4000\n")
+    parser.parse(ok)
+    for bad in (
+        "dp: 1\nname: a\nsteps:\n  - clean.html(secret_column)\n",  # not a column
+        "dp: 1\nname: a\nsteps:\n  - no.such_op(output)\n",  # not an operator
+        'dp: 1\nname: a\nsteps:\n  - filter: output >= "SECRET-5"\n',  # a string literal
+        'dp: 1\nname: a\nsteps:\n  - clean.boilerplate_lines(output, patterns=["x"])\n',  # a regex
+        "dp: 1\nname: a\nsteps:\n  - where: lowq > 0.5\n    do:\n      - dedup.exact(output)\n",  # global in where
+    ):
+        with pytest.raises(lark.exceptions.LarkError):
+            parser.parse(bad)
+
+
+def test_llguidance_compiles_the_grammar():
+    llguidance = pytest.importorskip("llguidance")
+    g = llguidance.LLMatcher.grammar_from_lark(dp_grammar(CATALOG, COLUMNS))
+    assert llguidance.LLMatcher.validate_grammar(g) == ""
