@@ -101,3 +101,12 @@ def test_the_profile_names_echoes_question_with_its_two_arguments(data):
 
     text = make_profile(load_data(data).frame, k=20)[0]
     assert "echoes_question(instruction, output)" in text
+
+
+def test_the_report_shows_original_proposals_with_their_diagnostics(data, tmp_path):
+    bad = "dp: 1\nname: bad\nsteps:\n  - filter: wrds(output) >= 8\n"
+    agent = ScriptedAgent([[bad]], repairs=[dp("fixed", "filter: words(output) >= 9")])
+    res = run_search(cfg(data, tmp_path / "r"), evaluator=ScriptedEvaluator(), agent=agent)
+    assert res.report["proposals"]["r1c1"]["proposal"] == bad
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "original proposal" in html and "wrds" in html and "repair 1" in html
