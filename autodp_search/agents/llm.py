@@ -68,6 +68,7 @@ class LLMConfig:
     max_prompt_chars: int = 60_000
     backoff_s: float = 0.5  # first backoff between retries (doubles each time)
     grammar: str = "auto"  # constrained decoding with the .dp grammar: "auto" (in-process models), "on", "off"
+    grammar_field: str = "structured_outputs"  # how an OpenAI-compatible server gets it (vLLM; see OpenAIBackend)
 
     def backend_spec(self) -> dict[str, Any]:
         """The ``stdlib_ops.backends.from_config`` dict of this configuration (no memo: an agent
@@ -84,6 +85,8 @@ class LLMConfig:
             conf.setdefault("api_key_env", self.api_key_env)
             conf.setdefault("timeout", self.timeout_s)
             conf.setdefault("structured", "none" if self.structured == "off" else "json_schema")
+            if self.grammar == "on":
+                conf.setdefault("grammar_field", self.grammar_field)
         conf.update(memo=False, max_retries=self.max_retries, malformed_retries=self.malformed_retries,
                     concurrency=1, backoff_base=self.backoff_s)
         return conf

@@ -84,3 +84,22 @@ def test_llguidance_compiles_the_grammar():
     llguidance = pytest.importorskip("llguidance")
     g = llguidance.LLMatcher.grammar_from_lark(dp_grammar(CATALOG, COLUMNS))
     assert llguidance.LLMatcher.validate_grammar(g) == ""
+
+
+def test_an_openai_compatible_server_gets_the_grammar_and_its_documents_are_parsed():
+    """``grammar="on"`` with a server (vLLM's structured outputs): one request per proposal, each
+    carrying the grammar; the replies are .dp documents."""
+    from stdlib_ops.backends.testing import FakeOpenAIServer
+
+    from autodp_search.agents import AgentContext, LLMAgent, LLMConfig
+
+    doc = "dp: 1\nname: a\nsteps:\n  - filter: words(output) >= 8\n"
+    with FakeOpenAIServer(lambda req: doc.replace("8", str(5 + req.index))) as srv:
+        agent = LLMAgent(LLMConfig(base_url=srv.base_url, model="fake-model", grammar="on", max_retries=0))
+        ctx = AgentContext(task="t", round=1, k=3, k_min=1, k_max=8, columns=tuple(COLUMNS), profile_text="rows: 100",
+                           catalog=CATALOG)
+        props = agent.propose(ctx)
+        bodies = [r.body for r in srv.chat_requests]
+    assert len(props) == 3 and len({p.dp_text for p in props}) == 3
+    assert all(b["structured_outputs"]["grammar"] == dp_grammar(CATALOG, COLUMNS) for b in bodies)
+    assert all("response_format" not in b for b in bodies)
