@@ -89,9 +89,8 @@ def test_llguidance_compiles_the_grammar():
 def test_an_openai_compatible_server_gets_the_grammar_and_its_documents_are_parsed():
     """``grammar="on"`` with a server (vLLM's structured outputs): one request per proposal, each
     carrying the grammar; the replies are .dp documents."""
-    from stdlib_ops.backends.testing import FakeOpenAIServer
-
     from autodp_search.agents import AgentContext, LLMAgent, LLMConfig
+    from stdlib_ops.backends.testing import FakeOpenAIServer
 
     doc = "dp: 1\nname: a\nsteps:\n  - filter: words(output) >= 8\n"
     with FakeOpenAIServer(lambda req: doc.replace("8", str(5 + req.index))) as srv:
