@@ -31,6 +31,7 @@ across a rounding edge; the row-set rule above is what keeps that from moving a 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,10 +41,13 @@ from autodp_dsl import ir
 from autodp_dsl.diagnostics import Diagnostic
 from autodp_dsl.types import Type
 
-from .agents.base import CandidateRecord, CandidateView, StepView
+from .agents.base import AgentContext, CandidateRecord, CandidateView, OpInfo, StepView
 
 __all__ = [
     "Counts",
+    "agent_context",
+    "reason_code",
+    "standard_feedback",
     "RowSets",
     "TEXT_MATCHING_OK",
     "agent_diagnostics",
@@ -56,6 +60,50 @@ __all__ = [
 # parameter of type str or list[str] without fixed choices is taken as text-matching.
 TEXT_MATCHING_OK = frozenset({"bullets", "placeholder", "goal", "context", "kinds"})
 _COMPARE = frozenset({"==", "!=", "<", "<=", ">", ">="})
+
+
+# ---------------------------------------------------------------- drop reasons and feedback
+
+_REASON_CODE = re.compile(r"^[a-z][a-z0-9_.\-]{0,39}$")
+# The drop-reason templates of the standard operators, numbers replaced by N: each maps to a code.
+_REASON_TEMPLATES = (
+    (re.compile(r"^exact duplicate of row N$"), "exact-duplicate"),
+    (re.compile(r"^near-duplicate of row N$"), "near-duplicate"),
+    (re.compile(r"^rank N of N by .*, below the top N$"), "below-top-k"),
+    (re.compile(r"^not in the random sample \(seed N, N of N\)$"), "not-in-random-sample"),
+    (re.compile(r"^round N of the cluster of row N, beyond the N kept$"), "cluster-cap"),
+)
+
+
+def reason_code(reason: str | None, step_text: str, strategy_texts: frozenset[str] = frozenset()) -> str:
+    """A drop reason as the agent may see it: ``step`` (the step itself), the text of a step of the
+    strategy (written by the agent), a code for a known operator template, an identifier-like code,
+    or ``other``. A reason that could carry row content is never forwarded."""
+    if not reason or reason == step_text:
+        return "step"
+    r = reason.strip()
+    if r in strategy_texts:
+        return r
+    norm = re.sub(r"\d+(\.\d+)?", "N", r)
+    for pat, code in _REASON_TEMPLATES:
+        if pat.fullmatch(norm):
+            return code
+    if _REASON_CODE.fullmatch(r):
+        return r
+    return "other"
+
+
+def standard_feedback(o) -> str:
+    """An evaluation's outcome (``loop.EvalOutcome``) as the agent may read it: wins/ties/losses/
+    failures and held-out losses, numbers about the held-out questions only. Never a judge's words
+    (they can quote answers learned from the data), never a row count (those pass ``Counts``)."""
+    if o.error:
+        return f"evaluation failed ({o.error.split(':', 1)[0][:40]})"
+    s = f"{o.wins} wins, {o.ties} ties, {o.losses} losses, {o.failures} failures over {o.n} held-out questions"
+    if o.candidate_loss is not None and o.baseline_loss is not None:
+        s += f"; held-out loss {o.candidate_loss:.3f} vs {o.baseline_loss:.3f} for r0 (lower is better)"
+    return s  # no row count: the kept rows reach the agent coarsened, through the boundary
+
 
 
 # ---------------------------------------------------------------- columns
@@ -238,3 +286,26 @@ def agent_diagnostics(strategy: ir.Strategy, catalog: dict[str, dict[str, dict]]
 def param_catalog(catalog) -> dict[str, dict[str, dict]]:
     """``OpInfo`` tuple -> op -> param -> info, for ``agent_diagnostics``."""
     return {o.name: {p["name"]: p for p in o.params} for o in catalog}
+
+
+# ---------------------------------------------------------------- the context
+
+
+def agent_context(*, task: str, round: int, k: int, k_min: int, k_max: int, columns: dict[str, Type],
+                  profile_text: str, catalog: tuple[OpInfo, ...], signal_stats, history, near: dict[str, str | None],
+                  rows: int, k_floor: int, wave: int = 0, seed: int = 0, target_column: str | None = None,
+                  rounds_left: int | None = None, notes=()) -> AgentContext:
+    """Everything an agent is told, and the only way the search builds it. ``columns``: the visible
+    ones (``visible_columns``); ``profile_text`` and ``signal_stats``: the k-anonymous profile of the
+    data without its hidden columns; ``history``: the search's records, turned into views here
+    (``near``: cid -> the candidate whose score it was given, or None); ``rows``: the rows searched,
+    the total the counts are coarsened against; ``notes``: the loop's messages about the agent's own
+    strategies (equal after canonicalisation), never about outputs."""
+    counts = Counts(k_floor, rows)
+    return AgentContext(
+        task=task, round=round, wave=wave, k=k, k_min=k_min, k_max=k_max,
+        columns=tuple((n, str(t)) for n, t in columns.items()), profile_text=profile_text, catalog=catalog,
+        signal_stats=tuple(signal_stats), history=tuple(candidate_view(r, counts, near.get(r.cid)) for r in history),
+        seed=seed, target_column=target_column, rounds_left=rounds_left, notes=tuple(notes), privacy_k=k_floor,
+    )
+

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 import shutil
 import tempfile
 import time
@@ -44,6 +43,7 @@ from .agents import (
     make_agent,
 )
 from .agents._ir_tools import strategy_key
+from .boundary import reason_code, standard_feedback
 from .budget import Budget, BudgetState, estimate
 from .journal import Journal
 from .prompts import DEFAULT_TASK, catalog_from_registry
@@ -266,35 +266,6 @@ def make_selector(frame: pl.DataFrame, seed: int, enabled: bool) -> Selector:
 
 # ---------------------------------------------------------------- execution
 
-_REASON_CODE = re.compile(r"^[a-z][a-z0-9_.\-]{0,39}$")
-# The drop-reason templates of the standard operators, numbers replaced by N: each maps to a code.
-_REASON_TEMPLATES = (
-    (re.compile(r"^exact duplicate of row N$"), "exact-duplicate"),
-    (re.compile(r"^near-duplicate of row N$"), "near-duplicate"),
-    (re.compile(r"^rank N of N by .*, below the top N$"), "below-top-k"),
-    (re.compile(r"^not in the random sample \(seed N, N of N\)$"), "not-in-random-sample"),
-    (re.compile(r"^round N of the cluster of row N, beyond the N kept$"), "cluster-cap"),
-)
-
-
-def reason_code(reason: str | None, step_text: str, strategy_texts: frozenset[str] = frozenset()) -> str:
-    """A drop reason as the agent may see it: ``step`` (the step itself), the text of a step of the
-    strategy (written by the agent), a code for a known operator template, an identifier-like code,
-    or ``other``. A reason that could carry row content is never forwarded."""
-    if not reason or reason == step_text:
-        return "step"
-    r = reason.strip()
-    if r in strategy_texts:
-        return r
-    norm = re.sub(r"\d+(\.\d+)?", "N", r)
-    for pat, code in _REASON_TEMPLATES:
-        if pat.fullmatch(norm):
-            return code
-    if _REASON_CODE.fullmatch(r):
-        return r
-    return "other"
-
-
 def _step_texts(steps) -> set[str]:
     out: set[str] = set()
     for st in steps:
@@ -450,16 +421,6 @@ class EvalOutcome:
     def from_dict(cls, d: dict[str, Any]) -> EvalOutcome:
         d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**d)
-
-
-def standard_feedback(o: EvalOutcome) -> str:
-    """Numbers only: wins/ties/losses/failures and held-out losses. Never a judge's words."""
-    if o.error:
-        return f"evaluation failed ({o.error.split(':', 1)[0][:40]})"
-    s = f"{o.wins} wins, {o.ties} ties, {o.losses} losses, {o.failures} failures over {o.n} held-out questions"
-    if o.candidate_loss is not None and o.baseline_loss is not None:
-        s += f"; held-out loss {o.candidate_loss:.3f} vs {o.baseline_loss:.3f} for r0 (lower is better)"
-    return s  # no row count: the kept rows reach the agent coarsened, through the boundary
 
 
 class Evaluator(Protocol):
@@ -816,27 +777,15 @@ class Search:
     # ------------------------------------------------------------------ context
 
     def context(self, rnd: int, wave: int = 0, k: int | None = None, current: tuple = ()) -> AgentContext:
-        """What the agent may know, built through the privacy boundary (``autodp_search.boundary``)."""
+        """What the agent may know, built by the privacy boundary (``autodp_search.boundary``)."""
         cfg = self.cfg
-        counts = boundary.Counts(cfg.profile_k, self.search_frame.height)
-        return AgentContext(
-            task=cfg.task,
-            round=rnd,
-            wave=wave,
-            k=k or cfg.k,
-            k_min=min(cfg.k_min, k or cfg.k),
-            k_max=k or cfg.k_max,
-            columns=tuple((n, str(t)) for n, t in self.columns.items()),
-            profile_text=self.profile_text,
-            catalog=self.catalog,
-            signal_stats=tuple(self.signal_stats),
-            history=tuple(boundary.candidate_view(r, counts, self._near_of(r)) for r in (*self.records, *current)),
-            seed=cfg.seed,
-            target_column=TARGET_COLUMN,
-            rounds_left=max(cfg.budget.max_rounds - rnd + 1, 0),
-            notes=tuple(self.notes[-10:]),
-            privacy_k=cfg.profile_k,
-        )
+        history = (*self.records, *current)
+        return boundary.agent_context(
+            task=cfg.task, round=rnd, wave=wave, k=k or cfg.k, k_min=min(cfg.k_min, k or cfg.k), k_max=k or cfg.k_max,
+            columns=self.columns, profile_text=self.profile_text, catalog=self.catalog,
+            signal_stats=self.signal_stats, history=history, near={r.cid: self._near_of(r) for r in history},
+            rows=self.search_frame.height, k_floor=cfg.profile_k, seed=cfg.seed, target_column=TARGET_COLUMN,
+            rounds_left=max(cfg.budget.max_rounds - rnd + 1, 0), notes=self.notes[-10:])
 
     def _near_of(self, r: CandidateRecord) -> str | None:
         """The candidate whose score ``r`` was given (outputs within k rows), hidden from the agent."""
