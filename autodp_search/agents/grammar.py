@@ -40,15 +40,31 @@ def _alts(items) -> str:
     return "(" + " | ".join(items) + ")" if len(items) > 1 else items[0]
 
 
+def _int_range(lo, hi) -> str:
+    """A regex of integers, roughly within [lo, hi]: as many digits as the bounds allow (a value
+    with the right number of digits may still be out of range: the lint says so)."""
+    lo = max(int(lo), 0) if lo is not None else 0
+    least = len(str(lo)) if lo > 0 else 1
+    most = max(least, len(str(int(hi)))) if hi is not None else max(least, 5)
+    first = "[1-9]" if lo > 0 else "[0-9]"
+    if least == most == 1:
+        return f"/[{max(lo, 0)}-{min(int(hi), 9) if hi is not None else 9}]/"
+    return f"/{first}[0-9]{{{least - 1},{most - 1}}}/"
+
+
 def _param_value(p: dict) -> str | None:
     if "choices" in p:
         return _alts(_lit(json.dumps(c)) for c in p["choices"])
     t = p.get("type")
+    lo = p.get("ge", p.get("gt"))
+    hi = p.get("le", p.get("lt"))
     if t == "bool":
         return '("true" | "false")'
     if t == "int":
-        return "INT"
+        return _int_range(lo + (1 if "gt" in p else 0) if lo is not None else None, hi)
     if t == "float":
+        if lo is not None and hi is not None and lo >= 0 and hi <= 1:
+            return '/0\\.[0-9]{1,3}/' if "lt" in p or "gt" in p else '(/0\\.[0-9]{1,3}/ | "1.0")'
         return "NUMBER"
     return None  # str / list: free text or text matching: the agent path leaves them at their defaults
 
@@ -57,8 +73,8 @@ def _rule_name(op: str) -> str:
     return "op_" + op.replace(".", "_")
 
 
-def dp_grammar(catalog: tuple[OpInfo, ...], columns: list[tuple[str, str]], max_steps: int = 6,
-               max_inner: int = 3) -> str:
+def dp_grammar(catalog: tuple[OpInfo, ...], columns: list[tuple[str, str]], max_steps: int = 4,
+               max_inner: int = 2) -> str:
     """The Lark grammar of agent strategies over ``catalog`` and ``columns`` ((name, type) pairs)."""
     text_cols = [n for n, t in columns if t == "str" and not n.startswith("__")]
     num_cols = [n for n, t in columns if t in ("int", "float", "number") and not n.startswith("__")]
@@ -76,10 +92,18 @@ def dp_grammar(catalog: tuple[OpInfo, ...], columns: list[tuple[str, str]], max_
             args.append(f'{rule} ("," " " {rule})*' if a.get("variadic") else rule)
         params = [(p["name"], v) for p in o.params if (v := _param_value(p)) is not None]
         name = _rule_name(o.name)
+        size = {"fraction", "k"} <= {pn for pn, _ in params}  # selection: one of them is required
+        if size:
+            fr, kk = '(/0\\.[0-9]{0,2}[1-9]/ | "1.0")', "/[1-9][0-9]{0,5}/"  # a size of 0 is refused
+            params = [(pn, pv) for pn, pv in params if pn not in ("fraction", "k")]
         if args:
             body = ' "," " " '.join(args)
+            req = f' (", fraction=" {fr} | ", k=" {kk})' if size else ""
             opt = " ".join(f'(", {pn}=" {pv})?' for pn, pv in params)
-            lines.append(f'{name}: "{o.name}(" {body} {opt} ")"')
+            lines.append(f'{name}: "{o.name}(" {body}{req} {opt} ")"')
+        elif size:
+            opt = " ".join(f'(", {pn}=" {pv})?' for pn, pv in params)
+            lines.append(f'{name}: "{o.name}(" ("fraction=" {fr} | "k=" {kk}) {opt} ")"')
         else:  # no argument: no parameter, or one of them
             choices = ['"()"'] + [f'"({pn}=" {pv} ")"' for pn, pv in params]
             lines.append(f'{name}: "{o.name}" {_alts(choices)}')

@@ -306,7 +306,7 @@ class LLMAgent:
         for i in range(n):
             msgs = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + f"\n(strategy {i + 1} of {n})"}]
             prompts_.append(ChatPrompt(tuple(Message(m["role"], m["content"]) for m in msgs)))
-        sampling = Sampling(temperature=self.config.temperature, max_tokens=min(self.config.max_tokens, 400),
+        sampling = Sampling(temperature=self.config.temperature, max_tokens=min(self.config.max_tokens, 600),
                             seed=self.requests, grammar=grammar)
         self.requests += 1
         try:

@@ -75,6 +75,8 @@ def test_the_grammar_names_real_columns_only_and_refuses_what_the_agent_path_ref
         'dp: 1\nname: a\nsteps:\n  - filter: output >= "SECRET-5"\n',  # a string literal
         'dp: 1\nname: a\nsteps:\n  - clean.boilerplate_lines(output, patterns=["x"])\n',  # a regex
         "dp: 1\nname: a\nsteps:\n  - where: lowq > 0.5\n    do:\n      - dedup.exact(output)\n",  # global in where
+        "dp: 1\nname: a\nsteps:\n  - select.top(lowq)\n",  # a selection without its size
+        "dp: 1\nname: a\nsteps:\n  - select.sample(fraction=0.0)\n",  # a size of 0
     ):
         with pytest.raises(lark.exceptions.LarkError):
             parser.parse(bad)
