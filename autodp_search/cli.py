@@ -42,6 +42,9 @@ def register(subparsers) -> None:
                    help="a longer reply is malformed: retried, never parsed or sent back")
     g.add_argument("--llm-max-prompt-chars", type=_at_least(2_000), default=60_000,
                    help="the history is summarised until the prompt fits")
+    g.add_argument("--llm-grammar", choices=["auto", "on", "off"], default="auto",
+                   help="decode under the .dp grammar (catalog + columns): auto = for in-process models (local:...); "
+                   "on = also ask an OpenAI-compatible server for it (vLLM structured outputs)")
     g.add_argument("--max-steps", type=_at_least(1), default=30,
                    help="an agent's strategy with more steps is invalid")
     g.add_argument("--strategies", help="folder of curated .dp files to seed the offline proposer (default strategies/)")
@@ -188,7 +191,8 @@ def build_config(args):
     if args.agent in ("llm", "automl"):
         llm = LLMConfig(base_url=args.llm_base_url, model=args.llm_model, api_key_env=args.llm_api_key_env,
                         structured=args.llm_structured, timeout_s=args.llm_timeout, max_retries=args.llm_retries,
-                        max_reply_chars=args.llm_max_reply_chars, max_prompt_chars=args.llm_max_prompt_chars)
+                        max_reply_chars=args.llm_max_reply_chars, max_prompt_chars=args.llm_max_prompt_chars,
+                        grammar=args.llm_grammar)
     budget = Budget(max_rounds=args.rounds, max_finetunes=args.max_finetunes, max_wall_s=args.max_time,
                     patience=args.patience, max_agent_calls=args.max_agent_calls, max_repairs=args.max_repairs,
                     stop_file=args.stop_file)
