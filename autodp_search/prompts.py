@@ -294,7 +294,7 @@ def repair_messages(ctx: AgentContext, req: RepairRequest, catalog: bool = True,
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def automl_messages(ctx: AgentContext) -> list[dict[str, str]]:
+def automl_messages(ctx: AgentContext, reply: str | None = None) -> list[dict[str, str]]:
     """The AutoML-agent-style baseline: a plain task statement, the step-operator names, and the
     absolute score of each earlier strategy, one after another (no r0, no side-by-side comparison,
     no row counts, no catalog documentation)."""
@@ -310,8 +310,8 @@ def automl_messages(ctx: AgentContext) -> list[dict[str, str]]:
             f"{_columns_text(ctx)} Available operators: {names}.",
             f"Write YAML .dp strategies like:\n{LANGUAGE_GUIDE}",
             ("Previous attempts:\n" + "\n\n".join(hist)) if hist else "",
-            f"Propose {ctx.k} strategies as JSON: "
-            '{"strategies": [{"rationale": "...", "strategy": {"dp": 1, "name": "...", "steps": [...]}}]}',
+            reply or (f"Propose {ctx.k} strategies as JSON: "
+                      '{"strategies": [{"rationale": "...", "strategy": {"dp": 1, "name": "...", "steps": [...]}}]}'),
         ]
         if x
     )

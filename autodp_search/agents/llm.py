@@ -280,8 +280,8 @@ class LLMAgent:
 
     # ---- the agent protocol
 
-    def _messages(self, ctx: AgentContext) -> list[dict[str, str]]:
-        return prompts.search_messages(ctx, max_chars=self.config.max_prompt_chars, events=self.events)
+    def _messages(self, ctx: AgentContext, reply: str = prompts.JSON_REPLY) -> list[dict[str, str]]:
+        return prompts.search_messages(ctx, max_chars=self.config.max_prompt_chars, events=self.events, reply=reply)
 
     # ---- grammar-constrained decoding (one .dp document per sequence)
 
@@ -320,7 +320,7 @@ class LLMAgent:
 
     def propose(self, context: AgentContext) -> list[Proposal]:
         if self.constrained:
-            msgs = prompts.search_messages(context, self.config.max_prompt_chars, self.events, reply=prompts.DP_REPLY)
+            msgs = self._messages(context, reply=prompts.DP_REPLY)
             return self._constrained(msgs, context.k, context, "agent-propose")[: context.k_max]
         props = self._request(self._messages(context), self._validator("proposal"), "agent-propose")
         return props[: context.k_max]
@@ -328,7 +328,7 @@ class LLMAgent:
     def repair(self, context: AgentContext, request: RepairRequest) -> Proposal | None:
         try:
             if self.constrained:
-                msgs = prompts.repair_messages(context, request, reply=prompts.DP_REPLY)
+                msgs = self._repair_messages(context, request, reply=prompts.DP_REPLY)
                 return self._constrained(msgs, 1, context, "agent-repair")[0]
             props = self._request(self._repair_messages(context, request), self._validator("repair"), "agent-repair")
         except AgentFailure as e:
@@ -338,8 +338,8 @@ class LLMAgent:
             raise
         return props[0]
 
-    def _repair_messages(self, context: AgentContext, request: RepairRequest) -> list[dict[str, str]]:
-        return prompts.repair_messages(context, request)
+    def _repair_messages(self, context: AgentContext, request: RepairRequest, reply: str | None = None) -> list[dict[str, str]]:
+        return prompts.repair_messages(context, request, reply=reply)
 
 
 class AutoMLAgent(LLMAgent):
@@ -347,11 +347,11 @@ class AutoMLAgent(LLMAgent):
 
     name = "automl"
 
-    def _messages(self, ctx: AgentContext) -> list[dict[str, str]]:
-        return prompts.automl_messages(ctx)
+    def _messages(self, ctx: AgentContext, reply: str | None = None) -> list[dict[str, str]]:
+        return prompts.automl_messages(ctx, reply=None if reply == prompts.JSON_REPLY else reply)
 
-    def _repair_messages(self, context: AgentContext, request: RepairRequest) -> list[dict[str, str]]:
-        return prompts.repair_messages(context, request, catalog=False)
+    def _repair_messages(self, context: AgentContext, request: RepairRequest, reply: str | None = None) -> list[dict[str, str]]:
+        return prompts.repair_messages(context, request, catalog=False, reply=reply)
 
 
 def _refuses_schema(r) -> bool:
