@@ -104,3 +104,24 @@ def test_an_openai_compatible_server_gets_the_grammar_and_its_documents_are_pars
     assert len(props) == 3 and len({p.dp_text for p in props}) == 3
     assert all(b["structured_outputs"]["grammar"] == dp_grammar(CATALOG, COLUMNS) for b in bodies)
     assert all("response_format" not in b for b in bodies)
+
+
+def test_a_random_local_model_decodes_only_documents_of_the_grammar(tmp_path):
+    """The local backend's llguidance mask on a tiny random Llama: whatever the weights, every
+    sampled text is a document of the grammar, which the DSL parses."""
+    pytest.importorskip("llguidance")
+    pytest.importorskip("transformers")
+    from stdlib_ops.backends import ChatPrompt, Sampling, TransformersBackend
+    from tests.stdlib.test_model_local import build_tiny_llama
+
+    path = build_tiny_llama(tmp_path / "tiny")
+    grammar = dp_grammar(CATALOG, COLUMNS, max_steps=2, max_inner=1)
+    backend = TransformersBackend(str(path), memo=False, batch_size=3)
+    prompts = [ChatPrompt.user(f"Write strategy {i}.") for i in range(3)]
+    results = backend.generate(prompts, Sampling(temperature=1.0, max_tokens=400, seed=1, grammar=grammar), tag="t")
+    parser = lark.Lark(grammar, start="start", parser="earley")
+    for r in results:
+        assert r.ok, r.error
+        parser.parse(r.text + "\n" if not r.text.endswith("\n") else r.text)
+        res = compile_text(r.text, columns={n: parse_type(t) for n, t in COLUMNS})
+        assert not any(d.code in ("yaml-syntax", "syntax-error") for d in res.diagnostics), res.diagnostics
