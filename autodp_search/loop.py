@@ -733,8 +733,11 @@ class Search:
         self.timings["load"] = time.perf_counter() - t0
 
         t = time.perf_counter()
-        rare = boundary.visible_columns(pool, user_columns(pool), cfg.profile_k)[1]
-        self.profile_text, self.profile_json, self.signal_stats = make_profile(pool.drop(rare), k=cfg.profile_k)
+        # columns on fewer than k rows (of the rows profiled) are never named to the agent, nor usable
+        # by its strategies
+        self.hidden_columns = boundary.visible_columns(pool, user_columns(pool), cfg.profile_k)[1]
+        self.profile_text, self.profile_json, self.signal_stats = make_profile(pool.drop(self.hidden_columns),
+                                                                               k=cfg.profile_k)
         self.timings["profile"] = time.perf_counter() - t
         self.console.print(f"profile: {pool.height} rows, k-anonymity floor {cfg.profile_k} ({self.timings['profile']:.1f} s)")
 
@@ -762,8 +765,7 @@ class Search:
         self.search_frame = search
         self.search_fp = stable_hash({"parent": self.data.fingerprint, "derived": frame_fingerprint(search)})
         self.full_fp = stable_hash({"parent": self.data.fingerprint, "derived": frame_fingerprint(self.full_frame)})
-        # columns on fewer than k rows are never named to the agent, nor usable by its strategies
-        self.columns, self.hidden_columns = boundary.visible_columns(search, user_columns(search), cfg.profile_k)
+        self.columns = {n: t for n, t in user_columns(search).items() if n not in self.hidden_columns}
         if self.hidden_columns:
             self.console.print(f"privacy: {len(self.hidden_columns)} column(s) present on fewer than {cfg.profile_k} rows "
                                "are not shown to the agent")
