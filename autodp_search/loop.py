@@ -960,6 +960,8 @@ class Search:
         records: dict[str, CandidateRecord] = {}
         cands: list[dict[str, Any]] = []
         plan = self.plan_round(rnd)
+        if plan.get("skipped"):  # a hard limit before the agent was asked: nothing of this round is done
+            return [], plan["skipped"]
         stop = None
         for wave in range(self.cfg.refills + 1):
             cands += plan["candidates"]
