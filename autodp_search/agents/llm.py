@@ -173,7 +173,6 @@ def parse_reply(text: str) -> list[Proposal]:
     return out
 
 
-
 class LLMAgent:
     name = "llm"
 
@@ -302,6 +301,9 @@ class LLMAgent:
         from stdlib_ops.backends import BackendError, ChatPrompt, Message, Sampling
 
         grammar = self._grammar(ctx)
+        timeout = self._timeout()
+        if timeout is not None and hasattr(self.backend, "timeout"):
+            self.backend.timeout = timeout
         prompts_ = []
         for i in range(n):
             msgs = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + f"\n(strategy {i + 1} of {n})"}]
@@ -315,7 +317,7 @@ class LLMAgent:
             raise AgentFailure(f"{self.describe()}: {e}", "config") from e
         props = [p for r in results if r.ok for p in r.value[:1]]
         if not props:
-            raise AgentFailure(_failure_text(self.describe(), results[0], None), results[0].kind or "internal")
+            raise AgentFailure(_failure_text(self.describe(), results[0], timeout), results[0].kind or "internal")
         return [Proposal(p.dp_text, p.rationale, "llm-grammar") for p in props]
 
     def propose(self, context: AgentContext) -> list[Proposal]:
