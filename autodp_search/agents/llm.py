@@ -87,6 +87,10 @@ class LLMConfig:
             conf.setdefault("structured", "none" if self.structured == "off" else "json_schema")
             if self.grammar == "on":
                 conf.setdefault("grammar_field", self.grammar_field)
+        if conf["kind"] == "local":
+            # the backend truncates longer prompts (2048 tokens by default): an agent's prompt is
+            # 3-6K tokens, which SmolLM2 (8K context) reads whole
+            conf.setdefault("max_length", 8192)
         conf.update(memo=False, max_retries=self.max_retries, malformed_retries=self.malformed_retries,
                     concurrency=1, backoff_base=self.backoff_s)
         return conf
