@@ -110,3 +110,15 @@ def test_the_report_shows_original_proposals_with_their_diagnostics(data, tmp_pa
     assert res.report["proposals"]["r1c1"]["proposal"] == bad
     html = (tmp_path / "r" / "report.html").read_text()
     assert "original proposal" in html and "wrds" in html and "repair 1" in html
+
+
+def test_the_backend_spec_of_the_agent():
+    from autodp_search.agents import LLMConfig
+
+    local = LLMConfig(model="local:smollm2").backend_spec()
+    assert local["kind"] == "local" and local["max_length"] == 8192 and local["memo"] is False
+    remote = LLMConfig(model="qwen2.5:7b", base_url="http://127.0.0.1:11434/v1", timeout_s=5, max_retries=1).backend_spec()
+    assert remote == {**remote, "kind": "openai", "model": "qwen2.5:7b", "base_url": "http://127.0.0.1:11434/v1",
+                      "timeout": 5, "max_retries": 1}
+    spec = LLMConfig(model="openai:m@http://h:1/v1").backend_spec()
+    assert spec["model"] == "m" and spec["base_url"] == "http://h:1/v1"
