@@ -115,10 +115,10 @@ def test_a_random_local_model_decodes_only_documents_of_the_grammar(tmp_path):
     from tests.stdlib.test_model_local import build_tiny_llama
 
     path = build_tiny_llama(tmp_path / "tiny")
-    grammar = dp_grammar(CATALOG, COLUMNS, max_steps=2, max_inner=1)
-    backend = TransformersBackend(str(path), memo=False, batch_size=3)
-    prompts = [ChatPrompt.user(f"Write strategy {i}.") for i in range(3)]
-    results = backend.generate(prompts, Sampling(temperature=1.0, max_tokens=400, seed=1, grammar=grammar), tag="t")
+    grammar = dp_grammar(CATALOG, COLUMNS, max_steps=1, max_inner=1)
+    backend = TransformersBackend(str(path), memo=False, batch_size=2)
+    prompts = [ChatPrompt.user(f"Write strategy {i}.") for i in range(2)]
+    results = backend.generate(prompts, Sampling(temperature=1.0, max_tokens=300, seed=1, grammar=grammar), tag="t")
     parser = lark.Lark(grammar, start="start", parser="earley")
     for r in results:
         assert r.ok, r.error
