@@ -148,3 +148,85 @@ def test_search_force_does_not_delete_user_files_in_journal(work):
     (notes / "journal" / "meta.json").write_text("{}\n")
     res = _search(work, "notes", "--force")
     assert (notes / "journal" / "day1.md").exists(), (res.returncode, res.stderr[-500:])
+
+
+# ---------------------------------------------------------------- outputs: autodp's own bookkeeping names
+
+
+@pytest.mark.parametrize("option", ["-o", "--report"])
+def test_an_output_named_like_the_outputs_index_is_refused_before_anything_is_written(work, option):
+    """``-o .autodp-outputs.json`` (or ``--report .autodp-outputs.json``) in a fresh folder passes the
+    up-front check, the output is written, then recording it fails (exit 1, "is not autodp's index of
+    outputs"): the run fails after writing, its sidecars are missing, and every later run into that
+    folder is refused. The index's own name should be refused up front (exit 2), nothing written."""
+    out = work / "f"
+    out.mkdir()
+    argv = ["run", "s.dp", "d.jsonl", "-q", "--no-cache"]
+    argv += ["-o", "f/.autodp-outputs.json"] if option == "-o" else ["-o", "f/o.jsonl", "--report", "f/.autodp-outputs.json"]
+    rc = main(argv)
+    assert rc == 2
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_a_datasets_folder_output_with_files_the_user_edited_is_not_replaced_without_force(work, capsys):
+    """A file output edited since autodp wrote it counts as the user's (refused without --force);
+    a datasets-folder output is judged by its marker's list of *names* only, so a user's edit to
+    ``OUT/dataset_info.json`` (or a replaced arrow file) is deleted by the next run, exit 0. The
+    folder's files should be recorded by identity like file outputs and an edited folder refused."""
+    assert main(["run", "s.dp", "d.jsonl", "-o", "hfo", "-q", "--no-cache"]) == 0
+    info = work / "hfo" / "dataset_info.json"
+    info.write_text(info.read_text() + "\n# my hand-edited notes\n")
+    rc = main(["run", "s.dp", "d.jsonl", "-o", "hfo", "-q", "--no-cache"])
+    assert "my hand-edited notes" in info.read_text(), "the user's edit was deleted"
+    assert rc == 2
+
+
+# ---------------------------------------------------------------- the default cache folder
+
+
+def test_the_evaluator_and_the_run_cache_can_share_the_default_cache_folder(work, capsys):
+    """``autodp eval`` keeps its memo cache (answers/, arms/, pairs/, scores/, tokenizers/) in
+    ``$AUTODP_CACHE_DIR`` -- the same default folder as the run cache. After one ``autodp eval`` on a
+    fresh machine, every ``autodp run`` warns "not an autodp cache (... it holds 'answers')" and runs
+    without a cache, forever. (Real reproduction: ``autodp eval A --baseline B --heldout-n 5`` then
+    ``autodp run``; here the evaluator's own cache writer stands in for the 20 s of training.)"""
+    from autodp_eval._cache import atomic_write_json, resolve_cache_dir
+
+    atomic_write_json(resolve_cache_dir() / "answers" / "0123456789abcdef.json", ["an answer"])
+    rc = main(["run", "s.dp", "d.jsonl", "-o", "o.jsonl", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "cannot use the cache" not in err, err
+
+
+# ---------------------------------------------------------------- exit codes against docs/cli.md
+
+
+def test_fmt_check_on_an_unreadable_file_exits_with_the_documented_code(work):
+    """docs/cli.md: ``fmt`` exits 1 when "a file cannot be read" and 2 when "a file cannot be
+    parsed". ``autodp fmt --check missing.dp`` exits 2 (docs/language.md says 2: the two pages
+    disagree). One of them is wrong; this test holds the code to the CLI's table."""
+    assert main(["fmt", "--check", "missing.dp"]) == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "s.dp", "d.jsonl", "-o", "o.jsonl", "-q", "--cache-max-size", "abc"],
+    ["run", "s.dp", "d.jsonl", "-o", "o.jsonl", "-q", "--cache-max-size", "1e400"],
+    ["run", "s.dp", "d.jsonl", "-o", "o.jsonl", "-q", "--max-row-bytes", "-1"],
+    ["cache", "gc", "--max-size", "abc"],
+    ["cache", "gc", "--max-size", "-5"],
+], ids=["cache-max-size-abc", "cache-max-size-1e400", "max-row-bytes-negative", "gc-max-size-abc", "gc-max-size-negative"])
+def test_out_of_domain_sizes_are_usage_errors(work, argv, capsys):
+    """Bad sizes are bad arguments (exit 2, one line naming the option), like ``search``'s options
+    are checked while parsing. Today: ``--cache-max-size abc`` -> exit 1 "could not convert string
+    to float: 'abc'"; ``1e400`` -> exit 1 "OverflowError: cannot convert float infinity to integer";
+    ``--max-row-bytes -1`` quarantines every row (exit 1, "no usable row"); ``cache gc --max-size abc``
+    -> exit 1 blaming the cache ("cannot open cache"); ``cache gc --max-size -5`` -> exit 0 after
+    evicting every entry."""
+    assert main(["run", "s.dp", "d.jsonl", "-o", "warm.jsonl", "-q"]) == 0
+    capsys.readouterr()
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    opt = next(a for a in argv if a.startswith("--"))
+    assert opt in err, err
