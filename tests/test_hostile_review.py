@@ -230,3 +230,34 @@ def test_out_of_domain_sizes_are_usage_errors(work, argv, capsys):
     assert rc == 2, err
     opt = next(a for a in argv if a.startswith("--"))
     assert opt in err, err
+
+
+# ---------------------------------------------------------------- failing after the output was written
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_a_report_path_that_cannot_be_written_fails_before_the_output_is_replaced(work, capsys):
+    """The up-front check asks ``os.access`` whether ``--report``'s folder is writable; a folder
+    that says yes and still refuses the file (``/proc``; likewise a read-only bind mount or an
+    immutable folder for root) passes, the run writes ``-o`` and its sidecars, then fails on the
+    report with a raw ``[Errno 2] No such file or directory: '/proc/.autodp-r.json.XXXX.tmp'``
+    (exit 1). Expected: the output is not replaced when the run fails on one of its outputs
+    (write every output to a temporary file first, commit them together), and one clear line."""
+    rc = main(["run", "s.dp", "d.jsonl", "-o", "o.jsonl", "-q", "--no-cache", "--report", "/proc/autodp-r.json"])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert not (work / "o.jsonl").exists(), "the output was written although the run failed"
+    assert ".tmp" not in err, err
+
+
+def test_a_csv_output_of_nested_columns_is_refused_before_the_run(work, capsys):
+    """``-o out.csv`` with a list or struct column passes every check, runs every step, then fails
+    with ``ComputeError: CSV format does not support nested data`` (exit 1): no output, no
+    quarantine, no report, and an earlier run's sidecars stay next to nothing. The format's limits
+    are known from the input's columns: refuse it before the run (exit 2, naming the column), or
+    write the nested columns as JSON text and report that change."""
+    (work / "n.jsonl").write_text("".join(json.dumps({**r, "tags": ["a", "b"]}) + "\n" for r in _rows(5)))
+    rc = main(["run", "s.dp", "n.jsonl", "-o", "n.csv", "-q", "--no-cache"])
+    err = capsys.readouterr().err
+    assert "ComputeError" not in err, err
+    assert rc == 2 or (rc == 0 and "tags" in err), (rc, err)
