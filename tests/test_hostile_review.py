@@ -261,3 +261,44 @@ def test_a_csv_output_of_nested_columns_is_refused_before_the_run(work, capsys):
     err = capsys.readouterr().err
     assert "ComputeError" not in err, err
     assert rc == 2 or (rc == 0 and "tags" in err), (rc, err)
+
+
+# ---------------------------------------------------------------- unbounded input
+
+
+def _run_limited(work: Path, argv: list[str], address_space: int, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``autodp ARGV`` in a child process whose address space is capped (so that a reader that
+    loads without bound fails here instead of eating the machine's memory)."""
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTODP_CACHE_DIR": str(work / "default-cache"), "RUST_BACKTRACE": "0"}
+    return subprocess.run([sys.executable, "-m", "autodp_dsl.cli", *argv], env=env, cwd=work, capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=cap)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_an_input_that_never_ends_is_refused(work):
+    """``DATA`` that is a character device (here ``z.jsonl -> /dev/zero``; ``/dev/urandom`` reads
+    forever) is read without bound: exit 70 "internal error: MemoryError" under a 2 GiB cap (or
+    the machine's memory without one). Outputs that are devices are refused; inputs should be too
+    (exit 1, "not a regular file"), or read with a bound."""
+    (work / "z.jsonl").symlink_to("/dev/zero")
+    res = _run_limited(work, ["run", "s.dp", "z.jsonl", "-o", "o.jsonl", "-q", "--no-cache"], 2 * 1024**3, timeout=90)
+    assert res.returncode == 1, (res.returncode, res.stderr[-400:])
+    assert "internal error" not in res.stderr
+
+
+def test_one_huge_line_is_quarantined_without_loading_it_whole(work):
+    """Rows over ``--max-row-bytes`` (8 MiB) are to be quarantined, but the JSONL reader first loads
+    the line: a 1 GiB file without a newline (sparse, no disk used) aborts the process inside
+    Polars under a 3 GiB address-space cap (exit 134, a Rust panic backtrace on stderr, no quarantine
+    file). Expected: the line is quarantined as row-too-large, memory bounded by the cap, and the
+    run ends with the documented "no usable row" error (exit 1)."""
+    with open(work / "huge.jsonl", "wb") as f:
+        f.truncate(1024**3)
+    res = _run_limited(work, ["run", "s.dp", "huge.jsonl", "-o", "o.jsonl", "-q", "--no-cache"], 3 * 1024**3)
+    assert res.returncode == 1, (res.returncode, res.stderr[-400:])
+    assert "row-too-large" in (work / "o.jsonl.quarantine.jsonl").read_text()
