@@ -302,3 +302,27 @@ def test_one_huge_line_is_quarantined_without_loading_it_whole(work):
     res = _run_limited(work, ["run", "s.dp", "huge.jsonl", "-o", "o.jsonl", "-q", "--no-cache"], 3 * 1024**3)
     assert res.returncode == 1, (res.returncode, res.stderr[-400:])
     assert "row-too-large" in (work / "o.jsonl.quarantine.jsonl").read_text()
+
+
+@pytest.mark.parametrize("case", ["into-the-input-folder", "onto-the-input-file"])
+def test_search_cache_dir_is_checked_against_the_data(work, case):
+    """``--out`` is checked against the data, ``--cache-dir`` is not. ``autodp search ds --cache-dir ds``
+    (``ds`` a datasets folder) writes the evaluator's cache -- trained models, answers -- into the input
+    folder (exit 3 after the search); ``autodp search d.jsonl --cache-dir d.jsonl`` fine-tunes and then
+    ends with exit 4 "the baseline cannot be evaluated: NotADirectoryError" (a back-end failure) for
+    what is a bad argument. Both should be refused up front (exit 2), the input left as it was."""
+    data = work / "big.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _rows(60)))
+    if case == "into-the-input-folder":
+        assert main(["run", "s.dp", "big.jsonl", "-o", "ds", "-q", "--no-cache"]) == 0
+        target = "ds"
+    else:
+        target = "big.jsonl"
+    before = _snapshot(work / target) if case == "into-the-input-folder" else {"": data.read_bytes()}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTODP_CACHE_DIR": str(work / "default-cache"), "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-m", "autodp_dsl.cli", "search", target, "--out", "sr", "--cache-dir", target,
+                          "--max-finetunes", "1", "--no-final", "--rounds", "1", "--quiet", "--heldout", "5", "--final-heldout", "5"],
+                         env=env, cwd=work, capture_output=True, text=True, timeout=600)
+    after = _snapshot(work / target) if case == "into-the-input-folder" else {"": data.read_bytes()}
+    assert res.returncode == 2, (res.returncode, res.stderr[-400:])
+    assert after == before
