@@ -75,18 +75,20 @@ def test_output_dot_in_an_empty_folder_leaves_no_stray_folder(work, capsys):
     assert "Errno" not in err
 
 
-def test_cache_maintenance_does_not_create_a_cache_at_a_mistyped_path(work):
-    """``autodp cache clear --cache /some/typo`` is a maintenance command: it should say there is no
-    cache there (exit 1) rather than create the folder tree (FORMAT, lock, objects/, tmp/, memo/)
-    and report "removed 0 entries". Likewise it must not chmod an existing empty folder of the
-    user to 0700 and turn it into a cache."""
-    rc = main(["cache", "clear", "--cache", str(work / "typo")])
+@pytest.mark.parametrize("argv", [["cache", "clear"], ["cache", "ls"], ["cache", "verify"], ["explain", "s.dp", "--data", "d.jsonl"]],
+                         ids=["cache-clear", "cache-ls", "cache-verify", "explain"])
+def test_inspection_and_maintenance_do_not_create_a_cache_at_a_mistyped_path(work, argv):
+    """``autodp cache clear --cache /some/typo`` (or ``cache ls``, ``cache verify``, ``explain
+    --cache``) should say there is no cache there rather than create the folder tree (FORMAT, lock,
+    objects/, tmp/, memo/) and report "removed 0 entries" / "0 entries ok". Likewise they must not
+    chmod an existing empty folder of the user to 0700 and turn it into a cache: only a run that
+    stores results creates a cache."""
+    main([*argv, "--cache", str(work / "typo")])
     assert not (work / "typo").exists()
-    assert rc == 1
     empty = work / "empty"
     empty.mkdir()
     empty.chmod(0o755)
-    main(["cache", "clear", "--cache", str(empty)])
+    main([*argv, "--cache", str(empty)])
     assert list(empty.iterdir()) == []
     assert (empty.stat().st_mode & 0o777) == 0o755
 
