@@ -328,3 +328,19 @@ def test_search_cache_dir_is_checked_against_the_data(work, case):
     after = _snapshot(work / target) if case == "into-the-input-folder" else {"": data.read_bytes()}
     assert res.returncode == 2, (res.returncode, res.stderr[-400:])
     assert after == before
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+@pytest.mark.parametrize("argv", [["lint", "z.dp"], ["fmt", "--write", "z.dp"], ["run", "z.dp", "d.jsonl", "-o", "o.jsonl", "-q"],
+                                  ["run", "z.json", "d.jsonl", "-o", "o.jsonl", "-q"]],
+                         ids=["lint", "fmt-write", "run-dp", "run-ir-json"])
+def test_the_document_size_bound_holds_while_reading(work, argv):
+    """Documents are bounded (1 MiB by default), but the file is read whole before the bound is
+    checked: a strategy that is a link to ``/dev/zero`` (or any multi-GiB file) ends in
+    ``internal error: MemoryError`` (exit 70) under a 2 GiB cap. Read at most the bound plus one
+    byte and report the located size diagnostic (lint exit 1, run/fmt exit 2)."""
+    (work / "z.dp").symlink_to("/dev/zero")
+    (work / "z.json").symlink_to("/dev/zero")
+    res = _run_limited(work, argv, 2 * 1024**3, timeout=90)
+    assert res.returncode in (1, 2), (res.returncode, res.stderr[-400:])
+    assert "internal error" not in res.stderr
