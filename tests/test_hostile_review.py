@@ -344,3 +344,27 @@ def test_the_document_size_bound_holds_while_reading(work, argv):
     res = _run_limited(work, argv, 2 * 1024**3, timeout=90)
     assert res.returncode in (1, 2), (res.returncode, res.stderr[-400:])
     assert "internal error" not in res.stderr
+
+
+def _ir_with_steps(n: int) -> str:
+    words = {"call": "words", "args": [{"col": "output", "type": "str"}], "params": {}, "type": "int"}
+    steps = [{"filter": {"binop": ">=", "left": words, "right": {"lit": i % 3, "type": "int"}, "type": "bool"}} for i in range(n)]
+    return json.dumps({"dp": 1, "ir_version": 1, "name": "many", "description": "", "columns": {}, "require": ["instruction", "output"], "steps": steps})
+
+
+@pytest.mark.parametrize("command", ["run", "explain"])
+def test_the_step_bound_also_holds_for_a_strategy_given_as_ir_json(work, command):
+    """``run`` and ``explain`` take the strategy "as a .dp file (or the IR as .json)". The bounds of
+    issue 12 (500 steps, 1 MiB) are enforced for .dp documents -- ``lint many.json`` refuses it --
+    but the IR path skips them: a 3.6 MB IR of 20,000 steps *runs* (102 s, exit 0), and ``explain``
+    of an IR of only 600 steps does not finish in 100 s. Expected for 600 steps: exit 2 with the
+    same limit-exceeded diagnostic, at once, before any data is read."""
+    (work / "many.json").write_text(_ir_with_steps(600))
+    argv = ["run", "many.json", "d.jsonl", "-o", "o.jsonl", "-q", "--no-cache"] if command == "run" else ["explain", "many.json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AUTODP_CACHE_DIR": str(work / "default-cache")}
+    try:
+        res = subprocess.run([sys.executable, "-m", "autodp_dsl.cli", *argv], env=env, cwd=work, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"autodp {command} of a 600-step IR did not finish in 60 s")
+    assert res.returncode == 2, res.stderr[-300:]
+    assert not (work / "o.jsonl").exists()
