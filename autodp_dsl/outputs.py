@@ -229,8 +229,11 @@ def check_outputs(outputs: Iterable[tuple], inputs: Iterable[tuple[str, str | Pa
     """Check every output of one run before anything is written: each may be written (``check_output``),
     none is an input or inside an input folder (nor a folder holding an input), no two are the same file.
     ``outputs`` are (label, path) or (label, path, format) tuples (a None path is left out), the label
-    naming the option in messages; ``inputs`` (what, path) pairs, e.g. ("the input", DATA)."""
-    ins = [(what, str(p), os.path.realpath(p), _inode(str(p)), os.path.isdir(p)) for what, p in inputs]
+    naming the option in messages; ``inputs`` (what, path) or (what, path, is_folder) tuples, e.g.
+    ("the input", DATA); ``is_folder`` True for an input that is a folder even before it exists (the
+    cache folder), so that no output lands in it on the run that creates it."""
+    ins = [(what, str(p), os.path.realpath(p), _inode(str(p)), os.path.isdir(p) or bool(folder and folder[0]))
+           for what, p, *folder in inputs]
     seen: list[tuple[str, str, str, tuple[int, int] | None, bool]] = []
     targets: dict[str, Path] = {}
     for label, p, *fmt in outputs:

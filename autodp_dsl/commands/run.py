@@ -81,7 +81,7 @@ def run(args) -> int:
         if not args.no_cache:  # the cache is read as an input: no output lands in it
             from ..engine import default_cache_dir
 
-            inputs.append(("the cache folder", args.cache or default_cache_dir()))
+            inputs.append(("the cache folder", args.cache or default_cache_dir(), True))
         targets = check_outputs(outputs, inputs, force)
     except RefusedWrite as e:
         print(f"error: {e}", file=sys.stderr)
