@@ -412,6 +412,7 @@ def test_search_out_refuses_a_run_folder_whose_outputs_it_cannot_replace(tmp_pat
     data.write_text('{"instruction": "q", "output": "a"}\n')
     out = tmp_path / "run"
     (out / "journal").mkdir(parents=True)
+    (out / "journal" / "meta.json").write_text('{"version": 1, "identity": {}, "config": {}}')  # an earlier run's
     (out / "best.dp").write_text("dp: 1\n")
     os.link(out / "best.dp", tmp_path / "elsewhere.dp")
     assert main(["search", str(data), "--out", str(out), "--force"]) == 2
