@@ -186,6 +186,11 @@ def check_output(path: str | Path, force: bool = False, fmt: str | None = None) 
 def _check_output(path: str | Path, force: bool = False, fmt: str | None = None) -> Path:
     fmt = fmt or output_format(path)
     target = resolve_target(path)
+    if {Path(path).name, target.name} & {INDEX, MARKER}:
+        raise RefusedWrite(f"{path}: {target.name} is the name of autodp's own record of its outputs; choose another name")
+    if fmt == "hf" and _holds_working_folder(path):
+        raise RefusedWrite(f"{path} is the working folder (or holds it); autodp does not replace the folder it runs in: "
+                           "name an output folder inside it")
     try:
         st = os.stat(target)
     except (FileNotFoundError, NotADirectoryError):
@@ -211,6 +216,19 @@ def _check_output(path: str | Path, force: bool = False, fmt: str | None = None)
     if fmt != "hf":
         _read_index(target.parent)  # an unrelated file named like the index is not overwritten
     return target
+
+
+def _holds_working_folder(path: str | Path) -> bool:
+    """A folder output named ``.``/``..``, or that is or holds the working folder: replacing it would
+    rename the folder the process (and its relative paths) live in."""
+    if Path(path).name in ("", ".", ".."):
+        return True
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return False
+    real = os.path.realpath(path)
+    return real == cwd or _inside(cwd, real)
 
 
 def _inside(child: str, parent: str) -> bool:
