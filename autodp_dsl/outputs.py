@@ -5,8 +5,8 @@ The rules (docs/language.md, "Outputs"):
 - autodp writes only to a path that does not exist yet or that holds an earlier autodp output;
   overwriting any other file needs ``force`` (``--force``);
 - it never deletes or replaces a folder it did not write, even with ``force``; a datasets folder it
-  writes holds a marker (``.autodp-output``) that lists its files, and replacing it removes exactly
-  those files;
+  writes holds a marker (``.autodp-output``) that lists its files with their identity (inode, size,
+  modification time, as the index below), and replacing it removes exactly those files, unchanged;
 - it never writes onto an input, nor two outputs of one run onto the same file (compared after
   resolving symlinks, and by inode, so a hard link counts as the same file);
 - device nodes, fifos and sockets are refused; the writes themselves follow ``autodp_dsl.atomic``
@@ -14,7 +14,8 @@ The rules (docs/language.md, "Outputs"):
 
 A file output is known to be autodp's by the index ``.autodp-outputs.json`` in its folder: the name,
 inode, size and modification time of each file autodp wrote there. A file changed since, or put
-there by someone else under the same name, no longer matches and counts as the user's.
+there by someone else under the same name, no longer matches and counts as the user's; so does a
+datasets folder holding such a file.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def is_ours(path: str | Path) -> bool:
     return stat.S_ISREG(st.st_mode) and _read_index(target.parent).get(target.name) == _identity(st)
 
 
-def _marker_names(folder: Path) -> list[str] | None:
-    """The files the marker of a datasets folder autodp wrote lists (None: no valid marker)."""
+def _marker_files(folder: Path) -> dict[str, list[int]] | None:
+    """The files the marker of a datasets folder autodp wrote lists, with their identity (None: no
+    valid marker)."""
     try:
         marker = folder / MARKER
         if not stat.S_ISREG(os.lstat(marker).st_mode):
@@ -99,24 +101,34 @@ def _marker_names(folder: Path) -> list[str] | None:
         doc = json.loads(marker.read_bytes())
     except (OSError, ValueError):
         return None
-    names = doc.get("files") if isinstance(doc, dict) and doc.get("autodp") == "output" else None
-    if not isinstance(names, list) or not all(isinstance(n, str) and "/" not in n and n not in ("", ".", "..", MARKER) for n in names):
+    files = doc.get("files") if isinstance(doc, dict) and doc.get("autodp") == "output" and doc.get("version") == 2 else None
+    if not isinstance(files, dict) or not all(
+            "/" not in n and n not in ("", ".", "..", MARKER) and isinstance(v, list) for n, v in files.items()):
         return None
-    return names
+    return files
+
+
+def _unchanged(path: Path, ident: list[int]) -> bool:
+    """``path`` is the regular file autodp wrote with identity ``ident``, not changed since."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and _identity(st) == ident
 
 
 def _own_folder_files(folder: Path) -> list[str] | None:
     """The files of a datasets folder autodp wrote, or None when it is not one: no marker, or
-    anything in it the marker does not list."""
-    names = _marker_names(folder)
-    if names is None:
+    anything in it the marker does not list, or a listed file changed since autodp wrote it."""
+    files = _marker_files(folder)
+    if files is None:
         return None
     try:
         with os.scandir(folder) as it:
             for e in it:
-                if e.name != MARKER and (e.name not in names or not e.is_file(follow_symlinks=False)):
+                if e.name != MARKER and (e.name not in files or not _unchanged(folder / e.name, files[e.name])):
                     return None
-        return names
+        return list(files)
     except OSError:
         return None
 
@@ -203,8 +215,8 @@ def _check_output(path: str | Path, force: bool = False, fmt: str | None = None)
         with os.scandir(target) as it:
             empty = next(it, None) is None
         if not empty and _own_folder_files(target) is None:
-            raise RefusedWrite(f"{path} is a folder autodp did not write (or holds files it did not write); "
-                               "refusing to replace it, even with --force: choose another output")
+            raise RefusedWrite(f"{path} is a folder autodp did not write (or holds files it did not write, or changed "
+                               "since); refusing to replace it, even with --force: choose another output")
     elif not stat.S_ISREG(st.st_mode):
         raise RefusedWrite(f"{path} is {kind_of(st.st_mode)}; refusing to write to it")
     else:
@@ -365,7 +377,8 @@ def _write_hf(frame: pl.DataFrame, p: Path) -> None:
             "_split": None,
         }
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
-        (tmp / MARKER).write_text(json.dumps({"autodp": "output", "version": 1, "files": [name, "dataset_info.json", "state.json"]}))
+        files = {n: _identity(os.stat(tmp / n)) for n in (name, "dataset_info.json", "state.json")}  # a rename keeps them
+        (tmp / MARKER).write_text(json.dumps({"autodp": "output", "version": 2, "files": files}))
         try:
             old = os.lstat(p)
         except FileNotFoundError:
@@ -385,12 +398,17 @@ def _write_hf(frame: pl.DataFrame, p: Path) -> None:
 
 
 def _remove_aside(aside: Path, p: Path) -> None:
-    """Remove the replaced output: the files autodp listed in it, then the folders, only if empty."""
+    """Remove the replaced output: the files autodp listed in it, unchanged, then the folders, only if
+    empty (a file edited since the check stays, in the folder kept aside)."""
     x = aside / "x"
     if x.is_dir():
-        for n in (_marker_names(x) or []) + [MARKER]:
-            try:
+        files = _marker_files(x) or {}
+        for n, ident in files.items():
+            if _unchanged(x / n, ident):
                 os.unlink(x / n)
+        if all(not os.path.lexists(x / n) for n in files):
+            try:
+                os.unlink(x / MARKER)
             except FileNotFoundError:
                 pass
     elif x.exists() or x.is_symlink():
@@ -400,4 +418,4 @@ def _remove_aside(aside: Path, p: Path) -> None:
             os.rmdir(x)
         os.rmdir(aside)
     except OSError:
-        print(f"warning: kept {aside}: files appeared in the old {p} while it was replaced", file=sys.stderr)
+        print(f"warning: kept {aside}: files appeared or changed in the old {p} while it was replaced", file=sys.stderr)
