@@ -38,7 +38,8 @@ import polars as pl
 
 from .atomic import RefusedWrite, check_target, commit, kind_of, resolve_target, write_bytes_atomic
 
-__all__ = ["INDEX", "MARKER", "RefusedWrite", "check_output", "check_outputs", "is_ours", "output_format", "commit_output", "record", "write_data", "write_file"]
+__all__ = ["INDEX", "MARKER", "RefusedWrite", "check_output", "check_outputs", "is_ours", "nested_columns", "output_format", "commit_output",
+           "record", "write_data", "write_file"]
 
 INDEX = ".autodp-outputs.json"  # in a folder where autodp wrote file outputs
 MARKER = ".autodp-output"  # inside a datasets folder autodp wrote
@@ -308,11 +309,20 @@ def write_data(frame: pl.DataFrame, path: str | Path, fmt: str | None = None, fo
         frame.write_ndjson(buf)
     elif fmt == "json":
         frame.write_json(buf)
-    elif fmt == "csv":
-        frame.write_csv(buf)
+    elif fmt == "csv":  # CSV has no lists or structs: those columns are written as JSON text
+        frame.with_columns(pl.col(c).map_elements(_json_text, return_dtype=pl.String) for c in nested_columns(frame)).write_csv(buf)
     else:
         frame.write_parquet(buf, compression="zstd")
     return _write(path, fmt, force, buf.getvalue())
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value.to_list() if isinstance(value, pl.Series) else value, ensure_ascii=False, default=str)
+
+
+def nested_columns(frame: pl.DataFrame) -> list[str]:
+    """The list, array and struct columns of ``frame``: a CSV output holds them as JSON text."""
+    return [c for c, t in frame.schema.items() if isinstance(t, pl.List | pl.Array | pl.Struct)]
 
 
 def write_file(path: str | Path, data: bytes, force: bool = False) -> Path:

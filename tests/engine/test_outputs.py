@@ -428,3 +428,16 @@ def test_search_out_refuses_a_run_folder_whose_outputs_it_cannot_replace(tmp_pat
     assert "is the data" in one_error_line(capsys)
     assert data.read_text() == '{"instruction": "q", "output": "a"}\n'
 
+
+
+def test_a_csv_output_holds_list_and_record_columns_as_json_text(tmp_path):
+    import polars as pl
+
+    from autodp_dsl.outputs import nested_columns
+
+    frame = pl.DataFrame({"a": ["x", "y"], "t": [[1, 2], None], "m": [{"k": [1], "s": "é"}, None]})
+    assert nested_columns(frame) == ["t", "m"]
+    write_data(frame, tmp_path / "o.csv")
+    back = pl.read_csv(tmp_path / "o.csv")
+    assert back["t"].to_list() == ["[1, 2]", None]
+    assert json.loads(back["m"][0]) == {"k": [1], "s": "é"} and back["m"][1] is None
