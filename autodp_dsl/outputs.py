@@ -185,8 +185,19 @@ def _check_creatable(path: Path, target: Path) -> None:
             anc = anc.parent
     if not stat.S_ISDIR(st.st_mode):
         raise RefusedWrite(f"cannot write {path}: {anc} is not a folder")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write {path}: the folder {anc} is not writable")
+    _probe(anc, path)
+
+
+def _probe(folder: Path, path: str | Path) -> None:
+    """Fail now if ``folder`` does not take new files. ``os.access`` reads only the mode bits, and a
+    folder that passes it may still refuse files (``/proc``, a read-only mount, an immutable folder),
+    which would fail the run after other outputs were replaced: so create, and remove, an empty file."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".autodp-probe.", dir=folder)
+    except OSError as e:
+        raise PermissionError(f"cannot write {path}: the folder {folder} does not take new files ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def check_output(path: str | Path, force: bool = False, fmt: str | None = None) -> Path:
@@ -224,8 +235,8 @@ def _check_output(path: str | Path, force: bool = False, fmt: str | None = None)
         if not force and (fmt == "hf" or not is_ours(target)):
             raise RefusedWrite(f"{path} exists and is not an earlier autodp output; pass --force to overwrite it")
         check_target(target, force)  # hard links
-    if st is not None and not os.access(target.parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write {path}: the folder {target.parent} is not writable")
+    if st is not None:
+        _probe(target.parent, path)
     if fmt != "hf":
         _read_index(target.parent)  # an unrelated file named like the index is not overwritten
     return target
@@ -345,11 +356,14 @@ def _write(path: str | Path, fmt: str, force: bool, data: bytes | None, write_fo
     resolve_target(path).parent.mkdir(parents=True, exist_ok=True)
     with _locked(resolve_target(path).parent):
         target = _check_output(path, force, fmt)
-        if write_folder is not None:
-            write_folder(target)
-        else:
-            write_bytes_atomic(target, data, force)
-            _record(target)
+        try:
+            if write_folder is not None:
+                write_folder(target)
+            else:
+                write_bytes_atomic(target, data, force)
+                _record(target)
+        except OSError as e:  # name the output, not the temporary file beside it
+            raise OSError(f"cannot write {path}: {e.strerror or e}") from None
     return target
 
 

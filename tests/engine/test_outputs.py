@@ -300,7 +300,7 @@ def test_read_only_report_folder_fails_before_the_output_is_written(files, capsy
     ro.chmod(0o500)
     try:
         assert run(dp, data, "-o", tmp / "out.jsonl", "--report", ro / "r.json") == 1
-        assert "not writable" in one_error_line(capsys)
+        assert "does not take new files" in one_error_line(capsys)
         assert not (tmp / "out.jsonl").exists()
     finally:
         ro.chmod(0o700)
