@@ -270,3 +270,20 @@ def test_preflight_estimate(final):
     assert "pre-flight estimate" in e.text()
     capped = estimate(Budget(max_rounds=3, max_finetunes=5), 4, 300, 1500, 10.0, final=False)
     assert capped.finetunes == 5 and capped.evaluations == 4
+
+
+@pytest.mark.parametrize("cache", ["d.jsonl", "ds", "ds/sub", "."])
+def test_cache_dir_may_not_be_or_hold_the_data(tmp_path, monkeypatch, capsys, cache):
+    """--cache-dir is where models and answers are written: never the data, inside a data folder, or
+    around it (refused before anything is read or written)."""
+    from autodp_dsl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.jsonl").write_text('{"instruction": "q", "output": "a"}\n')
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "data.jsonl").write_text('{"instruction": "q", "output": "a"}\n')
+    data = "d.jsonl" if cache in ("d.jsonl", ".") else "ds"
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["search", data, "--out", "o", "--cache-dir", cache]) == 2
+    assert "--cache-dir" in one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
