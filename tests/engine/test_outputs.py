@@ -441,3 +441,47 @@ def test_a_csv_output_holds_list_and_record_columns_as_json_text(tmp_path):
     back = pl.read_csv(tmp_path / "o.csv")
     assert back["t"].to_list() == ["[1, 2]", None]
     assert json.loads(back["m"][0]) == {"k": [1], "s": "é"} and back["m"][1] is None
+
+
+def test_a_datasets_folder_output_with_a_replaced_file_is_the_users(tmp_path):
+    """The marker records each file's inode, size and mtime: a file replaced by another of the same
+    name (a new inode) makes the folder the user's, refused even with force."""
+    frame = pl.DataFrame({"a": [1, 2]})
+    write_data(frame, tmp_path / "hf")
+    assert is_ours(tmp_path / "hf")
+    arrow = tmp_path / "hf" / "data-00000-of-00001.arrow"
+    content = arrow.read_bytes()
+    arrow.unlink()
+    arrow.write_bytes(content)
+    assert not is_ours(tmp_path / "hf")
+    with pytest.raises(RefusedWrite, match="changed"):
+        write_data(frame, tmp_path / "hf", force=True)
+    assert arrow.read_bytes() == content
+
+
+def test_replacing_a_datasets_folder_keeps_a_file_edited_after_the_check(tmp_path, capsys):
+    """Between the check and the swap a listed file may change: it is not deleted, the old folder is
+    kept aside with a warning."""
+    from autodp_dsl.outputs import _remove_aside
+
+    write_data(pl.DataFrame({"a": [1]}), tmp_path / "hf")
+    aside = tmp_path / ".hf.old.x"
+    aside.mkdir()
+    os.replace(tmp_path / "hf", aside / "x")
+    with open(aside / "x" / "state.json", "a") as f:
+        f.write("\n")
+    _remove_aside(aside, tmp_path / "hf")
+    assert sorted(os.listdir(aside / "x")) == [MARKER, "state.json"]
+    assert "kept" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out", [".", "..", "../e"])
+def test_a_folder_output_that_is_or_holds_the_working_folder_is_refused(files, monkeypatch, capsys, out):
+    tmp, data, dp = files
+    (tmp / "e").mkdir()
+    monkeypatch.chdir(tmp / "e")
+    before = tree(tmp)
+    assert run(dp, data, "-o", out, "--dropped", tmp / "dr.jsonl", "--quarantine", tmp / "q.jsonl", "--no-cache") == 2
+    err = one_error_line(capsys)
+    assert "working folder" in err or (out == ".." and "holds the input" in err), err
+    assert tree(tmp) == before
