@@ -69,7 +69,15 @@ def run(args) -> int:
     from ..io import DataError, NoUsableRows
 
     # every output is checked before anything is read, written or run (autodp_dsl/outputs.py has the rules)
-    from ..outputs import RefusedWrite, check_outputs, commit_output, nested_columns, output_format, write_data, write_file
+    from ..outputs import (
+        RefusedWrite,
+        check_outputs,
+        commit_output,
+        nested_columns,
+        output_format,
+        write_data,
+        write_file,
+    )
 
     force = args.force
     out = Path(args.output)
