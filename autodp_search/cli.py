@@ -225,6 +225,8 @@ def run(args) -> int:
     cfg = build_config(args)
     if problem := out_dir_problem(cfg.out_dir, args.data):  # never writes onto its input or into a folder not its own
         return _error(problem, exitcodes.USAGE)
+    if problem := _cache_dir_problem(args.cache_dir, args.data):
+        return _error(problem, exitcodes.USAGE)
     j = Journal(Path(cfg.out_dir) / "journal")
     if j.exists() and not (args.resume or args.force):
         return _error(f"{cfg.out_dir} holds a search journal; pass --resume to continue it, --force to start over, "
@@ -260,6 +262,30 @@ def run(args) -> int:
     if not (args.json or args.quiet):
         print(f"best strategy: {res.out_dir / 'best.dp'}; report: {res.out_dir / 'report.html'} ({res.seconds:.0f} s)")
     return exitcodes.OK
+
+
+def _cache_dir_problem(cache_dir: str | None, data: str) -> str | None:
+    """Why ``--cache-dir`` may not be used (None: it may): the evaluator and the executor write models,
+    answers and nodes there, so it must be a folder (or not exist yet), and neither be the data, nor
+    inside a data folder, nor hold the data."""
+    if cache_dir is None:
+        return None
+    import os
+
+    real, real_data = os.path.realpath(cache_dir), os.path.realpath(data)
+
+    def inside(child: str, parent: str) -> bool:
+        return child.startswith(parent.rstrip(os.sep) + os.sep)
+
+    if real == real_data or (os.path.exists(cache_dir) and os.path.samefile(cache_dir, data)):
+        return f"--cache-dir {cache_dir} is the data {data}; the search writes its cache there: choose another --cache-dir"
+    if os.path.isdir(data) and inside(real, real_data):
+        return f"--cache-dir {cache_dir} is inside the data folder {data}; autodp never writes into it: choose another --cache-dir"
+    if inside(real_data, real):
+        return f"--cache-dir {cache_dir} holds the data {data}; choose a cache folder of its own"
+    if os.path.lexists(cache_dir) and not os.path.isdir(cache_dir):
+        return f"--cache-dir {cache_dir} exists and is not a folder"
+    return None
 
 
 def _why_none(records) -> str:
