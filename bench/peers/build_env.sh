@@ -20,9 +20,12 @@ have torch 2.13.0 || "$PY" -m pip install -q --disable-pip-version-check torch==
 if ! { have py-data-juicer 1.6.1 && has aiohttp && has selectolax && has scipy && has ray; }; then
   "$PY" -m pip install -q --disable-pip-version-check "py-data-juicer==1.6.1" aiohttp selectolax scipy ray "torch==2.13.0"
 fi
-# datatrove is optional: the bench reports plainly when it is missing or cannot run offline.
-if ! has datatrove; then
-  "$PY" -m pip install -q --disable-pip-version-check datatrove "torch==2.13.0" \
+# datatrove is optional: the bench reports plainly when it is missing or cannot run offline. Its
+# MinHash stage also needs what its "processing" extra would bring in part: tokenizers (imported by
+# the dedup package), orjson (JsonlReader), spacy (its English word tokenizer; a blank model, no
+# download) and xxhash below 4 (4.x refuses the str its hash function passes).
+if ! { has datatrove && has tokenizers && has spacy && has orjson && has xxhash; }; then
+  "$PY" -m pip install -q --disable-pip-version-check datatrove tokenizers spacy orjson "xxhash<4" "torch==2.13.0" \
     || echo "warning: datatrove did not install into $VENV; bench_peers.py reports its MinHash stage as not measured" >&2
 fi
 [ -x "$VENV/bin/dj-process" ] || { echo "error: $VENV/bin/dj-process is missing after the install" >&2; exit 1; }
