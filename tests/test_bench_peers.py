@@ -91,3 +91,13 @@ def test_data_juicer_drops_are_read_from_its_tracer_files(tmp_path):
     write("duplicate-document_minhash_deduplicator.jsonl", [{"dup1": {"id": 2}, "dup2": {"id": 4}}])
     assert bench_peers.dj_drops(tmp_path) == {7: "special_characters_filter", 9: "document_deduplicator",
                                               4: "document_minhash_deduplicator"}
+
+
+def test_nearest_earlier_jaccard_is_exact_and_looks_only_backwards():
+    a = "one two three four five six seven eight"  # 4 five-word shingles
+    b = "one two three four five six seven nine"  # shares 3 of them: J = 3 / 5
+    texts = [a, "unrelated words only here today", b, a.upper()]
+    got = keptdiff.nearest_earlier_jaccard(texts, [0, 2, 3])
+    assert got == {0: 0.0, 2: pytest.approx(3 / 5), 3: 1.0}  # row 0 has nothing before it; case is ignored
+    assert keptdiff.histogram(got.values()) == "<0.5: 1, 0.6-0.7: 1, >=0.9: 1"
+    assert keptdiff.shingles("Yes.") == {hash("yes.")}  # fewer than n words: one shingle

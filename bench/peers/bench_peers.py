@@ -46,7 +46,7 @@ MINHASH_ONLY = HERE / "minhash-only.dp"
 DEFAULT_VENV = Path(os.environ.get("AUTODP_BENCH_VENV", "~/.cache/autodp-bench/dj-venv")).expanduser()
 
 sys.path.insert(0, str(HERE))
-from keptdiff import compare, read_ids, render  # noqa: E402
+from keptdiff import compare, histogram, nearest_earlier_jaccard, read_ids, render  # noqa: E402
 
 THREAD_VARS = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "RAYON_NUM_THREADS")
@@ -158,7 +158,12 @@ def run_dj(venv: Path, data: Path, work: Path, np_: int, one_thread: bool, tag: 
     cmd = [str(venv / "bin" / "dj-process"), "--config", str(dj_config(data, d, np_, trace))]
     wall, cpu, rss, load = timed(cmd, env_for(one_thread, work), d / "log.txt")
     kept = read_ids(d / "out" / "kept.jsonl")
-    drops = dj_drops(d / "work") if trace else {}
+    drops = {}
+    if trace:
+        drops = dj_drops(d / "work")
+        # filters name every sample they drop, deduplicators one pair per group: the rest are copies
+        untraced = set(read_ids(data)) - set(kept) - set(drops)
+        drops.update(dict.fromkeys(untraced, "a deduplicator (copy not named by the tracer)"))
     shutil.rmtree(d)
     setting = f"np={np_}" + (", 1 thread" if one_thread else "")
     return Run("Data-Juicer", setting, wall, cpu, rss, load, kept, drops)
@@ -174,6 +179,25 @@ def run_datatrove(venv: Path, data: Path, work: Path, tag: str) -> Run:
     kept = set(res["kept"])
     drops = {i: "datatrove MinHash" for i in read_ids(data) if i not in kept}  # its only step
     return Run("datatrove", "1 worker, 1 thread", wall, cpu, rss, load, res["kept"], drops, {"stages_s": res["seconds"]})
+
+
+def minhash_margins(data: Path, rows: list, a: Run, b: Run, b_drops: dict) -> str:
+    """Where the two MinHash steps disagree: each such row's best exact Jaccard with an earlier row.
+
+    A row kept by one tool and dropped by the other's MinHash step (or by a Data-Juicer
+    deduplicator its tracer did not name: its exact dedup drops no row autodp's keeps) -- near the 0.7 threshold the LSH links a pair only by
+    chance, so such rows differ by chance; far from it they would differ by definition.
+    """
+    ka, kb = set(a.kept), set(b.kept)
+    pos = {i: p for p, (i, _) in enumerate(rows)}
+    sides = {f"kept by {a.tool}, dropped by {b.tool}'s MinHash": [pos[i] for i in ka - kb if "minhash" in b_drops.get(i, "") or "deduplicator (" in b_drops.get(i, "")],
+             f"kept by {b.tool}, dropped by {a.tool}'s MinHash": [pos[i] for i in kb - ka if "minhash" in a.drops.get(i, "")]}
+    texts = [json.loads(line)["text"] for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    best = nearest_earlier_jaccard(texts, [p for v in sides.values() for p in v])
+    lines = ["\nMinHash disagreements: best exact Jaccard with an earlier row (5-word shingles of the raw text, lower case):"]
+    for label, ps in sides.items():
+        lines.append(f"- {label} ({len(ps)}): {histogram(best[p] for p in ps)}")
+    return "\n".join(lines)
 
 
 def summary(runs: list[Run]) -> dict:
@@ -275,6 +299,8 @@ def main() -> None:
         cmp_ = compare(rows, ad_run.kept, dj_run.kept, ("autodp", "Data-Juicer"), ad_run.drops, why)
         print("\n## Kept rows, row by row\n")
         print(render(cmp_))
+        if why:
+            print(minhash_margins(data, rows, ad_run, dj_run, why))
 
         dt_runs: list[Run] = []
         if not a.no_datatrove:

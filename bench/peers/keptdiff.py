@@ -130,3 +130,50 @@ def render(c: Comparison) -> str:
             why = ", ".join(f"{r} {m}" for r, m in side.reasons[kind].most_common())
             out.append(f"- {kind} {n}: {why}; e.g. ids {side.examples[kind]}")
     return "\n".join(out)
+
+
+def shingles(text: str, n: int = 5) -> set[int]:
+    """Hashes of the n-word shingles of the lower-cased text, split on whitespace runs (a text of
+    fewer than n words is one shingle)."""
+    w = text.lower().split()
+    return {hash(" ".join(w[i:i + n])) for i in range(max(len(w) - n + 1, 1))}
+
+
+def nearest_earlier_jaccard(texts: Sequence[str], targets: Iterable[int], n: int = 5) -> dict[int, float]:
+    """For each target position, the highest exact Jaccard similarity of its shingle set with the
+    set of any earlier text (0.0 when none shares a shingle).
+
+    A diagnostic for MinHash disagreements: a row one LSH links and the other does not, whose best
+    match sits near the threshold, differs by chance, not by definition. One pass over the texts;
+    only the targets' shingles are indexed.
+    """
+    targets = sorted(set(targets))
+    index: dict[int, list[int]] = {}
+    size = {}
+    for t in targets:
+        s = shingles(texts[t], n)
+        size[t] = len(s)
+        for h in s:
+            index.setdefault(h, []).append(t)
+    best = dict.fromkeys(targets, 0.0)
+    last = targets[-1] if targets else -1
+    for i in range(last):
+        s = shingles(texts[i], n)
+        overlap: Counter = Counter()
+        for h in s:
+            for t in index.get(h, ()):
+                if t > i:
+                    overlap[t] += 1
+        for t, o in overlap.items():
+            best[t] = max(best[t], o / (size[t] + len(s) - o))
+    return best
+
+
+def histogram(values: Iterable[float], edges: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9)) -> str:
+    """`<0.5: 3, 0.5-0.6: 1, ...` for the bins that are not empty."""
+    bins: Counter = Counter()
+    for v in values:
+        k = sum(v >= e for e in edges)
+        bins[k] += 1
+    names = [f"<{edges[0]}"] + [f"{a}-{b}" for a, b in zip(edges, edges[1:])] + [f">={edges[-1]}"]
+    return ", ".join(f"{names[k]}: {bins[k]}" for k in sorted(bins))
