@@ -259,8 +259,10 @@ def main() -> None:
                            check=True, stdout=subprocess.DEVNULL)
         rows = []
         with open(data, encoding="utf-8") as f:
-            for line in f:
+            for n, line in enumerate(f, 1):
                 r = json.loads(line)
+                if not isinstance(r, dict) or "id" not in r or not isinstance(r.get("text"), str):
+                    sys.exit(f"error: {data}:{n}: each row needs an `id` and a string `text` (the rows are compared by id)")
                 rows.append((r["id"], r.get("noise", "?")))
         cores = os.cpu_count() or 1
         print(f"{len(rows):,} rows of {data.name} ({data.stat().st_size / 2**20:.1f} MiB), {cores} CPUs, "
