@@ -197,6 +197,10 @@ def minhash_margins(data: Path, rows: list, a: Run, b: Run, b_drops: dict) -> st
     lines = ["\nMinHash disagreements: best exact Jaccard with an earlier row (5-word shingles of the raw text, lower case):"]
     for label, ps in sides.items():
         lines.append(f"- {label} ({len(ps)}): {histogram(best[p] for p in ps)}")
+    # Data-Juicer splits words on " " only and gives a text of fewer than 5 such words no shingles:
+    # all of them fall into one cluster (shared/reference/datajuicer-semantics.md, 6.7)
+    few = [p for p in next(iter(sides.values())) if len([w for w in texts[p].split(" ") if w]) < 5]
+    lines.append(f"  of the first, {len(few)} have fewer than 5 space-separated words (no shingles in Data-Juicer: one cluster)")
     return "\n".join(lines)
 
 
