@@ -184,14 +184,19 @@ def run_datatrove(venv: Path, data: Path, work: Path, tag: str) -> Run:
 def minhash_margins(data: Path, rows: list, a: Run, b: Run, b_drops: dict) -> str:
     """Where the two MinHash steps disagree: each such row's best exact Jaccard with an earlier row.
 
-    A row kept by one tool and dropped by the other's MinHash step (or by a Data-Juicer
-    deduplicator its tracer did not name: its exact dedup drops no row autodp's keeps) -- near the 0.7 threshold the LSH links a pair only by
-    chance, so such rows differ by chance; far from it they would differ by definition.
+    A row kept by one tool and dropped by the other's MinHash step, or by a Data-Juicer
+    deduplicator its tracer did not name (counted here: autodp's exact dedup, which collapses
+    whitespace, finds the copies Data-Juicer's does, so a row autodp keeps is rarely an exact copy).
+    Near the 0.7 threshold the LSH links a pair only by chance, so such rows differ by chance; far
+    from it they differ by definition.
     """
     ka, kb = set(a.kept), set(b.kept)
     pos = {i: p for p, (i, _) in enumerate(rows)}
-    sides = {f"kept by {a.tool}, dropped by {b.tool}'s MinHash": [pos[i] for i in ka - kb if "minhash" in b_drops.get(i, "") or "deduplicator (" in b_drops.get(i, "")],
-             f"kept by {b.tool}, dropped by {a.tool}'s MinHash": [pos[i] for i in kb - ka if "minhash" in a.drops.get(i, "")]}
+    def by_minhash(why: str) -> bool:
+        return "minhash" in why or "deduplicator (" in why
+
+    sides = {f"kept by {a.tool}, dropped by {b.tool}'s MinHash": [pos[i] for i in ka - kb if by_minhash(b_drops.get(i, ""))],
+             f"kept by {b.tool}, dropped by {a.tool}'s MinHash": [pos[i] for i in kb - ka if by_minhash(a.drops.get(i, ""))]}
     texts = [json.loads(line)["text"] for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
     best = nearest_earlier_jaccard(texts, [p for v in sides.values() for p in v])
     lines = ["\nMinHash disagreements: best exact Jaccard with an earlier row (5-word shingles of the raw text, lower case):"]

@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 UNKNOWN = "(not recorded)"
@@ -175,5 +176,5 @@ def histogram(values: Iterable[float], edges: Sequence[float] = (0.5, 0.6, 0.7, 
     for v in values:
         k = sum(v >= e for e in edges)
         bins[k] += 1
-    names = [f"<{edges[0]}"] + [f"{a}-{b}" for a, b in zip(edges, edges[1:])] + [f">={edges[-1]}"]
+    names = [f"<{edges[0]}"] + [f"{a}-{b}" for a, b in pairwise(edges)] + [f">={edges[-1]}"]
     return ", ".join(f"{names[k]}: {bins[k]}" for k in sorted(bins))
