@@ -5,8 +5,8 @@ The rules (docs/language.md, "Outputs"):
 - autodp writes only to a path that does not exist yet or that holds an earlier autodp output;
   overwriting any other file needs ``force`` (``--force``);
 - it never deletes or replaces a folder it did not write, even with ``force``; a datasets folder it
-  writes holds a marker (``.autodp-output``) that lists its files, and replacing it removes exactly
-  those files;
+  writes holds a marker (``.autodp-output``) that lists its files with their identity (inode, size,
+  modification time, as the index below), and replacing it removes exactly those files, unchanged;
 - it never writes onto an input, nor two outputs of one run onto the same file (compared after
   resolving symlinks, and by inode, so a hard link counts as the same file);
 - device nodes, fifos and sockets are refused; the writes themselves follow ``autodp_dsl.atomic``
@@ -14,7 +14,8 @@ The rules (docs/language.md, "Outputs"):
 
 A file output is known to be autodp's by the index ``.autodp-outputs.json`` in its folder: the name,
 inode, size and modification time of each file autodp wrote there. A file changed since, or put
-there by someone else under the same name, no longer matches and counts as the user's.
+there by someone else under the same name, no longer matches and counts as the user's; so does a
+datasets folder holding such a file.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ import polars as pl
 
 from .atomic import RefusedWrite, check_target, commit, kind_of, resolve_target, write_bytes_atomic
 
-__all__ = ["INDEX", "MARKER", "RefusedWrite", "check_output", "check_outputs", "is_ours", "output_format", "commit_output", "record", "write_data", "write_file"]
+__all__ = ["INDEX", "MARKER", "RefusedWrite", "check_output", "check_outputs", "is_ours", "nested_columns", "output_format", "commit_output",
+           "record", "write_data", "write_file"]
 
 INDEX = ".autodp-outputs.json"  # in a folder where autodp wrote file outputs
 MARKER = ".autodp-output"  # inside a datasets folder autodp wrote
@@ -90,8 +92,9 @@ def is_ours(path: str | Path) -> bool:
     return stat.S_ISREG(st.st_mode) and _read_index(target.parent).get(target.name) == _identity(st)
 
 
-def _marker_names(folder: Path) -> list[str] | None:
-    """The files the marker of a datasets folder autodp wrote lists (None: no valid marker)."""
+def _marker_files(folder: Path) -> dict[str, list[int]] | None:
+    """The files the marker of a datasets folder autodp wrote lists, with their identity (None: no
+    valid marker)."""
     try:
         marker = folder / MARKER
         if not stat.S_ISREG(os.lstat(marker).st_mode):
@@ -99,24 +102,34 @@ def _marker_names(folder: Path) -> list[str] | None:
         doc = json.loads(marker.read_bytes())
     except (OSError, ValueError):
         return None
-    names = doc.get("files") if isinstance(doc, dict) and doc.get("autodp") == "output" else None
-    if not isinstance(names, list) or not all(isinstance(n, str) and "/" not in n and n not in ("", ".", "..", MARKER) for n in names):
+    files = doc.get("files") if isinstance(doc, dict) and doc.get("autodp") == "output" and doc.get("version") == 2 else None
+    if not isinstance(files, dict) or not all(
+            "/" not in n and n not in ("", ".", "..", MARKER) and isinstance(v, list) for n, v in files.items()):
         return None
-    return names
+    return files
+
+
+def _unchanged(path: Path, ident: list[int]) -> bool:
+    """``path`` is the regular file autodp wrote with identity ``ident``, not changed since."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and _identity(st) == ident
 
 
 def _own_folder_files(folder: Path) -> list[str] | None:
     """The files of a datasets folder autodp wrote, or None when it is not one: no marker, or
-    anything in it the marker does not list."""
-    names = _marker_names(folder)
-    if names is None:
+    anything in it the marker does not list, or a listed file changed since autodp wrote it."""
+    files = _marker_files(folder)
+    if files is None:
         return None
     try:
         with os.scandir(folder) as it:
             for e in it:
-                if e.name != MARKER and (e.name not in names or not e.is_file(follow_symlinks=False)):
+                if e.name != MARKER and (e.name not in files or not _unchanged(folder / e.name, files[e.name])):
                     return None
-        return names
+        return list(files)
     except OSError:
         return None
 
@@ -172,8 +185,19 @@ def _check_creatable(path: Path, target: Path) -> None:
             anc = anc.parent
     if not stat.S_ISDIR(st.st_mode):
         raise RefusedWrite(f"cannot write {path}: {anc} is not a folder")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write {path}: the folder {anc} is not writable")
+    _probe(anc, path)
+
+
+def _probe(folder: Path, path: str | Path) -> None:
+    """Fail now if ``folder`` does not take new files. ``os.access`` reads only the mode bits, and a
+    folder that passes it may still refuse files (``/proc``, a read-only mount, an immutable folder),
+    which would fail the run after other outputs were replaced: so create, and remove, an empty file."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".autodp-probe.", dir=folder)
+    except OSError as e:
+        raise PermissionError(f"cannot write {path}: the folder {folder} does not take new files ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def check_output(path: str | Path, force: bool = False, fmt: str | None = None) -> Path:
@@ -186,6 +210,11 @@ def check_output(path: str | Path, force: bool = False, fmt: str | None = None) 
 def _check_output(path: str | Path, force: bool = False, fmt: str | None = None) -> Path:
     fmt = fmt or output_format(path)
     target = resolve_target(path)
+    if {Path(path).name, target.name} & {INDEX, MARKER}:
+        raise RefusedWrite(f"{path}: {target.name} is the name of autodp's own record of its outputs; choose another name")
+    if fmt == "hf" and _holds_working_folder(path):
+        raise RefusedWrite(f"{path} is the working folder (or holds it); autodp does not replace the folder it runs in: "
+                           "name an output folder inside it")
     try:
         st = os.stat(target)
     except (FileNotFoundError, NotADirectoryError):
@@ -198,19 +227,32 @@ def _check_output(path: str | Path, force: bool = False, fmt: str | None = None)
         with os.scandir(target) as it:
             empty = next(it, None) is None
         if not empty and _own_folder_files(target) is None:
-            raise RefusedWrite(f"{path} is a folder autodp did not write (or holds files it did not write); "
-                               "refusing to replace it, even with --force: choose another output")
+            raise RefusedWrite(f"{path} is a folder autodp did not write (or holds files it did not write, or changed "
+                               "since); refusing to replace it, even with --force: choose another output")
     elif not stat.S_ISREG(st.st_mode):
         raise RefusedWrite(f"{path} is {kind_of(st.st_mode)}; refusing to write to it")
     else:
         if not force and (fmt == "hf" or not is_ours(target)):
             raise RefusedWrite(f"{path} exists and is not an earlier autodp output; pass --force to overwrite it")
         check_target(target, force)  # hard links
-    if st is not None and not os.access(target.parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write {path}: the folder {target.parent} is not writable")
+    if st is not None:
+        _probe(target.parent, path)
     if fmt != "hf":
         _read_index(target.parent)  # an unrelated file named like the index is not overwritten
     return target
+
+
+def _holds_working_folder(path: str | Path) -> bool:
+    """A folder output named ``.``/``..``, or that is or holds the working folder: replacing it would
+    rename the folder the process (and its relative paths) live in."""
+    if Path(path).name in ("", ".", ".."):
+        return True
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return False
+    real = os.path.realpath(path)
+    return real == cwd or _inside(cwd, real)
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -229,8 +271,11 @@ def check_outputs(outputs: Iterable[tuple], inputs: Iterable[tuple[str, str | Pa
     """Check every output of one run before anything is written: each may be written (``check_output``),
     none is an input or inside an input folder (nor a folder holding an input), no two are the same file.
     ``outputs`` are (label, path) or (label, path, format) tuples (a None path is left out), the label
-    naming the option in messages; ``inputs`` (what, path) pairs, e.g. ("the input", DATA)."""
-    ins = [(what, str(p), os.path.realpath(p), _inode(str(p)), os.path.isdir(p)) for what, p in inputs]
+    naming the option in messages; ``inputs`` (what, path) or (what, path, is_folder) tuples, e.g.
+    ("the input", DATA); ``is_folder`` True for an input that is a folder even before it exists (the
+    cache folder), so that no output lands in it on the run that creates it."""
+    ins = [(what, str(p), os.path.realpath(p), _inode(str(p)), os.path.isdir(p) or bool(folder and folder[0]))
+           for what, p, *folder in inputs]
     seen: list[tuple[str, str, str, tuple[int, int] | None, bool]] = []
     targets: dict[str, Path] = {}
     for label, p, *fmt in outputs:
@@ -275,11 +320,20 @@ def write_data(frame: pl.DataFrame, path: str | Path, fmt: str | None = None, fo
         frame.write_ndjson(buf)
     elif fmt == "json":
         frame.write_json(buf)
-    elif fmt == "csv":
-        frame.write_csv(buf)
+    elif fmt == "csv":  # CSV has no lists or structs: those columns are written as JSON text
+        frame.with_columns(pl.col(c).map_elements(_json_text, return_dtype=pl.String) for c in nested_columns(frame)).write_csv(buf)
     else:
         frame.write_parquet(buf, compression="zstd")
     return _write(path, fmt, force, buf.getvalue())
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value.to_list() if isinstance(value, pl.Series) else value, ensure_ascii=False, default=str)
+
+
+def nested_columns(frame: pl.DataFrame) -> list[str]:
+    """The list, array and struct columns of ``frame``: a CSV output holds them as JSON text."""
+    return [c for c, t in frame.schema.items() if isinstance(t, pl.List | pl.Array | pl.Struct)]
 
 
 def write_file(path: str | Path, data: bytes, force: bool = False) -> Path:
@@ -302,11 +356,14 @@ def _write(path: str | Path, fmt: str, force: bool, data: bytes | None, write_fo
     resolve_target(path).parent.mkdir(parents=True, exist_ok=True)
     with _locked(resolve_target(path).parent):
         target = _check_output(path, force, fmt)
-        if write_folder is not None:
-            write_folder(target)
-        else:
-            write_bytes_atomic(target, data, force)
-            _record(target)
+        try:
+            if write_folder is not None:
+                write_folder(target)
+            else:
+                write_bytes_atomic(target, data, force)
+                _record(target)
+        except OSError as e:  # name the output, not the temporary file beside it
+            raise OSError(f"cannot write {path}: {e.strerror or e}") from None
     return target
 
 
@@ -344,7 +401,8 @@ def _write_hf(frame: pl.DataFrame, p: Path) -> None:
             "_split": None,
         }
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
-        (tmp / MARKER).write_text(json.dumps({"autodp": "output", "version": 1, "files": [name, "dataset_info.json", "state.json"]}))
+        files = {n: _identity(os.stat(tmp / n)) for n in (name, "dataset_info.json", "state.json")}  # a rename keeps them
+        (tmp / MARKER).write_text(json.dumps({"autodp": "output", "version": 2, "files": files}))
         try:
             old = os.lstat(p)
         except FileNotFoundError:
@@ -364,12 +422,17 @@ def _write_hf(frame: pl.DataFrame, p: Path) -> None:
 
 
 def _remove_aside(aside: Path, p: Path) -> None:
-    """Remove the replaced output: the files autodp listed in it, then the folders, only if empty."""
+    """Remove the replaced output: the files autodp listed in it, unchanged, then the folders, only if
+    empty (a file edited since the check stays, in the folder kept aside)."""
     x = aside / "x"
     if x.is_dir():
-        for n in (_marker_names(x) or []) + [MARKER]:
-            try:
+        files = _marker_files(x) or {}
+        for n, ident in files.items():
+            if _unchanged(x / n, ident):
                 os.unlink(x / n)
+        if all(not os.path.lexists(x / n) for n in files):
+            try:
+                os.unlink(x / MARKER)
             except FileNotFoundError:
                 pass
     elif x.exists() or x.is_symlink():
@@ -379,4 +442,4 @@ def _remove_aside(aside: Path, p: Path) -> None:
             os.rmdir(x)
         os.rmdir(aside)
     except OSError:
-        print(f"warning: kept {aside}: files appeared in the old {p} while it was replaced", file=sys.stderr)
+        print(f"warning: kept {aside}: files appeared or changed in the old {p} while it was replaced", file=sys.stderr)

@@ -28,10 +28,25 @@ def register(subparsers) -> None:
                    help="offline: built-in evolutionary proposer (default); random: random search baseline; "
                    "llm: an LLM through an OpenAI-compatible endpoint; automl: AutoML-agent-style LLM baseline")
     g.add_argument("--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-    g.add_argument("--llm-model", default="gpt-4o-mini")
+    g.add_argument("--llm-model", default="gpt-4o-mini",
+                   help="a model served at --llm-base-url, or a backend spec: openai:MODEL@URL, local:smollm2, "
+                   "local:/path/to/model, vllm:MODEL")
     g.add_argument("--llm-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     g.add_argument("--llm-structured", choices=["auto", "on", "off"], default="auto",
                    help="structured output with the .dp JSON Schema (auto: try, fall back to a lenient parse)")
+    g.add_argument("--llm-timeout", type=_seconds, default=60.0,
+                   help="seconds per request to the agent's model (bounded further by what --max-time leaves)")
+    g.add_argument("--llm-retries", type=_at_least(0), default=2,
+                   help="retries of a request after a transient failure (5xx, 429, timeout, refused connection)")
+    g.add_argument("--llm-max-reply-chars", type=_at_least(100), default=100_000,
+                   help="a longer reply is malformed: retried, never parsed or sent back")
+    g.add_argument("--llm-max-prompt-chars", type=_at_least(2_000), default=60_000,
+                   help="the history is summarised until the prompt fits")
+    g.add_argument("--llm-grammar", choices=["auto", "on", "off"], default="auto",
+                   help="decode under the .dp grammar (catalog + columns): auto = for in-process models (local:...); "
+                   "on = also ask an OpenAI-compatible server for it (vLLM structured outputs)")
+    g.add_argument("--max-steps", type=_at_least(1), default=30,
+                   help="an agent's strategy with more steps is invalid")
     g.add_argument("--strategies", help="folder of curated .dp files to seed the offline proposer (default strategies/)")
     b = p.add_argument_group("budget")
     b.add_argument("--rounds", type=_at_least(1), default=3)
@@ -175,7 +190,9 @@ def build_config(args):
     llm = None
     if args.agent in ("llm", "automl"):
         llm = LLMConfig(base_url=args.llm_base_url, model=args.llm_model, api_key_env=args.llm_api_key_env,
-                        structured=args.llm_structured)
+                        structured=args.llm_structured, timeout_s=args.llm_timeout, max_retries=args.llm_retries,
+                        max_reply_chars=args.llm_max_reply_chars, max_prompt_chars=args.llm_max_prompt_chars,
+                        grammar=args.llm_grammar)
     budget = Budget(max_rounds=args.rounds, max_finetunes=args.max_finetunes, max_wall_s=args.max_time,
                     patience=args.patience, max_agent_calls=args.max_agent_calls, max_repairs=args.max_repairs,
                     stop_file=args.stop_file)
@@ -186,7 +203,7 @@ def build_config(args):
         cache_dir=args.cache_dir, eval_preset=args.eval_preset, eval_overrides=_overrides(args.eval_set),
         heldout_n=args.heldout, final_heldout_n=args.final_heldout, resume=args.resume, final=not args.no_final,
         strategies_dir=args.strategies or "auto", quiet=args.quiet, same_steps=not args.epochs_protocol,
-        tidy_heldout=not args.raw_heldout,
+        tidy_heldout=not args.raw_heldout, max_steps=args.max_steps,
     )
 
 
@@ -207,6 +224,8 @@ def run(args) -> int:
         return _error(f"no such file or folder: {args.data}", exitcodes.FAILED)
     cfg = build_config(args)
     if problem := out_dir_problem(cfg.out_dir, args.data):  # never writes onto its input or into a folder not its own
+        return _error(problem, exitcodes.USAGE)
+    if problem := _cache_dir_problem(args.cache_dir, args.data):
         return _error(problem, exitcodes.USAGE)
     j = Journal(Path(cfg.out_dir) / "journal")
     if j.exists() and not (args.resume or args.force):
@@ -243,6 +262,30 @@ def run(args) -> int:
     if not (args.json or args.quiet):
         print(f"best strategy: {res.out_dir / 'best.dp'}; report: {res.out_dir / 'report.html'} ({res.seconds:.0f} s)")
     return exitcodes.OK
+
+
+def _cache_dir_problem(cache_dir: str | None, data: str) -> str | None:
+    """Why ``--cache-dir`` may not be used (None: it may): the evaluator and the executor write models,
+    answers and nodes there, so it must be a folder (or not exist yet), and neither be the data, nor
+    inside a data folder, nor hold the data."""
+    if cache_dir is None:
+        return None
+    import os
+
+    real, real_data = os.path.realpath(cache_dir), os.path.realpath(data)
+
+    def inside(child: str, parent: str) -> bool:
+        return child.startswith(parent.rstrip(os.sep) + os.sep)
+
+    if real == real_data or (os.path.exists(cache_dir) and os.path.samefile(cache_dir, data)):
+        return f"--cache-dir {cache_dir} is the data {data}; the search writes its cache there: choose another --cache-dir"
+    if os.path.isdir(data) and inside(real, real_data):
+        return f"--cache-dir {cache_dir} is inside the data folder {data}; autodp never writes into it: choose another --cache-dir"
+    if inside(real_data, real):
+        return f"--cache-dir {cache_dir} holds the data {data}; choose a cache folder of its own"
+    if os.path.lexists(cache_dir) and not os.path.isdir(cache_dir):
+        return f"--cache-dir {cache_dir} exists and is not a folder"
+    return None
 
 
 def _why_none(records) -> str:

@@ -14,19 +14,33 @@ Layout of ``<out>/journal/``::
 
 Every file is written with ``autodp_dsl.atomic.write_text_atomic`` (temp file, fsync, rename), so
 a killed search leaves whole files only.
+
+A folder is a search run's when its ``journal/meta.json`` is autodp's (``is_journal_meta``), and
+starting over (``--force``) deletes only the files named like the ones above (``JOURNAL_FILE``):
+anything else a user put in ``journal/`` stays.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from autodp_dsl.atomic import write_text_atomic
 
-__all__ = ["Journal", "JournalMismatch", "out_dir_problem"]
+__all__ = ["Journal", "JournalMismatch", "is_journal_meta", "out_dir_problem"]
 
 JOURNAL_VERSION = 1
+# the names of the files a journal holds (and the temporary files of their atomic writes)
+_NAME = r"(?:meta|setup|final|round-\d{4}(?:\.w\d+)?(?:\.plan)?|cand-[A-Za-z0-9_-]+)\.json"
+JOURNAL_FILE = re.compile(rf"{_NAME}|\.{_NAME}\.\w+\.tmp")
+
+
+def is_journal_meta(doc: Any) -> bool:
+    """True for the ``meta.json`` a search writes (its version, identity and settings)."""
+    return (isinstance(doc, dict) and doc.get("version") == JOURNAL_VERSION
+            and isinstance(doc.get("identity"), dict) and isinstance(doc.get("config"), dict))
 
 
 class JournalMismatch(RuntimeError):
@@ -54,10 +68,15 @@ class Journal:
     def exists(self) -> bool:
         return (self.dir / "meta.json").exists()
 
+    def is_autodps(self) -> bool:
+        """Whether the journal's meta.json is one a search wrote."""
+        return is_journal_meta(self._read("meta.json"))
+
     def clear(self) -> None:
+        """Start over: delete the journal's own files, by name; nothing else in the folder."""
         if self.dir.is_dir():
             for p in self.dir.iterdir():
-                if p.is_file():
+                if JOURNAL_FILE.fullmatch(p.name) and p.is_file() and not p.is_symlink():
                     p.unlink()
 
     # ---------------------------------------------------------------- meta
@@ -74,6 +93,8 @@ class Journal:
                     + "); start a new search with --force or another --out")
             return True
         if old is not None and not resume:
+            if not is_journal_meta(old):  # out_dir_problem refuses such a folder first
+                raise JournalMismatch(f"{self.dir / 'meta.json'} is not a search journal's; choose another --out")
             self.clear()
         self._write("meta.json", {"version": JOURNAL_VERSION, **meta})
         return False
@@ -130,7 +151,8 @@ def out_dir_problem(out: str | Path, data: str | Path) -> str | None:
     """Why the search may not write into ``out`` (None: it may). A search writes best.dp,
     processed.jsonl, report.* and journal/ into its folder, so the folder must be new, empty, or an
     earlier search run (it holds journal/; only .cache/ when a run was stopped before its first
-    journal entry), and the data must not be inside it."""
+    journal entry), and the data must not be inside it. An earlier run is recognised by the
+    journal's meta.json, which a search writes first: a ``journal/`` folder of the user's is not one."""
     import os
 
     real_out, real_data = os.path.realpath(out), os.path.realpath(data)
@@ -141,8 +163,9 @@ def out_dir_problem(out: str | Path, data: str | Path) -> str | None:
     if not os.path.isdir(out):
         return f"--out {out} exists and is not a folder"
     names = set(os.listdir(out))
-    if names and not (os.path.isdir(os.path.join(out, "journal")) or names == {".cache"}):
-        return f"--out {out} is a folder that is not an autodp search run (it holds no journal/); choose another --out"
+    if names and names != {".cache"} and not Journal(os.path.join(out, "journal")).is_autodps():
+        return (f"--out {out} is a folder that is not an autodp search run (it holds no journal/meta.json written by "
+                "autodp search); choose another --out")
     from autodp_dsl.atomic import check_target
 
     for name in ("best.dp", "processed.jsonl", "report.json", "report.html"):  # refused now, not after the search

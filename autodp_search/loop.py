@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 import shutil
 import tempfile
 import time
@@ -32,9 +31,11 @@ from autodp_dsl.ops import ROW_ID
 from autodp_dsl.plan_keys import stable_hash
 from autodp_dsl.types import Type, from_polars
 
+from . import boundary
 from .agents import (
     Agent,
     AgentContext,
+    AgentFailure,
     CandidateRecord,
     LLMConfig,
     Proposal,
@@ -43,6 +44,7 @@ from .agents import (
     make_agent,
 )
 from .agents._ir_tools import strategy_key
+from .boundary import reason_code, standard_feedback
 from .budget import Budget, BudgetState, estimate
 from .journal import Journal
 from .prompts import DEFAULT_TASK, catalog_from_registry
@@ -265,35 +267,6 @@ def make_selector(frame: pl.DataFrame, seed: int, enabled: bool) -> Selector:
 
 # ---------------------------------------------------------------- execution
 
-_REASON_CODE = re.compile(r"^[a-z][a-z0-9_.\-]{0,39}$")
-# The drop-reason templates of the standard operators, numbers replaced by N: each maps to a code.
-_REASON_TEMPLATES = (
-    (re.compile(r"^exact duplicate of row N$"), "exact-duplicate"),
-    (re.compile(r"^near-duplicate of row N$"), "near-duplicate"),
-    (re.compile(r"^rank N of N by .*, below the top N$"), "below-top-k"),
-    (re.compile(r"^not in the random sample \(seed N, N of N\)$"), "not-in-random-sample"),
-    (re.compile(r"^round N of the cluster of row N, beyond the N kept$"), "cluster-cap"),
-)
-
-
-def reason_code(reason: str | None, step_text: str, strategy_texts: frozenset[str] = frozenset()) -> str:
-    """A drop reason as the agent may see it: ``step`` (the step itself), the text of a step of the
-    strategy (written by the agent), a code for a known operator template, an identifier-like code,
-    or ``other``. A reason that could carry row content is never forwarded."""
-    if not reason or reason == step_text:
-        return "step"
-    r = reason.strip()
-    if r in strategy_texts:
-        return r
-    norm = re.sub(r"\d+(\.\d+)?", "N", r)
-    for pat, code in _REASON_TEMPLATES:
-        if pat.fullmatch(norm):
-            return code
-    if _REASON_CODE.fullmatch(r):
-        return r
-    return "other"
-
-
 def _step_texts(steps) -> set[str]:
     out: set[str] = set()
     for st in steps:
@@ -449,18 +422,6 @@ class EvalOutcome:
     def from_dict(cls, d: dict[str, Any]) -> EvalOutcome:
         d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**d)
-
-
-def standard_feedback(o: EvalOutcome) -> str:
-    """Numbers only: wins/ties/losses/failures and held-out losses. Never a judge's words."""
-    if o.error:
-        return f"evaluation failed ({o.error.split(':', 1)[0][:40]})"
-    s = f"{o.wins} wins, {o.ties} ties, {o.losses} losses, {o.failures} failures over {o.n} held-out questions"
-    if o.candidate_loss is not None and o.baseline_loss is not None:
-        s += f"; held-out loss {o.candidate_loss:.3f} vs {o.baseline_loss:.3f} for r0 (lower is better)"
-    if o.n_train is not None:
-        s += f"; trained on {o.n_train} rows"
-    return s
 
 
 class Evaluator(Protocol):
@@ -625,6 +586,9 @@ class SearchConfig:
     min_rows: int = 10  # a candidate keeping fewer rows is not evaluated
     same_steps: bool = True  # every arm trains for the same number of steps (see AutodpEvaluator.same_steps)
     tidy_heldout: bool = True  # collapse whitespace runs in held-out questions and reference answers
+    max_steps: int = 30  # an agent's strategy with more steps (where-blocks' inner steps included) is invalid
+    max_repair_chars: int = 8_000  # an invalid proposal longer than this goes back for repair clipped
+    preflight: bool = True  # one request to the agent's model before anything is spent (LLM agents)
 
     def identity(self) -> dict[str, Any]:
         """What must match for ``--resume`` (budgets may change between sessions)."""
@@ -738,6 +702,10 @@ class Search:
         self.timings: dict[str, float] = {}
         self.round_meta: list[dict[str, Any]] = []
         self.output_fps: dict[str, str] = {}  # fingerprint of a candidate's training data -> its cid
+        self.row_sets = boundary.RowSets(config.profile_k)  # scored outputs' rows (the boundary's k-rule)
+        self.agent_failure: str | None = None  # set when the agent failed mid-round: the search stops after it
+        self.limit_events: list[str] = []  # limits that bit since the last plan was journaled
+        self.events_log: list[str] = []  # every limit that bit and fallback taken (for the report)
 
     # ------------------------------------------------------------------ setup
 
@@ -766,7 +734,11 @@ class Search:
         self.timings["load"] = time.perf_counter() - t0
 
         t = time.perf_counter()
-        self.profile_text, self.profile_json, self.signal_stats = make_profile(pool, k=cfg.profile_k)
+        # columns on fewer than k rows (of the rows profiled) are never named to the agent, nor usable
+        # by its strategies
+        self.hidden_columns = boundary.visible_columns(pool, user_columns(pool), cfg.profile_k)[1]
+        self.profile_text, self.profile_json, self.signal_stats = make_profile(pool.drop(self.hidden_columns),
+                                                                               k=cfg.profile_k)
         self.timings["profile"] = time.perf_counter() - t
         self.console.print(f"profile: {pool.height} rows, k-anonymity floor {cfg.profile_k} ({self.timings['profile']:.1f} s)")
 
@@ -794,40 +766,40 @@ class Search:
         self.search_frame = search
         self.search_fp = stable_hash({"parent": self.data.fingerprint, "derived": frame_fingerprint(search)})
         self.full_fp = stable_hash({"parent": self.data.fingerprint, "derived": frame_fingerprint(self.full_frame)})
-        self.columns: dict[str, Type] = user_columns(search)
+        self.columns = {n: t for n, t in user_columns(search).items() if n not in self.hidden_columns}
+        if self.hidden_columns:
+            self.console.print(f"privacy: {len(self.hidden_columns)} column(s) present on fewer than {cfg.profile_k} rows "
+                               "are not shown to the agent")
         self.train_steps = None
         if self.cfg.same_steps and hasattr(self.evaluator, "same_steps"):
             self.train_steps = self.evaluator.same_steps(search.height)
             self.console.print(f"evaluation: every arm trains {self.train_steps} steps (same-steps protocol)")
         self.catalog = catalog_from_registry()
+        self._param_catalog = boundary.param_catalog(self.catalog)
 
     # ------------------------------------------------------------------ context
 
     def context(self, rnd: int, wave: int = 0, k: int | None = None, current: tuple = ()) -> AgentContext:
+        """What the agent may know, built by the privacy boundary (``autodp_search.boundary``)."""
         cfg = self.cfg
-        return AgentContext(
-            task=cfg.task,
-            round=rnd,
-            wave=wave,
-            k=k or cfg.k,
-            k_min=min(cfg.k_min, k or cfg.k),
-            k_max=k or cfg.k_max,
-            columns=tuple((n, str(t)) for n, t in self.columns.items()),
-            profile_text=self.profile_text,
-            catalog=self.catalog,
-            signal_stats=tuple(self.signal_stats),
-            history=tuple(self.records) + tuple(current),
-            seed=cfg.seed,
-            target_column=TARGET_COLUMN,
-            rounds_left=max(cfg.budget.max_rounds - rnd + 1, 0),
-            notes=tuple(self.notes[-10:]),
-        )
+        history = (*self.records, *current)
+        return boundary.agent_context(
+            task=cfg.task, round=rnd, wave=wave, k=k or cfg.k, k_min=min(cfg.k_min, k or cfg.k), k_max=k or cfg.k_max,
+            columns=self.columns, profile_text=self.profile_text, catalog=self.catalog,
+            signal_stats=self.signal_stats, history=history, near={r.cid: self._near_of(r) for r in history},
+            rows=self.search_frame.height, k_floor=cfg.profile_k, seed=cfg.seed, target_column=TARGET_COLUMN,
+            rounds_left=max(cfg.budget.max_rounds - rnd + 1, 0), notes=self.notes[-10:])
+
+    def _near_of(self, r: CandidateRecord) -> str | None:
+        """The candidate whose score ``r`` was given (outputs within k rows), hidden from the agent."""
+        return r.duplicate_of if r.status == "duplicate" and r.rows_in is not None else None
 
     # ------------------------------------------------------------------ baseline
 
     def baseline(self) -> None:
         # a candidate that trains on exactly the unprocessed data scores r0: never evaluated
         self.output_fps.setdefault(output_fingerprint(self.search_frame), "r0")
+        self.row_sets.add("r0", boundary.row_hashes(self.search_frame, (ROW_ID, *EVAL_COLUMNS)))
         saved = self.journal.setup()
         if saved and saved.get("baseline"):
             self.r0 = EvalOutcome.from_dict(saved["baseline"])
@@ -876,6 +848,21 @@ class Search:
     def _lint(self, text: str):
         return compile_text(text, columns=self.columns, level="canonical")
 
+    def _lint_proposal(self, text: str):
+        """The agent path's lint: the language's, plus the boundary's rules (steps, string literals,
+        text-matching parameters). People's .dp files go through ``_lint`` only."""
+        from autodp_dsl.compiler import CompileResult
+
+        res = self._lint(text)
+        if not res.ok:
+            return res
+        extra = boundary.agent_diagnostics(res.strategy, self._param_catalog, self.cfg.max_steps)
+        if not extra:
+            return res
+        if any(d.code == "agent-too-many-steps" for d in extra):
+            self.limit_events.append(f"a proposal with more than {self.cfg.max_steps} steps was rejected (--max-steps)")
+        return CompileResult(None, [*res.diagnostics, *extra], text, res.checked)
+
     def plan_round(self, rnd: int, wave: int = 0, k: int | None = None, current: tuple = (),
                    first: int = 1) -> dict[str, Any]:
         """Proposals -> lint/repair -> de-duplicate. Journaled before any evaluation.
@@ -886,14 +873,26 @@ class Search:
         if saved is not None:
             self.state.agent_calls += saved.get("agent_calls", 0)
             self.state.repairs += saved.get("repairs", 0)
+            self.events_log.extend(saved.get("events", []))
             return saved
         ctx = self.context(rnd, wave, k, current)
         calls = repairs = 0
+        if self._agent_stop() is not None:  # the STOP file or the time budget: no call in flight
+            return {"round": rnd, "wave": wave, "candidates": [], "agent_calls": 0, "repairs": 0,
+                    "agent": self.agent.name, "skipped": self._agent_stop()}
         try:
             proposals: list[Proposal] = list(self.agent.propose(ctx))
         except Exception as e:  # noqa: BLE001 - an agent failure ends the search cleanly
-            raise BackendFailure(f"the agent failed to propose: {type(e).__name__}: {e}") from e
+            self.state.agent_calls += 1
+            if wave == 0:
+                raise AgentFailure(_agent_error("propose", e), getattr(e, "kind", "internal")) from e
+            self.agent_failure = _agent_error("propose a refill", e)  # the round keeps what it has
+            return {"round": rnd, "wave": wave, "candidates": [], "agent_calls": 1, "repairs": 0,
+                    "agent": self.agent.name, "agent_failure": self.agent_failure}
         calls += 1
+        if len(proposals) > ctx.k_max:
+            self.limit_events.append(f"round {rnd}: the agent proposed {len(proposals)} strategies; "
+                                     f"the first {ctx.k_max} (--k-max) were kept")
         proposals = proposals[: ctx.k_max]
         proposals = [self._autofix(p) for p in proposals]  # before any repair is asked for
         known: dict[str, str] = {}
@@ -901,26 +900,36 @@ class Search:
             if r.key and r.status in ("ok", "failed", "duplicate"):
                 known.setdefault(r.key, r.cid)
         cands: list[dict[str, Any]] = []
+        failure: str | None = None
         for i, p in enumerate(proposals, first):
             cid = f"r{rnd}c{i}"
             text = p.dp_text
-            res = self._lint(text)
+            res = self._lint_proposal(text)
+            attempts = [{"dp_text": text, "diagnostics": _diag_list(res)}]
             attempt = 0
-            while not res.ok and attempt < self.cfg.budget.max_repairs:
+            while not res.ok and attempt < self.cfg.budget.max_repairs and failure is None:
                 if self.cfg.budget.max_agent_calls is not None and self.state.agent_calls + calls >= self.cfg.budget.max_agent_calls:
+                    break
+                if self._agent_stop() is not None:
                     break
                 attempt += 1
                 diags = tuple(d.to_dict() for d in res.diagnostics)
-                fixed = self.agent.repair(ctx, RepairRequest(text, diags, attempt))
+                try:
+                    fixed = self.agent.repair(ctx, RepairRequest(_clip(text, self.cfg.max_repair_chars), diags, attempt))
+                except Exception as e:  # noqa: BLE001 - the round keeps its valid proposals; the search stops after it
+                    calls += 1
+                    failure = _agent_error(f"repair {cid}", e)
+                    break
                 calls += 1
                 repairs += 1
                 if fixed is None:
                     break
                 fixed = self._autofix(fixed, into=p)
                 text = fixed.dp_text
-                res = self._lint(text)
+                res = self._lint_proposal(text)
+                attempts.append({"dp_text": text, "diagnostics": _diag_list(res)})
             entry: dict[str, Any] = {"cid": cid, "dp_text": text, "origin": p.origin, "rationale": p.rationale[:300],
-                                     "repairs": attempt}
+                                     "repairs": attempt, "proposal": p.dp_text, "attempts": attempts}
             if not res.ok:
                 errs = [f"{d.code} (line {d.line}): {d.message}" for d in res.diagnostics if str(d.severity).endswith("error")]
                 entry.update(status="invalid", key="", errors=errs[:8] or ["does not compile"])
@@ -937,10 +946,31 @@ class Search:
             cands.append(entry)
         plan = {"round": rnd, "wave": wave, "candidates": cands, "agent_calls": calls, "repairs": repairs,
                 "agent": self.agent.name}
+        events = self._agent_events()
+        if events:
+            plan["events"] = events
+        if failure is not None:
+            plan["agent_failure"] = failure
+            self.agent_failure = failure
         self.state.agent_calls += calls
         self.state.repairs += repairs
         self.journal.write_plan(rnd, plan, wave)
         return plan
+
+    def _agent_stop(self) -> str | None:
+        """A hard limit that forbids another agent call now (STOP file, wall time)."""
+        return self.state.candidate_stop()
+
+    def _agent_events(self) -> list[str]:
+        """Limits that bit and fallbacks the agent took since the last call, moved to the search."""
+        ev = list(self.limit_events)
+        self.limit_events.clear()
+        agent_ev = getattr(self.agent, "events", None)
+        if agent_ev:
+            ev += list(agent_ev)
+            agent_ev.clear()
+        self.events_log.extend(ev)
+        return ev
 
     def run_round(self, rnd: int) -> tuple[list[CandidateRecord], str | None]:
         """Plan, run and evaluate a round. A slot whose candidate produced exactly the data of an
@@ -950,11 +980,13 @@ class Search:
         records: dict[str, CandidateRecord] = {}
         cands: list[dict[str, Any]] = []
         plan = self.plan_round(rnd)
+        if plan.get("skipped"):  # a hard limit before the agent was asked: nothing of this round is done
+            return [], plan["skipped"]
         stop = None
         for wave in range(self.cfg.refills + 1):
             cands += plan["candidates"]
             stop, repeated = self._run_wave(rnd, plan["candidates"], records)
-            if stop or not repeated or wave == self.cfg.refills:
+            if stop or not repeated or wave == self.cfg.refills or self.agent_failure:
                 break
             limit = self.cfg.budget.max_agent_calls
             if limit is not None and self.state.agent_calls >= limit:
@@ -993,10 +1025,10 @@ class Search:
                     self.state.evaluations += int(done.get("evaluated", True))
                     if done.get("output_fp") and records[c["cid"]].status == "ok":
                         self.output_fps.setdefault(done["output_fp"], c["cid"])
+                    if done.get("row_hashes") is not None and records[c["cid"]].status == "ok":
+                        self.row_sets.add(c["cid"], boundary.RowSets.decode(done["row_hashes"]))
                     if records[c["cid"]].duplicate_of:
                         repeated += 1
-                        self.notes.append(f"{c['cid']} produces the same data as {records[c['cid']].duplicate_of}: "
-                                          "not evaluated again")
                 else:
                     todo.append(c)
         if not todo:
@@ -1011,28 +1043,48 @@ class Search:
             stop = self.state.candidate_stop()
             if stop:
                 break
-            fp = output_fingerprint(run.frame) if run.frame is not None and not run.error else ""
-            if fp and fp in self.output_fps and self.cfg.cache:
-                # same training data as an evaluated candidate: same score, nothing to train
-                # (a reuse of results, so ``--no-cache`` evaluates it again)
-                rec = CandidateRecord(rnd, c["cid"], c["dp_text"], "duplicate", key=c["key"],
-                                      duplicate_of=self.output_fps[fp], rows_in=run.rows_in, rows_out=run.rows_out,
-                                      steps=tuple(run.steps), origin=c.get("origin", ""))
-                self.notes.append(f"{c['cid']} produces the same data as {rec.duplicate_of}: not evaluated again")
+            ok_run = run.frame is not None and not run.error
+            fp = output_fingerprint(run.frame) if ok_run else ""
+            hashes = boundary.row_hashes(run.frame, (ROW_ID, *EVAL_COLUMNS)) if ok_run else None
+            # The boundary's k-rule: an output within k rows of a scored one (r0 included) gets that
+            # one's score and is not trained on: no score moves with a single row, and nothing is
+            # trained twice on the same data (so the k-rule holds with --no-cache too)
+            near = self.row_sets.nearest(hashes) if hashes is not None else None
+            if near is not None:
+                rec = self._scored_like(rnd, c, run, near, records)
                 records[c["cid"]] = rec
                 repeated += 1
                 self.journal.write_candidate(c["cid"], {"record": _record_to_json(rec), "finetunes": 0,
                                                         "evaluated": False, "output_fp": fp})
-                self.console.print(f"  {c['cid']}: same data as {rec.duplicate_of}")
+                self.console.print(f"  {c['cid']}: within {self.cfg.profile_k} rows of {near}'s data: scored as {near}")
                 continue
             rec, finetunes = self._evaluate(rnd, c, run)
             if fp and rec.status == "ok":
                 self.output_fps[fp] = c["cid"]
+            entry = {"record": _record_to_json(rec), "finetunes": finetunes, "output_fp": fp}
+            if hashes is not None and rec.status == "ok":
+                self.row_sets.add(c["cid"], hashes)
+                entry["row_hashes"] = boundary.RowSets.encode(hashes)
             records[c["cid"]] = rec
-            self.journal.write_candidate(c["cid"], {"record": _record_to_json(rec), "finetunes": finetunes,
-                                                    "output_fp": fp})
+            self.journal.write_candidate(c["cid"], entry)
             self._print_candidate(rec)
         return stop, repeated
+
+    def _scored_like(self, rnd: int, c: dict[str, Any], run: CandidateRun, near: str,
+                     current: dict[str, CandidateRecord]) -> CandidateRecord:
+        """A candidate whose output is within k rows of ``near``'s (a candidate or r0), with its score."""
+        if near == "r0":
+            o = self.r0
+            score = dict(delta=round((o.win_rate if o.win_rate is not None else 0.5) - 0.5, 6),
+                         win_rate=o.win_rate if o.win_rate is not None else 0.5, ci_low=o.ci_low, ci_high=o.ci_high,
+                         feedback=o.feedback)
+        else:
+            src = next(r for r in (*self.records, *current.values()) if r.cid == near)
+            score = dict(delta=src.delta, win_rate=src.win_rate, ci_low=src.ci_low, ci_high=src.ci_high,
+                         feedback=src.feedback)
+        return CandidateRecord(rnd, c["cid"], c["dp_text"], "duplicate", key=c["key"], duplicate_of=near,
+                               rows_in=run.rows_in, rows_out=run.rows_out, steps=tuple(run.steps),
+                               origin=c.get("origin", ""), **score)
 
     def _evaluate(self, rnd: int, c: dict[str, Any], run: CandidateRun) -> tuple[CandidateRecord, int]:
         base = dict(round=rnd, cid=c["cid"], dp_text=c["dp_text"], key=c["key"], rows_in=run.rows_in,
@@ -1072,7 +1124,11 @@ class Search:
         resuming = self.journal.start({"identity": cfg.identity(), "config": _config_json(cfg),
                                        "agent": getattr(self.agent, "name", cfg.agent),
                                        "evaluator": self.evaluator.identity()}, cfg.resume)
+        if not resuming:  # a report of an earlier run would sit next to this run's journal
+            for name in ("report.json", "report.html"):
+                (self.out / name).unlink(missing_ok=True)
         try:
+            self._preflight()
             self.prepare()
             meta = self.journal.meta() or {}
             data_id = {"data": self.data.fingerprint, "evaluator": self.evaluator.identity()}
@@ -1087,6 +1143,10 @@ class Search:
             done_rounds = self.journal.rounds() if resuming else []
             for rd in done_rounds:
                 self.records.extend(_record_from_json(x) for x in rd["records"])
+                for x in rd["records"]:  # the scored outputs' rows, for the boundary's k-rule
+                    done = self.journal.candidate(x["cid"]) if x["status"] == "ok" else None
+                    if done and done.get("row_hashes") is not None:
+                        self.row_sets.add(x["cid"], boundary.RowSets.decode(done["row_hashes"]))
                 self.notes = list(rd.get("notes", []))
                 self.output_fps = dict(rd.get("output_fps", {}))
                 self.round_meta.append({"round": rd["round"], "seconds": rd.get("seconds")})
@@ -1110,13 +1170,23 @@ class Search:
             self.console.print(f"[cyan]{est.text()}[/cyan]")
             stop_reason = ""
             rnd = len(done_rounds) + 1
+            if cfg.budget.max_wall_s is not None and hasattr(self.agent, "set_deadline"):
+                # a hanging model call must not outlive the time budget
+                self.agent.set_deadline(time.monotonic() + cfg.budget.max_wall_s - self.state.wall_s)
+            failure: str | None = None
             while True:
                 reason = self.state.stop_reason()
                 if reason:
                     stop_reason = reason
                     break
                 self.console.print(f"[bold]round {rnd}[/bold] (agent: {self.agent.name})")
-                recs, stop = self.run_round(rnd)
+                try:
+                    recs, stop = self.run_round(rnd)
+                except AgentFailure as e:
+                    # the time budget ran out while the agent was asked: a budget stop, not a failure
+                    failure = None if self.state.candidate_stop() else str(e)
+                    stop_reason = self.state.candidate_stop() or str(e)
+                    break
                 self.records.extend(recs)
                 if stop:
                     stop_reason = stop
@@ -1126,20 +1196,41 @@ class Search:
                 self.round_meta.append({"round": rnd})
                 self._round_table(rnd)
                 rnd += 1
+                if self.agent_failure:
+                    failure = stop_reason = self.agent_failure
+                    break
+            self._agent_events()
             self.console.print(f"search stopped: {stop_reason}")
             best = self.best()
-            final = self.finish(best) if cfg.final else None
+            # no final evaluation after a failure (--resume continues the search, then evaluates),
+            # nor without a strategy (the unprocessed data against itself teaches nothing)
+            final = self.finish(best) if cfg.final and best is not None and failure is None else None
             best = getattr(self, "final_best", best)
             from .report import build_report, write_report
 
             report = build_report(self, best, final, stop_reason, time.perf_counter() - t_start)
             write_report(self.out, report)
             self.console.print(f"wrote {self.out / 'report.json'} and {self.out / 'report.html'}")
+            if failure is not None:
+                raise BackendFailure(f"{failure}; the journal keeps the {len(self.round_meta)} round(s) done "
+                                     f"(--resume continues); report: {self.out / 'report.html'}")
             return SearchResult(self.out, best, best.dp_text if best else "", self.records, final, report, stop_reason,
                                 time.perf_counter() - t_start)
         finally:
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _preflight(self) -> None:
+        """One tiny request to the agent's model before anything is spent (the baseline fine-tune
+        above all): an endpoint that is down or a model it does not serve is found in seconds."""
+        check = getattr(self.agent, "preflight", None)
+        if check is None or not self.cfg.preflight:
+            return
+        try:
+            where = check()
+        except Exception as e:  # noqa: BLE001 - any failure of the agent's model is the back-end's
+            raise BackendFailure(f"the agent's model is not usable: {e}") from e
+        self.console.print(f"agent model: {where} answers")
 
     def _round_table(self, rnd: int) -> None:
         recs = sorted([r for r in self.records if r.status == "ok"], key=lambda r: r.delta)[-8:]
@@ -1217,6 +1308,23 @@ class Search:
                 frame = frame.sort(ROW_ID)
             buf = frame.select(cols).write_ndjson()
             write_bytes_atomic(self.out / "processed.jsonl", buf.encode("utf-8") if isinstance(buf, str) else buf)
+
+
+def _agent_error(what: str, e: Exception) -> str:
+    """One line for an agent failure (an AgentFailure's text already names the endpoint)."""
+    text = " ".join(str(e).split())[:500]
+    return f"the agent failed to {what}: {text}" if isinstance(e, AgentFailure) else \
+        f"the agent failed to {what}: {type(e).__name__}: {text}"
+
+
+def _diag_list(res) -> list[dict[str, Any]]:
+    return [{"code": d.code, "message": d.message, "line": d.line, "column": d.column}
+            for d in res.diagnostics if str(d.severity).endswith("error")][:20]
+
+
+def _clip(text: str, limit: int) -> str:
+    """An invalid proposal as sent back for repair: at most ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit] + f"\n# ... ({len(text) - limit} more characters not shown)"
 
 
 def _config_json(cfg: SearchConfig) -> dict[str, Any]:

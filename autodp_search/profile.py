@@ -55,8 +55,11 @@ class Rate(BaseModel):
     count: int | None = None
     rate: float | None = None
     suppressed: bool = False
+    near_all: bool = False  # suppressed because fewer than k rows lack the property (not because few have it)
 
     def text(self, k: int) -> str:
+        if self.suppressed and self.near_all:
+            return f"all but <{k} rows"
         if self.suppressed:
             return f"<{k} rows"
         return f"{_pct(self.rate)} ({self.count})"
@@ -107,7 +110,9 @@ class Profile(BaseModel):
         for name, r in self.rates.items():
             lines.append(f"  {name}: {r.text(k)}")
         lines.append(
-            "signals (<column>.<signal>; quantiles p1 p5 p25 p50 p75 p95 p99; ~ = approximation, no operator of that name):"
+            "signals (<column>.<signal> is signal(column), except output.echoes_question, which is "
+            "echoes_question(instruction, output); quantiles p1 p5 p25 p50 p75 p95 p99; ~ = approximation, "
+            "no operator of that name):"
         )
         for name, s in self.signals.items():
             tag = (
@@ -185,8 +190,10 @@ _SEARCH_ONLY = ("empty", "html", "mojibake", "messy_ws")
 
 def safe_rate(count: int, n: int, k: int) -> Rate:
     """A rate released only when both groups (with and without) are empty or hold >= k rows."""
-    if n < k or (0 < count < k) or (0 < n - count < k):
+    if n < k or (0 < count < k):
         return Rate(suppressed=True)
+    if 0 < n - count < k:  # nearly every row: say so, without the count
+        return Rate(suppressed=True, near_all=True)
     return Rate(count=int(count), rate=float(count / n) if n else 0.0)
 
 
@@ -338,7 +345,7 @@ def profile(
         if signals.schema[col] == pl.Boolean:
             rates[label] = flag_rate(pl.col(col))
         elif col == "output.echoes_question":  # the operator's ratio: a restated question scores ~1
-            rates[label + " (echoes_question >= 0.9)"] = flag_rate(pl.col(col) >= 0.9)
+            rates[label + " (echoes_question(instruction, output) >= 0.9)"] = flag_rate(pl.col(col) >= 0.9)
     if n:
         lang = language_labels(frame, cols)
         vc = dict(zip(*np.unique(lang.to_numpy().astype(str), return_counts=True), strict=True))

@@ -17,7 +17,7 @@ import json
 import typing
 from typing import Any
 
-from .agents.base import AgentContext, CandidateRecord, OpInfo, RepairRequest
+from .agents.base import AgentContext, CandidateView, OpInfo, RepairRequest, rank_key
 
 __all__ = [
     "PROMPT_VERSION",
@@ -29,7 +29,7 @@ __all__ = [
     "search_messages",
 ]
 
-PROMPT_VERSION = 1
+PROMPT_VERSION = 2
 
 DEFAULT_TASK = (
     "Find a data-processing strategy for an instruction-tuning data set (question -> answer pairs) "
@@ -137,7 +137,7 @@ def _fmt(x: float | None, signed: bool = False) -> str:
     return f"{x:+.3f}" if signed else f"{x:.3f}"
 
 
-def _record_text(c: CandidateRecord, relative: bool = True) -> str:
+def _record_text(c: CandidateView, relative: bool = True) -> str:
     head = f"### {c.cid} (round {c.round}, {c.status}"
     if c.status == "ok":
         if relative:
@@ -145,8 +145,7 @@ def _record_text(c: CandidateRecord, relative: bool = True) -> str:
         else:
             head += f", score {_fmt(c.win_rate)}"
     if c.duplicate_of:
-        head += (f", same resulting data as {c.duplicate_of}" if c.steps or c.duplicate_of == "r0"
-                 else f", same as {c.duplicate_of} after canonicalisation")
+        head += f", same as {c.duplicate_of} after canonicalisation"
     head += ")"
     out = [head, "```yaml", c.dp_text.strip(), "```"]
     if c.steps and relative:
@@ -161,22 +160,40 @@ def _record_text(c: CandidateRecord, relative: bool = True) -> str:
     return "\n".join(out)
 
 
+def _one_line(c: CandidateView) -> str:
+    """A candidate in one line (the summarised history): its score and the names of its steps."""
+    head = f"- {c.cid}: score - r0 = {_fmt(c.delta, True)}" if c.status == "ok" else f"- {c.cid}: {c.status}"
+    steps = "; ".join(s.step for s in c.steps) if c.steps else ""
+    return head + (f" | {steps[:160]}" if steps else "")
+
+
 def history_text(ctx: AgentContext, limit: int = 24) -> str:
-    """Candidates side by side, score minus r0, worst first and best last; rejected ones first."""
+    """Candidates side by side, score minus r0, worst first and best last; rejected ones first.
+
+    ``limit``: candidates shown in full (the best ones); the others are summarised in one line
+    each. The order and the best are the search's (``rank_key``)."""
     if not ctx.history:
-        return "No candidates yet: this is the first round."
-    scored = [c for c in ctx.history if c.status == "ok" and c.delta is not None]
-    scored.sort(key=lambda c: (c.delta, -c.round, c.cid))
-    other = [c for c in ctx.history if c not in scored][-8:]
-    scored = scored[-limit:]
+        if ctx.round <= 1:
+            return "No candidates yet: this is the first round."
+        return (f"No candidates yet, though this is round {ctx.round}: the earlier rounds gave no strategy "
+                "that could be run. Follow the language and the catalog exactly.")
+    scored = sorted((c for c in ctx.history if c.status == "ok" and c.delta is not None), key=rank_key, reverse=True)
+    other = [c for c in ctx.history if not (c.status == "ok" and c.delta is not None)][-8:]
+    full = scored[-limit:] if limit > 0 else []
+    short = scored[: len(scored) - len(full)]
     parts = [
         "r0 is the score of the model fine-tuned on the unprocessed data; a candidate's score is its "
-        "judged win rate against that model (0.5 = as good as r0). Positive `score - r0` is better.",
+        "judged win rate against that model (0.5 = as good as r0). Positive `score - r0` is better. "
+        f"Row counts are rounded (<{ctx.privacy_k}: fewer than {ctx.privacy_k} rows, ~{7 * ctx.privacy_k}: "
+        f"about {7 * ctx.privacy_k}).",
     ]
-    parts += [_record_text(c) for c in other]
-    parts += [_record_text(c) for c in scored]
+    if short:
+        parts.append(f"{len(short)} weaker candidates, summarised:\n" + "\n".join(_one_line(c) for c in short))
+    parts += [_record_text(c) if limit > 0 else _one_line(c) for c in other]
+    parts += [_record_text(c) for c in full]
     if scored:
-        parts.append(f"Best so far: {scored[-1].cid} with score - r0 = {_fmt(scored[-1].delta, True)}.")
+        best = scored[-1]
+        parts.append(f"Best so far: {best.cid} with score - r0 = {_fmt(best.delta, True)}.")
     return "\n\n".join(parts)
 
 
@@ -206,7 +223,37 @@ SYSTEM = (
 )
 
 
-def search_messages(ctx: AgentContext) -> list[dict[str, str]]:
+DP_REPLY = ("Reply with one strategy as a .dp YAML document (dp: 1, name, steps), nothing else; steps "
+            "as in the language guide.")
+JSON_REPLY = ('Reply with a JSON object {"strategies": [{"rationale": "...", "strategy": {"dp": 1, "name": "...", '
+              '"description": "...", "steps": [...]}}]} where each strategy follows the .dp schema.')
+
+
+def search_messages(ctx: AgentContext, max_chars: int | None = None, events: list[str] | None = None,
+                    reply: str = JSON_REPLY) -> list[dict[str, str]]:
+    """The proposal request. ``max_chars``: the prompt's size limit; when the full history would
+    not fit, fewer candidates are shown in full (the others in one line each), then none; what
+    was done is appended to ``events``. ``reply``: how to answer (``JSON_REPLY``, or ``DP_REPLY``
+    when decoding is constrained to one .dp document)."""
+    msgs = _search_messages(ctx, 24, reply)
+    if max_chars is None or _size(msgs) <= max_chars:
+        return msgs
+    for limit in (12, 6, 3, 1, 0):
+        msgs = _search_messages(ctx, limit, reply)
+        if _size(msgs) <= max_chars:
+            break
+    if events is not None:
+        events.append(f"round {ctx.round}: the prompt was over {max_chars} characters (--llm-max-prompt-chars); "
+                      f"the history was summarised (best {limit} candidate(s) in full), now {_size(msgs)} characters"
+                      + ("" if _size(msgs) <= max_chars else " (still over: the catalog and profile alone do not fit)"))
+    return msgs
+
+
+def _size(msgs: list[dict[str, str]]) -> int:
+    return sum(len(m["content"]) for m in msgs)
+
+
+def _search_messages(ctx: AgentContext, limit: int, reply: str = JSON_REPLY) -> list[dict[str, str]]:
     k = ctx.k
     user = "\n\n".join(
         x
@@ -215,24 +262,25 @@ def search_messages(ctx: AgentContext) -> list[dict[str, str]]:
             f"# Language\n{LANGUAGE_GUIDE}",
             f"# Operator catalog\n{catalog_text(ctx.catalog)}",
             f"# Data\n{_columns_text(ctx)}\n\n{ctx.profile_text}\n\n{_stats_text(ctx)}",
-            f"# Results so far (round {ctx.round})\n{history_text(ctx)}",
+            f"# Results so far (round {ctx.round})\n{history_text(ctx, limit)}",
             ("# Notes\n" + "\n".join(f"- {n}" for n in ctx.notes)) if ctx.notes else "",
-            (f"# Refill\n{k} candidate(s) of this round produced exactly the data of an earlier candidate "
-             "(see the notes), so they taught nothing new: replace them with different strategies.")
+            (f"# Refill\n{k} candidate(s) of this round changed fewer than {ctx.privacy_k} rows compared with an earlier "
+             "candidate or the unprocessed data, so they were scored like it and taught nothing new: replace "
+             "them with different strategies.")
             if ctx.wave else "",
             f"# Your turn\nPropose between {ctx.k_min} and {ctx.k_max} new strategies (suggested: {k}). "
             "Compare the candidates side by side: keep what the best ones share, drop what the worst ones "
-            "share, and try something new. Do not repeat a strategy already tried. Reply with a JSON object "
-            '{"strategies": [{"rationale": "...", "strategy": {"dp": 1, "name": "...", "description": "...", '
-            '"steps": [...]}}]} where each strategy follows the .dp schema.',
+            "share, and try something new. Do not repeat a strategy already tried. " + reply,
         ]
         if x
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def repair_messages(ctx: AgentContext, req: RepairRequest, catalog: bool = True) -> list[dict[str, str]]:
-    diags = json.dumps(list(req.diagnostics), indent=1, ensure_ascii=False)
+def repair_messages(ctx: AgentContext, req: RepairRequest, catalog: bool = True, reply: str | None = None) -> list[dict[str, str]]:
+    shown = [{k: d.get(k) for k in ("code", "message", "line", "column", "hints") if d.get(k) not in (None, [])}
+             for d in req.diagnostics[:8]]
+    diags = json.dumps(shown, indent=1, ensure_ascii=False)
     cat = (f"# Operator catalog\n{catalog_text(ctx.catalog)}" if catalog
            else "Available operators: " + ", ".join(o.name for o in ctx.catalog))
     user = (
@@ -240,13 +288,13 @@ def repair_messages(ctx: AgentContext, req: RepairRequest, catalog: bool = True)
         f"# Data\n{_columns_text(ctx)}\n\n"
         f"# This strategy does not compile (repair attempt {req.attempt})\n```yaml\n{req.dp_text.strip()}\n```\n\n"
         f"# Diagnostics\n{diags}\n\n"
-        'Reply with a JSON object {"strategies": [{"rationale": "...", "strategy": {...}}]} holding one '
-        "corrected strategy."
+        + (reply or 'Reply with a JSON object {"strategies": [{"rationale": "...", "strategy": {...}}]} holding one '
+           "corrected strategy.")
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def automl_messages(ctx: AgentContext) -> list[dict[str, str]]:
+def automl_messages(ctx: AgentContext, reply: str | None = None) -> list[dict[str, str]]:
     """The AutoML-agent-style baseline: a plain task statement, the step-operator names, and the
     absolute score of each earlier strategy, one after another (no r0, no side-by-side comparison,
     no row counts, no catalog documentation)."""
@@ -262,8 +310,8 @@ def automl_messages(ctx: AgentContext) -> list[dict[str, str]]:
             f"{_columns_text(ctx)} Available operators: {names}.",
             f"Write YAML .dp strategies like:\n{LANGUAGE_GUIDE}",
             ("Previous attempts:\n" + "\n\n".join(hist)) if hist else "",
-            f"Propose {ctx.k} strategies as JSON: "
-            '{"strategies": [{"rationale": "...", "strategy": {"dp": 1, "name": "...", "steps": [...]}}]}',
+            reply or (f"Propose {ctx.k} strategies as JSON: "
+                      '{"strategies": [{"rationale": "...", "strategy": {"dp": 1, "name": "...", "steps": [...]}}]}'),
         ]
         if x
     )

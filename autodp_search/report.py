@@ -50,10 +50,32 @@ def build_report(search, best, final: dict[str, Any] | None, stop_reason: str, s
         "best_steps": best_steps,
         "final": final,
         "stop_reason": stop_reason,
+        "agent": {"name": search.agent.name,
+                  "backend": search.agent.stats() if hasattr(search.agent, "stats") else None,
+                  "limits_and_fallbacks": list(getattr(search, "events_log", [])),
+                  "hidden_columns": len(getattr(search, "hidden_columns", []))},
+        "proposals": _proposals(search),
         "budget_used": search.state.to_dict(),
         "timings": {**setup["timings"], "total": round(seconds, 3)},
         "seconds": round(seconds, 3),
     }
+
+
+def _proposals(search) -> dict[str, Any]:
+    """Every original proposal with its repair attempts and their diagnostics (from the journal's plans)."""
+    out: dict[str, Any] = {}
+    folder = getattr(search.journal, "dir", None)
+    if folder is None or not Path(folder).is_dir():
+        return out
+    for p in sorted(Path(folder).glob("round-*.plan.json")):
+        try:
+            plan = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for c in plan.get("candidates", []):
+            if "proposal" in c:
+                out[c["cid"]] = {"proposal": c["proposal"], "attempts": c.get("attempts", [])}
+    return out
 
 
 def write_report(out: str | Path, report: dict[str, Any]) -> None:
@@ -173,6 +195,19 @@ def _ks_bars(fid: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _attempts_html(p: dict[str, Any] | None) -> str:
+    """The original proposal and each repair attempt with its diagnostics, when there was more than one text."""
+    if not p or not p.get("attempts") or (len(p["attempts"]) == 1 and not p["attempts"][0].get("diagnostics")):
+        return ""
+    parts = []
+    for i, a in enumerate(p["attempts"]):
+        diags = "".join(f"<li>{_esc(d.get('code'))} (line {_esc(d.get('line'))}): {_esc(d.get('message'))}</li>"
+                        for d in a.get("diagnostics", []))
+        parts.append(f"<p>{'original proposal' if i == 0 else f'repair {i}'}</p><pre>{_esc(a.get('dp_text', ''))}</pre>"
+                     + (f"<ul>{diags}</ul>" if diags else ""))
+    return f"<details><summary>proposal and repairs</summary>{''.join(parts)}</details>"
+
+
 def render_html(rep: dict[str, Any]) -> str:
     best = rep.get("best") or {}
     final = rep.get("final") or {}
@@ -180,6 +215,7 @@ def render_html(rep: dict[str, Any]) -> str:
     steps = rep.get("best_steps") or []
     drop_items = [(f"{s.get('path', '')} {s.get('step', '')}", float(s.get("rows_in", 0) - s.get("rows_out", 0))) for s in steps]
     cands = rep.get("candidates", [])
+    props = rep.get("proposals") or {}
     rows = []
     for c in sorted(cands, key=lambda c: (c["round"], c["cid"])):
         d = c.get("delta")
@@ -189,7 +225,8 @@ def render_html(rep: dict[str, Any]) -> str:
             f"<tr><td>{_esc(c['cid'])}</td><td>{_esc(c['status'])}</td><td>{ds}</td>"
             f"<td>{ci}</td>"
             f"<td>{_esc(c.get('rows_out') or '')}/{_esc(c.get('rows_in') or '')}</td><td>{_esc(c.get('origin', ''))}</td>"
-            f"<td><details><summary>.dp</summary><pre>{_esc(c['dp_text'])}</pre></details></td></tr>"
+            f"<td><details><summary>.dp</summary><pre>{_esc(c['dp_text'])}</pre></details>"
+            f"{_attempts_html(props.get(c['cid']))}</td></tr>"
         )
     fin = ""
     if fe.get("win_rate") is not None:
@@ -239,6 +276,8 @@ models; they do not include the variance between training runs.</small></p>
 <h2>All candidates</h2>
 <table><tr><th>id</th><th>status</th><th>score − r0</th><th>CI (win rate)</th><th>rows</th><th>origin</th><th>strategy</th></tr>
 {''.join(rows)}</table>
+<h2>Agent</h2>
+<pre>{_esc(json.dumps(rep.get('agent'), indent=1, default=str))}</pre>
 <h2>Data profile (what the agent saw)</h2>
 <pre>{_esc(rep.get('profile_text', ''))}</pre>
 </body></html>

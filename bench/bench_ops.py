@@ -8,11 +8,12 @@
 The recipe (Data-Juicer's, on the merged ``text`` field): HTML cleaning, whitespace
 normalisation, length filter 20..20000 characters, special-character ratio <= 0.25, word
 10-gram repetition ratio <= 0.5, exact dedup, MinHash dedup (5-word shingles, 256 permutations,
-Jaccard 0.7). Each step is collected on its own (cold: a fresh process, no cache) so every
-operator gets its own time; then the whole strategy runs again as one fused lazy plan.
+Jaccard 0.7) -- strategies/reference-recipe.dp. Each step is collected on its own (cold: a fresh
+process, no cache) so every operator gets its own time; then the whole strategy runs again as one
+fused lazy plan.
 
-Data-Juicer 1.6.1 is not installed here: its time, 58 s of operator time at np=1 on this machine
-type for the same 20,000 rows (shared/ENVIRONMENT.md), is a *recorded* figure, not re-measured.
+These are autodp's own times. A ratio against Data-Juicer comes only from bench/peers/bench_peers.py,
+which runs both tools on the same rows in the same run.
 Peak memory is the process's maximum resident set size (``getrusage``), which includes Python,
 Polars and the data; tracemalloc cannot see Polars' allocations.
 """
@@ -33,26 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 GEN = SHARED / "bench" / "gen_sft_noise.py"
 REF = SHARED / "reference" / "dj_ref_sample.jsonl"
-DJ_SECONDS = 58.0  # recorded: Data-Juicer 1.6.1, np=1, same recipe and data (shared/ENVIRONMENT.md)
+RECIPE = ROOT / "strategies" / "reference-recipe.dp"
 
 sys.path.insert(0, str(ROOT))
-
-RECIPE = """\
-dp: 1
-name: dj-reference-recipe
-description: Data-Juicer's benchmark recipe on the merged text field.
-columns:
-  text: str
-require: [text]
-steps:
-  - clean.html(text)
-  - clean.whitespace(text)
-  - filter: chars(text) >= 20 and chars(text) <= 20000
-  - filter: special_char_ratio(text) <= 0.25
-  - filter: word_repetition_ratio(text, n=10) <= 0.5
-  - dedup.exact(text)
-  - dedup.minhash(text, threshold=0.7, num_perm=256, ngram=5)
-"""
 
 
 def peak_rss_mib() -> float:
@@ -78,7 +62,7 @@ def bench(data: Path) -> dict:
     t_load = time.perf_counter() - t
     rss_loaded = peak_rss_mib()
 
-    r = compile_text(RECIPE, columns={"text": STR})
+    r = compile_text(RECIPE.read_text(encoding="utf-8"), columns={"text": STR})
     assert r.ok, r.diagnostics
     strategy = r.strategy
 
@@ -127,10 +111,7 @@ def report(res: dict) -> None:
         print(f"{text[:62]:62s} {w:7.3f} {c:7.3f} {n:7d}")
     print(f"{'all operators (collected per step)':62s} {res['ops_wall']:7.3f} {res['ops_cpu']:7.3f} {res['rows_out']:7d}")
     print(f"{'all operators (one fused lazy plan)':62s} {res['fused_wall']:7.3f} {res['fused_cpu']:7.3f}")
-    best = min(res["ops_wall"], res["fused_wall"])
-    print(f"\nData-Juicer 1.6.1 (recorded, not re-measured): {DJ_SECONDS:.0f} s operator time")
-    print(f"speed-up: {DJ_SECONDS / res['ops_wall']:.1f}x per-step, {DJ_SECONDS / res['fused_wall']:.1f}x fused "
-          f"({'meets' if best <= DJ_SECONDS / 20 else 'misses'} the 20x target of <= {DJ_SECONDS / 20:.1f} s)")
+    print("\n(against Data-Juicer on the same rows, in the same run: python bench/peers/bench_peers.py)")
     print(f"peak RSS {res['rss_peak_mib']:.0f} MiB (after loading the data: {res['rss_loaded_mib']:.0f} MiB)")
 
 

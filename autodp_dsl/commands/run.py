@@ -69,7 +69,15 @@ def run(args) -> int:
     from ..io import DataError, NoUsableRows
 
     # every output is checked before anything is read, written or run (autodp_dsl/outputs.py has the rules)
-    from ..outputs import RefusedWrite, check_outputs, commit_output, write_data, write_file
+    from ..outputs import (
+        RefusedWrite,
+        check_outputs,
+        commit_output,
+        nested_columns,
+        output_format,
+        write_data,
+        write_file,
+    )
 
     force = args.force
     out = Path(args.output)
@@ -81,7 +89,7 @@ def run(args) -> int:
         if not args.no_cache:  # the cache is read as an input: no output lands in it
             from ..engine import default_cache_dir
 
-            inputs.append(("the cache folder", args.cache or default_cache_dir()))
+            inputs.append(("the cache folder", args.cache or default_cache_dir(), True))
         targets = check_outputs(outputs, inputs, force)
     except RefusedWrite as e:
         print(f"error: {e}", file=sys.stderr)
@@ -134,6 +142,9 @@ def run(args) -> int:
             with console.status("running", spinner="dots") if not args.quiet else _null():
                 res = ex.run(strategy, data)
             write_data(res.frame, out, force=force)
+            if output_format(out) == "csv":
+                for col in nested_columns(res.frame):
+                    print(f"warning: column {col!r} holds lists or records, which CSV cannot: written as JSON text", file=sys.stderr)
         write_data(res.accounting.dropped_ids, dropped_path, force=force)
         # always written (empty when no row was quarantined): a quarantine file of an earlier run
         # must not sit next to this run's output as if it were this run's

@@ -1,14 +1,26 @@
 """Agents that propose strategies: the offline evolutionary proposer, random search, LLM agents."""
 
-from .base import Agent, AgentContext, CandidateRecord, OpInfo, Proposal, RepairRequest, StepCount
+from .base import (
+    Agent,
+    AgentContext,
+    AgentFailure,
+    CandidateRecord,
+    CandidateView,
+    OpInfo,
+    Proposal,
+    RepairRequest,
+    StepCount,
+)
 from .llm import AutoMLAgent, LLMAgent, LLMConfig, parse_reply
 from .offline import EvolutionaryAgent, RandomAgent
 
 __all__ = [
     "Agent",
     "AgentContext",
+    "AgentFailure",
     "AutoMLAgent",
     "CandidateRecord",
+    "CandidateView",
     "EvolutionaryAgent",
     "LLMAgent",
     "LLMConfig",

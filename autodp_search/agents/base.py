@@ -1,7 +1,7 @@
 """The agent protocol: what an agent is given (aggregate information only) and what it returns.
 
 An agent never receives a data frame, a row or a file path: ``AgentContext`` is built by the loop
-from aggregates (the profile text, the operator catalog, signal quantiles, the history of earlier
+through the privacy boundary (``autodp_search.boundary``) from aggregates (the profile text, the operator catalog, signal quantiles, the history of earlier
 candidates with their scores, per-step row counts and drop-reason *codes*, standardised judge
 feedback, and lint diagnostics of the agent's own text). Prompts are built from the context
 alone, so what an agent can send to an LLM is bounded by what the context holds.
@@ -14,13 +14,27 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "Agent",
+    "AgentFailure",
     "AgentContext",
     "CandidateRecord",
+    "CandidateView",
+    "StepView",
+    "rank_key",
     "OpInfo",
     "Proposal",
     "RepairRequest",
     "StepCount",
 ]
+
+
+class AgentFailure(RuntimeError):
+    """The agent could not answer: its model backend failed after its bounded retries, or replied
+    without a strategy. ``kind`` is the backend's failure kind (``timeout``, ``connection``,
+    ``server``, ``client``, ``malformed``, ``config``, ``budget``...). The search ends cleanly."""
+
+    def __init__(self, message: str, kind: str = "internal"):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +90,47 @@ class CandidateRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StepView:
+    """A step's row counts as an agent sees them: coarsened by the privacy boundary (``<20``, ``~140``)."""
+
+    path: str
+    step: str
+    rows_in: str
+    rows_out: str
+    dropped: str
+    reasons: tuple[tuple[str, str], ...] = ()  # (reason code, coarsened rows dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateView:
+    """A candidate as an agent sees it. Built by ``autodp_search.boundary.candidate_view`` only:
+    counts coarsened, equality of outputs not announced."""
+
+    round: int
+    cid: str
+    dp_text: str
+    status: str  # "ok", "invalid", "duplicate" (same strategy after canonicalisation), "failed"
+    key: str = ""
+    delta: float | None = None
+    win_rate: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    rows_in: str | None = None
+    rows_out: str | None = None
+    steps: tuple[StepView, ...] = ()
+    feedback: str = ""
+    duplicate_of: str | None = None
+    errors: tuple[str, ...] = ()
+    origin: str = ""
+
+
+def rank_key(c) -> tuple:
+    """How the search ranks scored candidates, best first: higher score, then earlier round, then cid.
+    The search's best, the agents' ``best()`` and the prompts' "best so far" all use it."""
+    return (-c.delta, c.round, c.cid)
+
+
+@dataclass(frozen=True, slots=True)
 class RepairRequest:
     """A proposal that failed to lint, with its diagnostics (``Diagnostic.to_dict()``)."""
 
@@ -97,19 +152,20 @@ class AgentContext:
     profile_text: str
     catalog: tuple[OpInfo, ...]
     signal_stats: tuple[tuple[str, str, tuple[tuple[str, float], ...]], ...] = ()  # (signal, column, quantiles)
-    history: tuple[CandidateRecord, ...] = ()
+    history: tuple[CandidateView, ...] = ()
     seed: int = 0
     target_column: str | None = None  # the processing-target score column ("lowq"), when present
     rounds_left: int | None = None
     notes: tuple[str, ...] = ()  # short messages from the loop ("r2c1 equals r1c3 after canonicalisation")
     wave: int = 0  # 0: the round's first proposals; n > 0: its n-th refill (slots whose output repeated)
+    privacy_k: int = 20  # the boundary's k-anonymity floor (counts below it read "<k")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def best(self, n: int = 1) -> list[CandidateRecord]:
+    def best(self, n: int = 1) -> list[CandidateView]:
         ok = [c for c in self.history if c.status == "ok" and c.delta is not None]
-        ok.sort(key=lambda c: (-c.delta, c.round, c.cid))
+        ok.sort(key=rank_key)
         return ok[:n]
 
     def quantiles(self, signal: str, column: str) -> dict[str, float]:

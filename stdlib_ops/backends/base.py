@@ -97,6 +97,8 @@ class Sampling:
 
     ``json_schema`` asks for structured output where the backend supports it (OpenAI-compatible
     servers: ``response_format`` of type ``json_schema``); outputs are validated either way.
+    ``grammar`` (a Lark grammar, llguidance's dialect) constrains decoding where the backend can:
+    the local backend through llguidance (optional package); others ignore it.
     """
 
     temperature: float = 0.0
@@ -106,6 +108,7 @@ class Sampling:
     stop: tuple[str, ...] = ()
     json_schema: dict[str, Any] | None = field(default=None, hash=False)
     schema_name: str = "output"
+    grammar: str | None = field(default=None, hash=False)
 
     @property
     def deterministic(self) -> bool:
@@ -120,6 +123,7 @@ class Sampling:
             "stop": list(self.stop),
             "json_schema": self.json_schema,
             "schema_name": self.schema_name,
+            **({"grammar": self.grammar} if self.grammar else {}),  # memo keys of earlier runs stay valid
         }
 
 

@@ -229,8 +229,12 @@ class TransformersBackend(BaseBackend):
                     ).to(self.device)
                     if sampling.seed is not None:
                         torch.manual_seed(sampling.seed)
+                    extra = {}
+                    if sampling.grammar:  # constrained decoding: every row's tokens follow the grammar
+                        extra["logits_processor"] = [_GrammarMask(self._ll_tokenizer(tok), sampling.grammar, len(idx),
+                                                                  enc["input_ids"].shape[1])]
                     with torch.inference_mode():
-                        gen = lm.generate(**enc, generation_config=cfg)
+                        gen = lm.generate(**enc, generation_config=cfg, **extra)
                     new = gen[:, enc["input_ids"].shape[1] :]
                     for j, i in enumerate(idx):
                         text = tok.decode(new[j], skip_special_tokens=True)
@@ -243,6 +247,16 @@ class TransformersBackend(BaseBackend):
                     for i in idx:
                         out[i] = PermanentError(FailureKind.INTERNAL, f"{type(e).__name__}: {e}")
         return out
+
+    def _ll_tokenizer(self, tok):
+        """llguidance's view of the tokenizer (about 1 s to build: once per backend)."""
+        if getattr(self, "_lltok", None) is None:
+            try:
+                import llguidance.hf
+            except ImportError as e:
+                raise ConfigError("grammar-constrained decoding needs the 'llguidance' package: pip install llguidance") from e
+            self._lltok = llguidance.hf.from_tokenizer(tok)
+        return self._lltok
 
     # ---- scoring
 
@@ -284,3 +298,37 @@ class TransformersBackend(BaseBackend):
                     for i in idx:
                         out[i] = PermanentError(FailureKind.INTERNAL, f"{type(e).__name__}: {e}")
         return out
+
+
+class _GrammarMask:
+    """A logits processor: each row's next token must continue its grammar (llguidance matchers).
+    Masks are applied with numpy, not llguidance's torch.compile kernel (no compiler needed on CPU)."""
+
+    def __init__(self, lltok, grammar: str, rows: int, prompt_len: int):
+        import llguidance
+
+        compiled = llguidance.LLMatcher.grammar_from_lark(grammar)
+        self.matchers = [llguidance.LLMatcher(lltok, compiled, log_level=0) for _ in range(rows)]
+        bad = next((m.get_error() for m in self.matchers if m.is_error()), None)
+        if bad:
+            raise ValueError(f"invalid grammar: {bad}")
+        self.prompt_len = prompt_len
+        self.vocab = lltok.vocab_size
+
+    def __call__(self, input_ids, scores):
+        import numpy as np
+        import torch
+
+        if input_ids.shape[1] > self.prompt_len:
+            for i, m in enumerate(self.matchers):
+                if not m.is_stopped() and not m.is_error():
+                    m.consume_token(int(input_ids[i, -1]))
+        n = scores.shape[1]
+        for i, m in enumerate(self.matchers):
+            if m.is_error():
+                continue  # leave the row unconstrained rather than stuck; its text fails validation
+            bits = np.unpackbits(np.frombuffer(m.compute_bitmask(), dtype=np.uint8), bitorder="little")[:n]
+            allowed = np.zeros(n, dtype=bool)
+            allowed[: len(bits)] = bits.astype(bool)
+            scores[i, torch.from_numpy(~allowed).to(scores.device)] = float("-inf")
+        return scores

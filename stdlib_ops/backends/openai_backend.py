@@ -34,6 +34,10 @@ class OpenAIBackend(BaseBackend):
     validated). ``timeout`` is the per-request limit in seconds. ``token_param``: the name of the
     length limit sent (``auto``: ``max_completion_tokens`` for OpenAI itself, ``max_tokens`` for a
     ``base_url`` of your own). ``extra_body`` is merged into every request (e.g. vLLM's ``top_k``).
+    ``grammar_field``: how ``Sampling.grammar`` (a Lark grammar) is sent: ``"none"`` (default: not
+    sent, outputs are validated only), ``"structured_outputs"`` (vLLM >= 0.10:
+    ``{"structured_outputs": {"grammar": ...}}``) or ``"guided_grammar"`` (older vLLM). Untested
+    against a real vLLM server here.
     """
 
     kind = "openai"
@@ -50,6 +54,7 @@ class OpenAIBackend(BaseBackend):
         structured: Literal["json_schema", "json_object", "none"] = "json_schema",
         token_param: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto",
         extra_body: dict[str, Any] | None = None,
+        grammar_field: Literal["none", "structured_outputs", "guided_grammar"] = "none",
         **kw: Any,
     ):
         super().__init__(**kw)
@@ -72,6 +77,9 @@ class OpenAIBackend(BaseBackend):
         # OpenAI's newer models only take max_completion_tokens; most other servers know max_tokens
         self.token_param = token_param if token_param != "auto" else ("max_completion_tokens" if self.base_url is None else "max_tokens")
         self.extra_body = extra_body or None
+        if grammar_field not in ("none", "structured_outputs", "guided_grammar"):
+            raise ConfigError(f"unknown grammar_field {grammar_field!r}; expected none, structured_outputs or guided_grammar")
+        self.grammar_field = grammar_field
         self._client = None
         self._client_lock = threading.Lock()
 
@@ -119,8 +127,13 @@ class OpenAIBackend(BaseBackend):
                 kw["response_format"] = {"type": "json_schema", "json_schema": {"name": sampling.schema_name, "schema": sampling.json_schema}}
             elif self.structured == "json_object":
                 kw["response_format"] = {"type": "json_object"}
-        if self.extra_body:
-            kw["extra_body"] = self.extra_body
+        extra = dict(self.extra_body or {})
+        if sampling.grammar and self.grammar_field == "structured_outputs":
+            extra["structured_outputs"] = {"grammar": sampling.grammar}
+        elif sampling.grammar and self.grammar_field == "guided_grammar":
+            extra["guided_grammar"] = sampling.grammar
+        if extra:
+            kw["extra_body"] = extra
         return kw
 
     def _complete_one(self, prompt: ChatPrompt, sampling: Sampling) -> str:
@@ -128,7 +141,9 @@ class OpenAIBackend(BaseBackend):
         import openai
 
         try:
-            resp = client.chat.completions.create(**self._request_kwargs(prompt, sampling))
+            # the timeout per request, so a caller may tighten it between calls (the search agent
+            # bounds it by the time left to the search)
+            resp = client.chat.completions.create(**self._request_kwargs(prompt, sampling), timeout=self.timeout)
         except openai.APITimeoutError as e:
             raise TransientError(FailureKind.TIMEOUT, f"no answer within {self.timeout:g} s") from e
         except openai.APIConnectionError as e:

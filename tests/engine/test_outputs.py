@@ -300,7 +300,7 @@ def test_read_only_report_folder_fails_before_the_output_is_written(files, capsy
     ro.chmod(0o500)
     try:
         assert run(dp, data, "-o", tmp / "out.jsonl", "--report", ro / "r.json") == 1
-        assert "not writable" in one_error_line(capsys)
+        assert "does not take new files" in one_error_line(capsys)
         assert not (tmp / "out.jsonl").exists()
     finally:
         ro.chmod(0o700)
@@ -412,6 +412,7 @@ def test_search_out_refuses_a_run_folder_whose_outputs_it_cannot_replace(tmp_pat
     data.write_text('{"instruction": "q", "output": "a"}\n')
     out = tmp_path / "run"
     (out / "journal").mkdir(parents=True)
+    (out / "journal" / "meta.json").write_text('{"version": 1, "identity": {}, "config": {}}')  # an earlier run's
     (out / "best.dp").write_text("dp: 1\n")
     os.link(out / "best.dp", tmp_path / "elsewhere.dp")
     assert main(["search", str(data), "--out", str(out), "--force"]) == 2
@@ -427,3 +428,60 @@ def test_search_out_refuses_a_run_folder_whose_outputs_it_cannot_replace(tmp_pat
     assert "is the data" in one_error_line(capsys)
     assert data.read_text() == '{"instruction": "q", "output": "a"}\n'
 
+
+
+def test_a_csv_output_holds_list_and_record_columns_as_json_text(tmp_path):
+    import polars as pl
+
+    from autodp_dsl.outputs import nested_columns
+
+    frame = pl.DataFrame({"a": ["x", "y"], "t": [[1, 2], None], "m": [{"k": [1], "s": "é"}, None]})
+    assert nested_columns(frame) == ["t", "m"]
+    write_data(frame, tmp_path / "o.csv")
+    back = pl.read_csv(tmp_path / "o.csv")
+    assert back["t"].to_list() == ["[1, 2]", None]
+    assert json.loads(back["m"][0]) == {"k": [1], "s": "é"} and back["m"][1] is None
+
+
+def test_a_datasets_folder_output_with_a_replaced_file_is_the_users(tmp_path):
+    """The marker records each file's inode, size and mtime: a file replaced by another of the same
+    name (a new inode) makes the folder the user's, refused even with force."""
+    frame = pl.DataFrame({"a": [1, 2]})
+    write_data(frame, tmp_path / "hf")
+    assert is_ours(tmp_path / "hf")
+    arrow = tmp_path / "hf" / "data-00000-of-00001.arrow"
+    content = arrow.read_bytes()
+    arrow.unlink()
+    arrow.write_bytes(content)
+    assert not is_ours(tmp_path / "hf")
+    with pytest.raises(RefusedWrite, match="changed"):
+        write_data(frame, tmp_path / "hf", force=True)
+    assert arrow.read_bytes() == content
+
+
+def test_replacing_a_datasets_folder_keeps_a_file_edited_after_the_check(tmp_path, capsys):
+    """Between the check and the swap a listed file may change: it is not deleted, the old folder is
+    kept aside with a warning."""
+    from autodp_dsl.outputs import _remove_aside
+
+    write_data(pl.DataFrame({"a": [1]}), tmp_path / "hf")
+    aside = tmp_path / ".hf.old.x"
+    aside.mkdir()
+    os.replace(tmp_path / "hf", aside / "x")
+    with open(aside / "x" / "state.json", "a") as f:
+        f.write("\n")
+    _remove_aside(aside, tmp_path / "hf")
+    assert sorted(os.listdir(aside / "x")) == [MARKER, "state.json"]
+    assert "kept" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out", [".", "..", "../e"])
+def test_a_folder_output_that_is_or_holds_the_working_folder_is_refused(files, monkeypatch, capsys, out):
+    tmp, data, dp = files
+    (tmp / "e").mkdir()
+    monkeypatch.chdir(tmp / "e")
+    before = tree(tmp)
+    assert run(dp, data, "-o", out, "--dropped", tmp / "dr.jsonl", "--quarantine", tmp / "q.jsonl", "--no-cache") == 2
+    err = one_error_line(capsys)
+    assert "working folder" in err or (out == ".." and "holds the input" in err), err
+    assert tree(tmp) == before

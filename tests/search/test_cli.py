@@ -50,11 +50,41 @@ def test_refuses_to_overwrite_a_journal(tmp_path, capsys):
 
     out = tmp_path / "run"
     (out / "journal").mkdir(parents=True)
-    (out / "journal" / "meta.json").write_text("{}")
+    (out / "journal" / "meta.json").write_text('{"version": 1, "identity": {}, "config": {}}')  # an earlier run's
     data = tmp_path / "d.jsonl"
     data.write_text('{"instruction": "q", "output": "a"}\n')
     assert main(["search", str(data), "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_a_journal_folder_autodp_did_not_write_is_not_a_run(tmp_path, capsys):
+    """journal/ with a meta.json that is not a search's: not an earlier run, even with --force."""
+    from autodp_dsl.cli import main
+
+    out = tmp_path / "run"
+    (out / "journal").mkdir(parents=True)
+    (out / "journal" / "meta.json").write_text("{}")
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "q", "output": "a"}\n')
+    assert main(["search", str(data), "--out", str(out), "--force"]) == 2
+    assert "not an autodp search run" in one_line(capsys.readouterr().err)
+    assert (out / "journal" / "meta.json").read_text() == "{}"
+
+
+def test_starting_over_deletes_only_the_journals_own_files(tmp_path):
+    from autodp_search.journal import Journal
+
+    j = Journal(tmp_path / "journal")
+    j.start({"identity": {"a": 1}, "config": {}}, resume=False)
+    j.write_setup({})
+    j.write_plan(1, {}, wave=1)
+    j.write_candidate("r1c2", {})
+    j.write_round(1, {})
+    j.write_final({})
+    (tmp_path / "journal" / "day1.md").write_text("mine\n")
+    (tmp_path / "journal" / "meta.json.bak").write_text("mine\n")
+    assert j.start({"identity": {"a": 2}, "config": {}}, resume=False) is False
+    assert sorted(p.name for p in (tmp_path / "journal").iterdir()) == ["day1.md", "meta.json", "meta.json.bak"]
 
 
 def test_missing_data(tmp_path, capsys):
@@ -240,3 +270,20 @@ def test_preflight_estimate(final):
     assert "pre-flight estimate" in e.text()
     capped = estimate(Budget(max_rounds=3, max_finetunes=5), 4, 300, 1500, 10.0, final=False)
     assert capped.finetunes == 5 and capped.evaluations == 4
+
+
+@pytest.mark.parametrize("cache", ["d.jsonl", "ds", "ds/sub", "."])
+def test_cache_dir_may_not_be_or_hold_the_data(tmp_path, monkeypatch, capsys, cache):
+    """--cache-dir is where models and answers are written: never the data, inside a data folder, or
+    around it (refused before anything is read or written)."""
+    from autodp_dsl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.jsonl").write_text('{"instruction": "q", "output": "a"}\n')
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "data.jsonl").write_text('{"instruction": "q", "output": "a"}\n')
+    data = "d.jsonl" if cache in ("d.jsonl", ".") else "ds"
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["search", data, "--out", "o", "--cache-dir", cache]) == 2
+    assert "--cache-dir" in one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

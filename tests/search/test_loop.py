@@ -20,8 +20,10 @@ def data(tmp_path_factory):
 
 def cfg(data, out, **kw) -> SearchConfig:
     budget = kw.pop("budget", Budget(max_rounds=3))
+    # the loop's logic on ~130 rows: a privacy floor of 5 rows (the default 20 would score most of
+    # these small edits like r0; tests/search/test_privacy.py and test_adversary.py test that floor)
     base = dict(data=str(data), out_dir=str(out), heldout_n=20, final_heldout_n=20, quiet=True, budget=budget,
-                sample_fraction=0.5)
+                sample_fraction=0.5, profile_k=5)
     base.update(kw)
     return SearchConfig(**base)
 
@@ -129,7 +131,10 @@ def test_candidates_with_the_same_data_are_not_evaluated_again(data, tmp_path):
     assert st["r2c1"] == ("duplicate", "r1c1")
     assert st["r2c2"][0] == "ok"
     assert ev.calls == 1 + 2  # baseline, r1c1, r2c2
-    assert any("r1c2 produces the same data as r0" in n for n in agent.contexts[1].notes)
+    # the agent is not told which outputs are equal: r1c2 reads as a candidate scored like r0
+    seen = {h.cid: h for h in agent.contexts[1].history}
+    assert seen["r1c2"].status == "ok" and seen["r1c2"].duplicate_of is None and seen["r1c2"].delta == 0.0
+    assert not any("r0" in n for n in agent.contexts[1].notes)
 
 
 class _WaveAgent(ScriptedAgent):
@@ -158,7 +163,7 @@ def test_slots_whose_output_repeated_are_refilled(data, tmp_path, refills):
     refill = agent.contexts[1]
     assert (refill.round, refill.wave, refill.k) == (1, 1, 1)  # one slot repeated: one more proposal
     assert {h.cid for h in refill.history} == {"r1c1", "r1c2", "r1c3"}
-    assert any("r1c2 produces the same data as r0" in n for n in refill.notes)
+    assert not any("same data" in n for n in refill.notes)
     # the agent's first refill proposal is kept (k=1), numbered after the round's candidates; it
     # equals r1c3 after canonicalisation, so it is not evaluated again
     assert set(st) == {"r1c1", "r1c2", "r1c3", "r1c4"} and st["r1c4"] == "duplicate"
@@ -173,10 +178,11 @@ def test_context_history_is_group_relative_and_aggregate(data, tmp_path):
     assert {h.cid for h in c2.history} == {"r1c1", "r1c2"}
     good = next(h for h in c2.history if h.cid == "r1c1")
     assert good.delta == pytest.approx(good.win_rate - 0.5)
-    assert good.steps and good.steps[0].rows_in >= good.steps[0].rows_out
+    # counts reach the agent coarsened by the boundary (k = 5 here): "<5", "~60", ">125"
+    assert good.steps and all(isinstance(s.rows_out, str) and s.rows_out[0] in "<~>" for s in good.steps)
     codes = {code for s in good.steps for code, _ in s.reasons}
     assert codes and codes <= {"step", "exact-duplicate", "near-duplicate", "other"} | {s.step for s in good.steps}
-    assert ("exact-duplicate", ) == tuple(c for c, _ in good.steps[1].reasons) or good.steps[1].dropped == 0
+    assert ("exact-duplicate", ) == tuple(c for c, _ in good.steps[1].reasons) or good.steps[1].dropped == "<5"
     assert "wins" in good.feedback and "held-out" in good.feedback
 
 

@@ -44,12 +44,14 @@ def llm_handler(requests_seen: list, *, structured: bool = True, bad_first: bool
 
     def handler(req: dict):
         requests_seen.append(json.dumps(req, ensure_ascii=False))
+        if "Reply with the word OK" in json.dumps(req):  # the pre-flight check
+            return "OK"
         if not structured and "response_format" in req:
             return FakeFailure(status=400, message="response_format is not supported")
         state["n"] += 1
         strategies = [
             {"rationale": "drop short answers", "strategy": {"dp": 1, "name": f"s{state['n']}",
-                                                             "steps": ["clean.html(output)", {"filter": f"words(output) >= {3 + state['n']}"}]}},
+                                                             "steps": ["clean.html(output)", {"filter": f"words(output) >= {14 + state['n']}"}]}},
             {"rationale": "dedup", "strategy": {"dp": 1, "name": f"d{state['n']}", "steps": ["dedup.exact(instruction, output)"]}},
         ]
         if bad_first and state["n"] == 1:
