@@ -30,7 +30,7 @@ def strategies(*filters: str) -> str:
 
 
 GOOD = strategies("words(output) >= 8")
-INVALID = strategies("wrds(output) >= 8")
+INVALID = strategies("nosuchsignal(output) >= 8")
 
 
 def is_preflight(req) -> bool:
@@ -176,7 +176,7 @@ def test_empty_prose_and_huge_replies_end_cleanly(reply, why, qa, tmp_path, eval
 
 def test_a_crash_during_a_repair_keeps_the_rounds_valid_proposals(qa, tmp_path, evaluator, capsys):
     out = tmp_path / "o"
-    both = strategies("words(output) >= 8", "wrds(output) >= 3")
+    both = strategies("words(output) >= 8", "nosuchsignal(output) >= 3")
     with scripted_server(both, Reply.error(500, "crashed")) as srv:
         rc = search(qa, out, srv.base_url, "--rounds", "3")
         assert any("repair attempt 1" in r.last_user for r in chats(srv))

@@ -50,7 +50,7 @@ def test_a_strategy_with_too_many_steps_is_invalid_and_reported(data, tmp_path):
 
 
 def test_the_journal_keeps_every_original_proposal_and_its_repairs(data, tmp_path):
-    bad = "dp: 1\nname: bad\nsteps:\n  - filter: wrds(output) >= 8\n"
+    bad = "dp: 1\nname: bad\nsteps:\n  - filter: nosuchsignal(output) >= 8\n"
     fixed = dp("fixed", "filter: words(output) >= 9")
     agent = ScriptedAgent([[bad]], repairs=[fixed])
     run_search(cfg(data, tmp_path / "r"), evaluator=ScriptedEvaluator(), agent=agent)
@@ -104,12 +104,12 @@ def test_the_profile_names_echoes_question_with_its_two_arguments(data):
 
 
 def test_the_report_shows_original_proposals_with_their_diagnostics(data, tmp_path):
-    bad = "dp: 1\nname: bad\nsteps:\n  - filter: wrds(output) >= 8\n"
+    bad = "dp: 1\nname: bad\nsteps:\n  - filter: nosuchsignal(output) >= 8\n"
     agent = ScriptedAgent([[bad]], repairs=[dp("fixed", "filter: words(output) >= 9")])
     res = run_search(cfg(data, tmp_path / "r"), evaluator=ScriptedEvaluator(), agent=agent)
     assert res.report["proposals"]["r1c1"]["proposal"] == bad
     html = (tmp_path / "r" / "report.html").read_text()
-    assert "original proposal" in html and "wrds" in html and "repair 1" in html
+    assert "original proposal" in html and "nosuchsignal" in html and "repair 1" in html
 
 
 def test_the_backend_spec_of_the_agent():
