@@ -47,6 +47,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import stat
@@ -91,15 +92,28 @@ def default_cache_dir() -> Path:
 
 
 def parse_size(text: str | int) -> int:
-    """``2GiB``, ``500MB``, ``1e9``, ``123`` -> bytes."""
+    """``2GiB``, ``500MB``, ``1e9``, ``123`` -> bytes; ``ValueError`` (saying why) for anything that
+    is not a finite size of zero or more bytes (``abc``, ``-5``, ``1e400``, ``nan``)."""
     if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"a size cannot be negative, got {text}")
         return text
     t = text.strip().lower().replace(" ", "")
     units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4, "k": 1024, "m": 1024**2, "g": 1024**3, "b": 1}
-    for u, mult in sorted(units.items(), key=lambda kv: -len(kv[0])):
+    number, mult = t, 1
+    for u, m in sorted(units.items(), key=lambda kv: -len(kv[0])):
         if t.endswith(u):
-            return int(float(t[: -len(u)]) * mult)
-    return int(float(t))
+            number, mult = t[: -len(u)], m
+            break
+    try:
+        value = float(number) * mult
+    except ValueError:
+        raise ValueError(f"expected a size such as 500MB or 2GiB, got {text!r}") from None
+    if not math.isfinite(value) or value > 2**63:
+        raise ValueError(f"expected a finite size, got {text!r}")
+    if value < 0:
+        raise ValueError(f"a size cannot be negative, got {text!r}")
+    return int(value)
 
 
 def _crash_point(name: str) -> None:
