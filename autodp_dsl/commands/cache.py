@@ -23,11 +23,14 @@ def register(sub) -> None:
 def run(args) -> int:
     """Open the cache (a folder autodp did not create is refused, nothing in it touched) and act;
     a file system error (a read-only cache, say) is one line, not a traceback."""
-    from ..engine import DEFAULT_MAX_BYTES, CacheStore, default_cache_dir
+    from ..engine import DEFAULT_MAX_BYTES, CacheStore, NoCache, default_cache_dir
 
     root = args.cache or default_cache_dir()
-    try:
-        store = CacheStore(root, args.max_size if args.max_size is not None else DEFAULT_MAX_BYTES)
+    try:  # inspection and maintenance never make a cache (a mistyped --cache, a user's empty folder)
+        store = CacheStore(root, args.max_size if args.max_size is not None else DEFAULT_MAX_BYTES, create=False)
+    except NoCache as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as e:
         print(f"error: cannot open cache {root}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
         return 1

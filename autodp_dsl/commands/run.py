@@ -68,7 +68,7 @@ def _cache_args(p) -> None:
     p.add_argument("--cache-max-size", type=size_option, default=None, metavar="SIZE", help="evict least recently used entries above this (default 2GiB)")
 
 
-def _executor(args, progress=None):
+def _executor(args, progress=None, create_cache=True):
     from ..engine import DEFAULT_MAX_BYTES, Executor, Policy, default_cache_dir
 
     cap = args.cache_max_size if getattr(args, "cache_max_size", None) is not None else DEFAULT_MAX_BYTES
@@ -76,7 +76,7 @@ def _executor(args, progress=None):
     kw = {}
     if getattr(args, "max_row_bytes", None):
         kw["max_row_bytes"] = args.max_row_bytes
-    return Executor(cache_dir=cache_dir, policy=Policy() if cache_dir else Policy.none(), cache_max_bytes=cap, progress=progress, **kw)
+    return Executor(cache_dir=cache_dir, policy=Policy() if cache_dir else Policy.none(), cache_max_bytes=cap, progress=progress, create_cache=create_cache, **kw)
 
 
 def _err(msg: str) -> int:

@@ -64,7 +64,7 @@ import polars as pl
 from ..checksum import digest
 from ..paths import cache_root
 
-__all__ = ["CacheStore", "NotACache", "Entry", "EntryInfo", "VerifyReport", "GcReport", "DEFAULT_MAX_BYTES", "default_cache_dir", "parse_size"]
+__all__ = ["CacheStore", "NotACache", "NoCache", "Entry", "EntryInfo", "VerifyReport", "GcReport", "DEFAULT_MAX_BYTES", "default_cache_dir", "parse_size"]
 
 FORMAT = "autodp-cache 2"
 _FORMAT_1 = "autodp-cache 1"  # the previous version: sha256 checksums, world-readable files
@@ -85,6 +85,11 @@ _FILE_MODE, _DIR_MODE = 0o600, 0o700
 
 class NotACache(ValueError):
     """The folder is not an autodp cache (or not one this version can use): nothing in it is touched."""
+
+
+class NoCache(NotACache):
+    """Opened with ``create=False`` (to inspect, not to store): there is no cache at the path, and
+    none is made there -- a mistyped path or a user's empty folder stays as it was."""
 
 
 def default_cache_dir() -> Path:
@@ -196,9 +201,11 @@ class GcReport:
 
 class CacheStore:
     """The cache in folder ``root`` (created, initialised or migrated here; ``NotACache`` when the
-    folder is something else). ``warn`` receives one-line warnings (default: stderr)."""
+    folder is something else). ``warn`` receives one-line warnings (default: stderr).
+    ``create=False`` (inspection and maintenance): a missing folder, or one without a cache's FORMAT
+    file, is ``NoCache`` and left untouched -- only what stores results creates a cache."""
 
-    def __init__(self, root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, *, warn: Callable[[str], None] | None = None):
+    def __init__(self, root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, *, warn: Callable[[str], None] | None = None, create: bool = True):
         self.root = Path(root).expanduser().absolute()
         self.max_bytes = int(max_bytes)
         self.objects = self.root / "objects"
@@ -206,6 +213,7 @@ class CacheStore:
         self.memo = self.root / "memo"
         self.warn = warn or warn_stderr
         self.broken: str | None = None  # why a run stopped using the cache (see ``_give_up``)
+        self._create = create
         self._open()
 
     # ------------------------------------------------------------ opening
@@ -214,12 +222,16 @@ class CacheStore:
         try:
             st = os.stat(self.root)  # the root itself may be a link the user made; nothing inside may
         except FileNotFoundError:
+            if not self._create:
+                raise NoCache(f"no cache at {self.root}") from None
             os.makedirs(self.root, mode=_DIR_MODE)
             self._initialise()
             return
         if not stat.S_ISDIR(st.st_mode):
             raise NotACache(f"{self.root} is not a folder")
         marker = self._marker()
+        if marker is None and not self._create:
+            raise NoCache(f"no cache at {self.root}")
         if marker == FORMAT:
             for d in (self.objects, self.tmp, self.memo):
                 if os.path.lexists(d) and not _real_dir(d):

@@ -37,7 +37,7 @@ from ..lower import Context, lower_step
 from ..ops import KEEP, REASON, ROW_ID, Registry, registry
 from ..plan_keys import stable_hash, stat_column_name
 from ..types import ANY, Type
-from .cache import DEFAULT_MAX_BYTES, CacheStore, NotACache, warn_stderr
+from .cache import DEFAULT_MAX_BYTES, CacheStore, NoCache, NotACache, warn_stderr
 from .keys import canonical_expr, canonical_order, free_columns, node_key, root_key, stat_key, step_payload
 from .policy import NodeFacts, Policy
 from .report import DROPPED_SCHEMA, Accounting, ExplainNode, Explanation, RunResult, StatRecord, StepReport
@@ -246,7 +246,10 @@ class Executor:
         cache_max_bytes: int = DEFAULT_MAX_BYTES,
         max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
         progress: Progress | None = None,
+        create_cache: bool = True,
     ):
+        """``create_cache=False`` (``explain``, which only reads the cache): no cache is made at
+        ``cache_dir``; ``NoCache`` is raised when there is none, for the caller to decide."""
         from ..ops import registry as default_registry
 
         self.registry = registry or default_registry()
@@ -255,7 +258,9 @@ class Executor:
         self.store: CacheStore | None = None
         if cache_dir is not None:
             try:
-                self.store = CacheStore(cache_dir, cache_max_bytes)
+                self.store = CacheStore(cache_dir, cache_max_bytes, create=create_cache)
+            except NoCache:
+                raise
             except (OSError, NotACache) as e:  # a cache problem costs the run its speed-up, not its result
                 warn_stderr(f"cannot use the cache {cache_dir}: {getattr(e, 'strerror', None) or e}; going on without it")
         self.max_row_bytes = max_row_bytes
