@@ -78,8 +78,9 @@ _DATA_NAME = re.compile(r"([0-9a-f]{64})\.[0-9a-f]{16}\.(?:parquet|arrow)")
 _TMP_NAME = re.compile(r"[^/]+\.[0-9]+\.[0-9a-f]{8}\.tmp")
 _OWN = frozenset({"FORMAT", "lock", "tmp", "memo", "objects"})
 # what other parts of autodp keep in the same folder (``paths.cache_root``): the operator manifest,
-# the model memo and downloaded models; a folder holding only these may become a cache
-_NEIGHBOURS = frozenset({"ops", "model-memo", "models"})
+# the model memo, downloaded models and the evaluator's memo (autodp_eval's ``eval/``); a folder
+# holding only these may become a cache
+_NEIGHBOURS = frozenset({"ops", "model-memo", "models", "eval"})
 _FILE_MODE, _DIR_MODE = 0o600, 0o700
 
 
