@@ -34,8 +34,9 @@ import json
 import math
 import os
 import re
+import stat
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ __all__ = [
     "Loaded",
     "Source",
     "open_source",
+    "check_regular",
+    "bounded_blocks",
     "parse_source",
     "source_stat",
     "validate_lazy",
@@ -640,10 +643,11 @@ class Source:
     content_sha256: str
     payload: bytes | list[tuple[str, bytes]] | None  # file bytes, or (name, bytes) of each arrow file
     split: str | None = None
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES  # a jsonl payload's lines are cut above this
 
     def load_payload(self) -> None:
         if self.payload is None:
-            fresh = open_source(self.path, self.split)
+            fresh = open_source(self.path, self.split, max_row_bytes=self.max_row_bytes)
             if fresh.content_sha256 != self.content_sha256:
                 raise DataError(f"{self.path} changed while it was being read")
             self.payload = fresh.payload
@@ -654,8 +658,51 @@ class Source:
         return stable_hash({"content": self.content_sha256, "reader": reader})
 
 
-def open_source(path: str | Path, split: str | None = None, known_sha256: str | None = None) -> Source:
-    """Read the input's bytes and hash them (raises ``DataError`` when it cannot be read).
+def check_regular(path: str | Path) -> None:
+    """``DataError`` unless ``path`` is a regular file: a device (``/dev/zero``, ``/dev/urandom``), a
+    fifo or a socket never ends or cannot be read twice, so it is refused before a byte is read."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"cannot read {path}: not a regular file (a device, a fifo or a socket); save the data to a file first")
+
+
+def bounded_blocks(f, max_row_bytes: int, digest, chunk_bytes: int = 64 << 20) -> Iterator[bytes]:
+    """The bytes of a jsonl file ``f`` (each hashed into ``digest``) as blocks of whole lines; a line
+    longer than ``max_row_bytes`` is cut to ``max_row_bytes + 1`` bytes, enough for the reader to
+    quarantine it as ``row-too-large``, so one huge line costs the bound, not its size."""
+    carry = b""  # the start of a line whose end is not read yet (at most max_row_bytes + 1 bytes)
+    cutting = False  # carry is a cut line: its bytes up to its newline are skipped
+    while True:
+        block = f.read(chunk_bytes)
+        digest.update(block)
+        if not block:
+            if carry:
+                yield carry
+            return
+        if cutting:
+            nl = block.find(b"\n")
+            if nl < 0:
+                continue
+            block, cutting = block[nl:], False
+        data = carry + block if carry else block
+        end = data.rfind(b"\n") + 1
+        whole, carry = data[:end], data[end:]
+        if len(carry) > max_row_bytes:
+            carry, cutting = carry[: max_row_bytes + 1], True
+        if len(whole) > max_row_bytes and max(map(len, whole.split(b"\n"))) > max_row_bytes:
+            whole = b"\n".join(line[: max_row_bytes + 1] for line in whole.split(b"\n"))
+        if whole:
+            yield whole
+
+
+def open_source(path: str | Path, split: str | None = None, known_sha256: str | None = None,
+                max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Source:
+    """Read the input's bytes and hash them (raises ``DataError`` when it cannot be read, or is not a
+    regular file). A jsonl line over ``max_row_bytes`` is kept cut (``bounded_blocks``): pass the
+    bound ``parse_source`` will use.
 
     With ``known_sha256`` (the caller vouches for the content, e.g. from a stat memo) nothing is read
     until ``Source.payload`` is needed."""
@@ -663,18 +710,28 @@ def open_source(path: str | Path, split: str | None = None, known_sha256: str | 
     if not p.exists():
         raise DataError(f"no such file or folder: {p}")
     fmt = data_format(p)
+    if fmt != "hf":
+        check_regular(p)
     if known_sha256 is not None:
-        return Source(p, fmt, known_sha256, None, split)
+        return Source(p, fmt, known_sha256, None, split, max_row_bytes)
     try:
         if fmt == "hf":
             files = _hf_files(p, split)
             digest = hashlib.sha256()
             payload = []
             for f in files:
+                check_regular(f)
                 b = f.read_bytes()
                 digest.update(f.name.encode() + b"\0" + hashlib.sha256(b).digest())
                 payload.append((str(f), b))
             return Source(p, fmt, digest.hexdigest(), payload, split)
+        if fmt == "jsonl":
+            digest = hashlib.sha256()
+            with open(p, "rb") as f:
+                blocks = list(bounded_blocks(f, max_row_bytes, digest))
+            b = blocks[0] if len(blocks) == 1 else b"".join(blocks)
+            del blocks
+            return Source(p, fmt, digest.hexdigest(), b, split, max_row_bytes)
         b = p.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read {p}: {e.strerror or e}") from e
@@ -735,7 +792,7 @@ def read_data(
 
     Raises ``DataError`` (a ``ValueError``) only when the input cannot be read as a whole.
     """
-    return parse_source(open_source(path, split), required, max_row_bytes)
+    return parse_source(open_source(path, split, max_row_bytes=max_row_bytes), required, max_row_bytes)
 
 
 def loaded_from_frame(df: pl.DataFrame, required: Iterable[str] | Mapping[str, Type | str] | None = None, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Loaded:
@@ -766,6 +823,8 @@ def peek_columns(path: str | Path, n: int = 1000) -> dict[str, Type]:
     Raises ``DataError`` when the input cannot be read."""
     p = Path(path)
     fmt = data_format(p)
+    if fmt != "hf":
+        check_regular(p)
     try:
         if fmt == "parquet":
             schema = pl.read_parquet_schema(p)

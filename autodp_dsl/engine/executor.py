@@ -29,6 +29,7 @@ from ..io import (
     data_format,
     loaded_from_frame,
     open_source,
+    check_regular,
     parse_source,
     source_stat,
     unescape_column,
@@ -282,7 +283,8 @@ class Executor:
         if isinstance(data, pl.DataFrame):
             return loaded_from_frame(data, req, self.max_row_bytes)
         if self.store is None or data_format(data) not in ("jsonl", "json") or not self.policy.inputs:
-            return parse_source(open_source(data), req, self.max_row_bytes)
+            return parse_source(open_source(data, max_row_bytes=self.max_row_bytes), req, self.max_row_bytes)
+        check_regular(data)  # before the stat memo reads it: a device never ends
         # a file whose path, size, mtime and inode are unchanged and whose bytes still have the xxh3
         # recorded last time has the sha256 recorded then (xxh3 is 15x cheaper; checking it catches
         # an edit in place with the mtime restored)
@@ -291,7 +293,7 @@ class Executor:
         known = None
         if memo is not None and isinstance(memo.get("sha256"), str) and isinstance(memo.get("xxh3"), str) and memo["xxh3"] == _file_digest(data):
             known = memo["sha256"]
-        src = open_source(data, known_sha256=known)
+        src = open_source(data, known_sha256=known, max_row_bytes=self.max_row_bytes)
         if known is None and self.policy.write and store_input:
             self.store.memo_put(stat_key_, {"sha256": src.content_sha256, "xxh3": digest(src.payload)})
         fp = src.fingerprint(req, self.max_row_bytes)
