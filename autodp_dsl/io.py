@@ -5,7 +5,8 @@
 importing ``datasets``). Every input record gets a stable row id (``__rid``, UInt64): its 0-based
 record index in the input (blank lines of a jsonl file are not records). A record that cannot be
 used -- bad JSON, invalid UTF-8, not an object, a required field missing or null or of the wrong
-type, a line over the size limit, a string holding a lone surrogate escape (``"\\udc00"``: not
+type, a line over the size limit, an object with a key twice (``duplicate-key``: JSON readers
+silently keep one value), a string holding a lone surrogate escape (``"\\udc00"``: not
 encodable as UTF-8), whatever column it is in -- is *quarantined* with its id, line number, reason and
 a raw excerpt instead of failing the run or vanishing, so ``rows in = kept + dropped + quarantined``.
 
@@ -68,7 +69,7 @@ __all__ = [
     "unescape_column",
 ]
 
-READER_VERSION = 2
+READER_VERSION = 3  # 3: duplicate keys are quarantined (cached reads of version 2 collapsed them)
 DEFAULT_MAX_ROW_BYTES = 8 * 1024 * 1024
 EXCERPT_CHARS = 200
 QUARANTINE_SCHEMA = {"rid": pl.UInt64, "line": pl.Int64, "reason": pl.String, "detail": pl.String, "raw": pl.String}
@@ -378,16 +379,60 @@ def _read_unchanged(lines: pl.DataFrame, df: pl.DataFrame) -> bool:
     pass whatever the number of columns (``bench/bench_reader_checks.py``)."""
     if df.width == 0:
         return True
-    tokens = ('"', r"\.", "true|false")
+    tokens = ('"', r"\.", "true|false", "null")  # null: a key added as null must not hide a duplicate key's quotes
     encoded = df.select(pl.struct(pl.all()).struct.json_encode().alias("line"))
     counts = [frame.select([pl.col("line").str.count_matches(t).alias(str(i)) for i, t in enumerate(tokens)]) for frame in (lines, encoded)]
     return counts[0].equals(counts[1])
+
+
+class _Duplicated(dict):
+    """An object that had a key more than once: ``json.loads`` would keep the last value without a word."""
+
+    __slots__ = ("duplicate",)
+
+
+def _object_hook(seen: list[str]):
+    """A ``json.loads`` ``object_pairs_hook`` that notes (in ``seen``) and marks each object with a
+    duplicate key, at any depth: such a record is quarantined as ``duplicate-key``, not collapsed."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict:
+        d = dict(pairs)
+        if len(d) == len(pairs):
+            return d
+        keys: set[str] = set()
+        dup = next(k for k, _ in pairs if k in keys or keys.add(k))
+        seen.append(dup)
+        marked = _Duplicated(d)
+        marked.duplicate = dup
+        return marked
+
+    return hook
+
+
+def _duplicate_key(obj: Any) -> str | None:
+    """The first duplicated key inside ``obj`` (parsed with ``_object_hook``), iteratively."""
+    todo = [obj]
+    while todo:
+        o = todo.pop()
+        if isinstance(o, _Duplicated):
+            return o.duplicate
+        if isinstance(o, dict):
+            todo.extend(o.values())
+        elif isinstance(o, list):
+            todo.extend(o)
+    return None
+
+
+def _duplicate_detail(key: str) -> str:
+    return f"key {key!r} appears more than once in one object (JSON readers would keep only one value)"
 
 
 def _jsonl_slow(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[list[int], list[dict], list[tuple]]:
     rids: list[int] = []
     records: list[dict] = []
     quarantine: list[tuple] = []
+    duplicates: list[str] = []
+    hook = _object_hook(duplicates)
     rid = 0
     for lineno, raw in enumerate(b.split(b"\n"), 1):
         if raw.endswith(b"\r"):
@@ -405,9 +450,13 @@ def _jsonl_slow(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tupl
             quarantine.append((this, lineno, "invalid-utf8", f"invalid UTF-8 at byte {e.start}", _excerpt(raw)))
             continue
         try:
-            obj = json.loads(text, parse_constant=_reject_constant)
+            obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=hook)
         except ValueError as e:
             quarantine.append((this, lineno, "invalid-json", str(e)[:200], _excerpt(text)))
+            continue
+        if duplicates:
+            quarantine.append((this, lineno, "duplicate-key", _duplicate_detail(duplicates[0]), _excerpt(text)))
+            duplicates.clear()
             continue
         problem = _check_record(obj, required)
         if problem:
@@ -494,10 +543,13 @@ def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) ->
         b = b[3:]
     head = b.lstrip()[:1]
     if head == b"[" or head == b"{":
+        duplicates: list[str] = []
         try:
-            doc = json.loads(b.decode("utf-8"), parse_constant=_reject_constant)
+            doc = json.loads(b.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_object_hook(duplicates))
         except (UnicodeDecodeError, ValueError):
             doc = None
+        if isinstance(doc, _Duplicated):  # the wrapper object itself: which list holds the records is ambiguous
+            raise DataError(f"not a usable JSON document: {_duplicate_detail(doc.duplicate)}")
         if isinstance(doc, dict):  # {"data": [...]} style: the one list of records
             lists = [v for v in doc.values() if isinstance(v, list)]
             doc = lists[0] if len(doc) == 1 and len(lists) == 1 else None
@@ -508,7 +560,9 @@ def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) ->
             surrogates = _SURROGATE_ESCAPE.search(b) is not None
             for i, obj in enumerate(doc):
                 raw = None
-                problem = _check_record(obj, required) or (_surrogate_problem(obj) if surrogates else None)
+                dup = _duplicate_key(obj) if duplicates else None
+                problem = ("duplicate-key", _duplicate_detail(dup)) if dup is not None else None
+                problem = problem or _check_record(obj, required) or (_surrogate_problem(obj) if surrogates else None)
                 if problem is None:
                     raw = json.dumps(obj, ensure_ascii=False)
                     if len(raw.encode("utf-8")) > max_row_bytes:

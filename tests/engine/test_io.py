@@ -161,3 +161,18 @@ def test_bounded_blocks_cut_only_the_lines_over_the_bound(chunk):
     out = b"".join(bounded_blocks(_io.BytesIO(raw), 12, digest, chunk_bytes=chunk))
     assert out == b"\n".join(line[:13] for line in raw.split(b"\n"))
     assert digest.hexdigest() == hashlib.sha256(raw).hexdigest()
+
+
+def test_a_duplicate_key_is_quarantined_in_jsonl_and_json(tmp_path):
+    """A record with a key twice (json.loads keeps the last value, Polars the first) is quarantined as
+    duplicate-key, at any depth, also where the fast path's quote count would balance (another row
+    adds a key as null to the duplicated row)."""
+    from autodp_dsl.io import read_data
+
+    lines = '{"instruction": "q", "output": "a", "x": 1, "x": 2}\n{"instruction": "q", "output": "b", "b": 3}\n'
+    (tmp_path / "d.jsonl").write_text(lines)
+    (tmp_path / "d.json").write_text('[{"instruction": "q", "output": "a", "m": {"y": 1, "y": 2}}, {"instruction": "q", "output": "b"}]')
+    for name, key in (("d.jsonl", "x"), ("d.json", "y")):
+        loaded = read_data(tmp_path / name)
+        assert loaded.frame.height == 1 and loaded.quarantine["reason"].to_list() == ["duplicate-key"], name
+        assert repr(key) in loaded.quarantine["detail"][0]
