@@ -723,14 +723,27 @@ def check_regular(path: str | Path) -> None:
         raise DataError(f"cannot read {path}: not a regular file (a device, a fifo or a socket); save the data to a file first")
 
 
+def _may_have_long_line(data: bytes, limit: int) -> bool:
+    """False when no line of ``data`` can be longer than ``limit``: a line of 2h bytes or more (h =
+    limit // 2) covers a whole h-aligned window, so each window holding a newline rules it out --
+    a few ``find`` calls per block instead of splitting it into lines."""
+    h = max(limit // 2, 1)
+    return any(data.find(b"\n", i, i + h) < 0 for i in range(0, len(data) - h + 1, h))
+
+
 def bounded_blocks(f, max_row_bytes: int, digest, chunk_bytes: int = 64 << 20) -> Iterator[bytes]:
     """The bytes of a jsonl file ``f`` (each hashed into ``digest``) as blocks of whole lines; a line
     longer than ``max_row_bytes`` is cut to ``max_row_bytes + 1`` bytes, enough for the reader to
     quarantine it as ``row-too-large``, so one huge line costs the bound, not its size."""
     carry = b""  # the start of a line whose end is not read yet (at most max_row_bytes + 1 bytes)
     cutting = False  # carry is a cut line: its bytes up to its newline are skipped
+    try:  # read no more than the file holds: read(n) allocates n bytes first (64 MiB: +13 ms)
+        left = os.fstat(f.fileno()).st_size + 1
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        left = chunk_bytes
     while True:
-        block = f.read(chunk_bytes)
+        block = f.read(max(min(chunk_bytes, left), 1 << 16))
+        left -= len(block)
         digest.update(block)
         if not block:
             if carry:
@@ -746,7 +759,7 @@ def bounded_blocks(f, max_row_bytes: int, digest, chunk_bytes: int = 64 << 20) -
         whole, carry = data[:end], data[end:]
         if len(carry) > max_row_bytes:
             carry, cutting = carry[: max_row_bytes + 1], True
-        if len(whole) > max_row_bytes and max(map(len, whole.split(b"\n"))) > max_row_bytes:
+        if _may_have_long_line(whole, max_row_bytes) and max(map(len, whole.split(b"\n"))) > max_row_bytes:
             whole = b"\n".join(line[: max_row_bytes + 1] for line in whole.split(b"\n"))
         if whole:
             yield whole
