@@ -742,7 +742,7 @@ def bounded_blocks(f, max_row_bytes: int, digest, chunk_bytes: int = 64 << 20) -
     except (AttributeError, OSError, io.UnsupportedOperation):
         left = chunk_bytes
     while True:
-        block = f.read(max(min(chunk_bytes, left), 1 << 16))
+        block = f.read(min(chunk_bytes, left) if left > 0 else chunk_bytes)  # left <= 0: the file grew
         left -= len(block)
         digest.update(block)
         if not block:
