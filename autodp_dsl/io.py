@@ -442,7 +442,9 @@ def _jsonl_slow(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tupl
         this = rid
         rid += 1
         if len(raw) > max_row_bytes:
-            quarantine.append((this, lineno, "row-too-large", f"{len(raw)} bytes > limit {max_row_bytes}", _excerpt(raw)))
+            # a line of max_row_bytes + 1 may have been cut there while reading (bounded_blocks)
+            size = f"more than {max_row_bytes}" if len(raw) == max_row_bytes + 1 else str(len(raw))
+            quarantine.append((this, lineno, "row-too-large", f"{size} bytes > limit {max_row_bytes}", _excerpt(raw)))
             continue
         try:
             text = raw.decode("utf-8")
