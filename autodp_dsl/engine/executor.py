@@ -26,10 +26,10 @@ from ..checksum import digest, file_digest
 from ..io import (
     DEFAULT_MAX_ROW_BYTES,
     Loaded,
+    check_regular,
     data_format,
     loaded_from_frame,
     open_source,
-    check_regular,
     parse_source,
     source_stat,
     unescape_column,

@@ -31,8 +31,6 @@ import polars as pl
 from .. import ir
 from ..atomic import commit
 from ..io import (
-    bounded_blocks,
-    check_regular,
     QUARANTINE_SCHEMA,
     READER_VERSION,
     DataError,
@@ -40,6 +38,8 @@ from ..io import (
     NoUsableRows,
     _first_line,
     _read_jsonl_bytes,
+    bounded_blocks,
+    check_regular,
     columnar_input,
     data_format,
     normalise_required,
