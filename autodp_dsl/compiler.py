@@ -7,6 +7,9 @@ output.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from .document import DEFAULT_LIMITS, Limits, load_document, position
 from .optimizer import canonicalize, optimize
 from .types import Type
 
-__all__ = ["CompileResult", "compile_text", "compile_file", "read_source", "lint_text", "json_schema"]
+__all__ = ["CompileResult", "compile_text", "compile_file", "read_source", "read_bounded", "lint_text", "json_schema"]
 
 
 @dataclass(slots=True)
@@ -67,15 +70,29 @@ def compile_text(
     return CompileResult(out, diags, text, checked)
 
 
-def read_source(path: str | Path) -> tuple[str | None, list[Diagnostic]]:
+def read_bounded(path: str | Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of a regular file: a document's size bound is checked while
+    reading, so a multi-GiB file (or a link to ``/dev/zero``) costs ``limit`` bytes, not the
+    machine's memory. A device, a fifo or a socket is refused (``OSError``, "not a regular file")."""
+    with Path(path).open("rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return f.read(limit + 1)
+
+
+def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> tuple[str | None, list[Diagnostic]]:
     """The text of a .dp file, or None and the diagnostic that says why not: a file-level one
-    (no line) when it cannot be read, the true line and column of the first byte that is not UTF-8."""
+    (no line) when it cannot be read or is over the document bound, the true line and column of the
+    first byte that is not UTF-8."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        raw = read_bounded(p, limits.document_bytes)
     except OSError as e:
         why = "it is a folder" if p.is_dir() else (e.strerror or str(e)).lower()
         return None, [Diagnostic("unreadable-file", f"cannot read {p}: {why}", None, None, file=str(p))]
+    if len(raw) > limits.document_bytes:
+        return None, [Diagnostic("limit-exceeded", f"the file is more than the {limits.document_bytes} bytes a document may have", None, None,
+                                 file=str(p), hints=["a strategy is a short list of steps; split the file"])]
     try:
         return raw.decode("utf-8"), []
     except UnicodeDecodeError as e:
@@ -88,7 +105,7 @@ def read_source(path: str | Path) -> tuple[str | None, list[Diagnostic]]:
 
 def compile_file(path: str | Path, columns: dict[str, Type] | None = None, reg: Registry | None = None, level: str = "canonical",
                  limits: Limits = DEFAULT_LIMITS) -> CompileResult:
-    text, diags = read_source(path)
+    text, diags = read_source(path, limits)
     if text is None:
         return CompileResult(None, diags)
     return compile_text(text, str(path), columns, reg, level, limits)

@@ -39,11 +39,16 @@ DEFAULT_CACHE = Path(".autodp") / "eval-cache"
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The cache directory: the argument, else ``$AUTODP_CACHE_DIR``, else ``./.autodp/eval-cache``."""
+    """The cache directory: the argument, else ``$AUTODP_CACHE_DIR/eval``, else ``./.autodp/eval-cache``.
+
+    ``$AUTODP_CACHE_DIR`` is the root every part of autodp shares (the run cache keeps its FORMAT,
+    objects/ and memo/ right in it and refuses a root holding folders it does not know), so the
+    evaluator keeps to its own subfolder of it. Entries an older version wrote at the root itself
+    (answers/, arms/, ...) are not read: they are recomputed once, and those folders may be removed."""
     if cache_dir is not None:
         path = Path(cache_dir)
     elif os.environ.get(CACHE_ENV):
-        path = Path(os.environ[CACHE_ENV])
+        path = Path(os.environ[CACHE_ENV]) / "eval"
     else:
         path = Path.cwd() / DEFAULT_CACHE
     path = path.expanduser().absolute()

@@ -46,7 +46,7 @@ EPILOG = """examples:
   autodp eval --calibrate raw.jsonl --replicates 3        # what can these settings detect on this data?
 
 Without --heldout, --heldout-n questions are split off the baseline with a fixed seed (reported).
-Results, trained arms and answers are memoised in the cache directory (--cache-dir, $AUTODP_CACHE_DIR,
+Results, trained arms and answers are memoised in the cache directory (--cache-dir, $AUTODP_CACHE_DIR/eval,
 default ./.autodp/eval-cache)."""
 
 

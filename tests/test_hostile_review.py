@@ -205,10 +205,13 @@ def test_the_evaluator_and_the_run_cache_can_share_the_default_cache_folder(work
 
 
 def test_fmt_check_on_an_unreadable_file_exits_with_the_documented_code(work):
-    """docs/cli.md: ``fmt`` exits 1 when "a file cannot be read" and 2 when "a file cannot be
-    parsed". ``autodp fmt --check missing.dp`` exits 2 (docs/language.md says 2: the two pages
-    disagree). One of them is wrong; this test holds the code to the CLI's table."""
-    assert main(["fmt", "--check", "missing.dp"]) == 1
+    """docs/cli.md said ``fmt`` exits 1 when "a file cannot be read" while docs/language.md and the
+    code said 2. ``fmt --check`` keeps 1 for "needs formatting", so a file it could not check at
+    all (missing, unreadable) is 2 -- the code and both pages now agree on that."""
+    assert main(["fmt", "--check", "missing.dp"]) == 2
+    cli = (ROOT / "docs" / "cli.md").read_text()
+    row = next(line for line in cli.splitlines() if line.startswith("| `fmt` |"))
+    assert "cannot be read" in row.split("|")[3] and "cannot be read" not in row.split("|")[2], row
 
 
 @pytest.mark.parametrize("argv", [

@@ -9,10 +9,12 @@ __all__ = ["register", "run"]
 
 
 def register(sub) -> None:
+    from .run import size_option
+
     p = sub.add_parser("cache", help="inspect and maintain the result cache")
     p.add_argument("action", choices=("ls", "stats", "verify", "gc", "clear"))
     p.add_argument("--cache", metavar="DIR", default=None, help="cache folder (default: $AUTODP_CACHE_DIR or ~/.cache/autodp)")
-    p.add_argument("--max-size", default=None, metavar="SIZE", help="gc: evict least recently used entries above this size")
+    p.add_argument("--max-size", type=size_option, default=None, metavar="SIZE", help="gc: evict least recently used entries above this size")
     p.add_argument("--fix", action="store_true", help="verify: remove damaged entries")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=run)
@@ -21,11 +23,14 @@ def register(sub) -> None:
 def run(args) -> int:
     """Open the cache (a folder autodp did not create is refused, nothing in it touched) and act;
     a file system error (a read-only cache, say) is one line, not a traceback."""
-    from ..engine import DEFAULT_MAX_BYTES, CacheStore, default_cache_dir, parse_size
+    from ..engine import DEFAULT_MAX_BYTES, CacheStore, NoCache, default_cache_dir
 
     root = args.cache or default_cache_dir()
-    try:
-        store = CacheStore(root, parse_size(args.max_size) if args.max_size else DEFAULT_MAX_BYTES)
+    try:  # inspection and maintenance never make a cache (a mistyped --cache, a user's empty folder)
+        store = CacheStore(root, args.max_size if args.max_size is not None else DEFAULT_MAX_BYTES, create=False)
+    except NoCache as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as e:
         print(f"error: cannot open cache {root}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
         return 1
@@ -87,9 +92,7 @@ def _act(args, store) -> int:
             print(f"{rep.ok} entries ok, {len(rep.corrupt)} damaged, {len(rep.orphans)} orphan data files, {len(rep.temporary)} temporary files")
         return 1 if rep.corrupt and not args.fix else _foreign(store, rep.foreign)
     if args.action == "gc":
-        from ..engine import parse_size
-
-        rep = store.gc(parse_size(args.max_size) if args.max_size else None)
+        rep = store.gc(args.max_size)
         msg = {"evicted": rep.evicted, "evicted_bytes": rep.evicted_bytes, "damaged_removed": rep.corrupt_removed, "orphans_removed": rep.orphans_removed, "temporary_removed": rep.temporary_removed}
         print(json.dumps(msg, indent=2) if as_json else f"evicted {rep.evicted} entries ({human_bytes(rep.evicted_bytes)}), removed {rep.corrupt_removed} damaged, {rep.orphans_removed} orphans, {rep.temporary_removed} temporary files")
         return _foreign(store, rep.foreign)

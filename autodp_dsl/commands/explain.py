@@ -20,6 +20,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..engine import Executor, NoCache, Policy
     from ..engine.render import StrategyError, explain_tree, load_strategy
     from ..io import DataError
     from .run import _executor, data_columns
@@ -35,7 +36,13 @@ def run(args) -> int:
         return 1
     try:
         args.max_row_bytes = None
-        ex = _executor(args)
+        try:  # explain only reads the cache: it never makes one
+            ex = _executor(args, create_cache=False)
+        except NoCache as e:
+            if args.cache:  # a --cache that names no cache is a mistyped path
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+            ex = Executor(policy=Policy())  # no default cache yet: nothing is cached, the policy is the run's
         expl = ex.explain(strategies, args.data)
     except (DataError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

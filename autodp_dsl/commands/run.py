@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ def register(sub) -> None:
         help="overwrite existing files that are not earlier autodp outputs (never a folder autodp did not write, never an input)",
     )
     _cache_args(p)
-    p.add_argument("--max-row-bytes", type=int, default=None, metavar="N", help="rows larger than this are quarantined (default 8 MiB)")
+    p.add_argument("--max-row-bytes", type=positive_int, default=None, metavar="N", help="rows larger than this are quarantined (default 8 MiB)")
     p.add_argument("--split", default=None, help="split of a datasets folder (default: train)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
@@ -40,21 +41,42 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def size_option(text: str) -> int:
+    """An argparse type: a size out of its domain is a usage error naming the option (exit 2)."""
+    from ..engine import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--max-row-bytes 0`` would quarantine every row)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _cache_args(p) -> None:
     p.add_argument("--cache", metavar="DIR", default=None, help="cache folder (default: $AUTODP_CACHE_DIR or ~/.cache/autodp)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    p.add_argument("--cache-max-size", default=None, metavar="SIZE", help="evict least recently used entries above this (default 2GiB)")
+    p.add_argument("--cache-max-size", type=size_option, default=None, metavar="SIZE", help="evict least recently used entries above this (default 2GiB)")
 
 
-def _executor(args, progress=None):
-    from ..engine import DEFAULT_MAX_BYTES, Executor, Policy, default_cache_dir, parse_size
+def _executor(args, progress=None, create_cache=True):
+    from ..engine import DEFAULT_MAX_BYTES, Executor, Policy, default_cache_dir
 
-    cap = parse_size(args.cache_max_size) if getattr(args, "cache_max_size", None) else DEFAULT_MAX_BYTES
+    cap = args.cache_max_size if getattr(args, "cache_max_size", None) is not None else DEFAULT_MAX_BYTES
     cache_dir = None if args.no_cache else (args.cache or default_cache_dir())
     kw = {}
     if getattr(args, "max_row_bytes", None):
         kw["max_row_bytes"] = args.max_row_bytes
-    return Executor(cache_dir=cache_dir, policy=Policy() if cache_dir else Policy.none(), cache_max_bytes=cap, progress=progress, **kw)
+    return Executor(cache_dir=cache_dir, policy=Policy() if cache_dir else Policy.none(), cache_max_bytes=cap, progress=progress, create_cache=create_cache, **kw)
 
 
 def _err(msg: str) -> int:

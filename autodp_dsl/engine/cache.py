@@ -47,6 +47,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import stat
@@ -63,7 +64,7 @@ import polars as pl
 from ..checksum import digest
 from ..paths import cache_root
 
-__all__ = ["CacheStore", "NotACache", "Entry", "EntryInfo", "VerifyReport", "GcReport", "DEFAULT_MAX_BYTES", "default_cache_dir", "parse_size"]
+__all__ = ["CacheStore", "NotACache", "NoCache", "Entry", "EntryInfo", "VerifyReport", "GcReport", "DEFAULT_MAX_BYTES", "default_cache_dir", "parse_size"]
 
 FORMAT = "autodp-cache 2"
 _FORMAT_1 = "autodp-cache 1"  # the previous version: sha256 checksums, world-readable files
@@ -77,8 +78,9 @@ _DATA_NAME = re.compile(r"([0-9a-f]{64})\.[0-9a-f]{16}\.(?:parquet|arrow)")
 _TMP_NAME = re.compile(r"[^/]+\.[0-9]+\.[0-9a-f]{8}\.tmp")
 _OWN = frozenset({"FORMAT", "lock", "tmp", "memo", "objects"})
 # what other parts of autodp keep in the same folder (``paths.cache_root``): the operator manifest,
-# the model memo and downloaded models; a folder holding only these may become a cache
-_NEIGHBOURS = frozenset({"ops", "model-memo", "models"})
+# the model memo, downloaded models and the evaluator's memo (autodp_eval's ``eval/``); a folder
+# holding only these may become a cache
+_NEIGHBOURS = frozenset({"ops", "model-memo", "models", "eval"})
 _FILE_MODE, _DIR_MODE = 0o600, 0o700
 
 
@@ -86,20 +88,38 @@ class NotACache(ValueError):
     """The folder is not an autodp cache (or not one this version can use): nothing in it is touched."""
 
 
+class NoCache(NotACache):
+    """Opened with ``create=False`` (to inspect, not to store): there is no cache at the path, and
+    none is made there -- a mistyped path or a user's empty folder stays as it was."""
+
+
 def default_cache_dir() -> Path:
     return cache_root()
 
 
 def parse_size(text: str | int) -> int:
-    """``2GiB``, ``500MB``, ``1e9``, ``123`` -> bytes."""
+    """``2GiB``, ``500MB``, ``1e9``, ``123`` -> bytes; ``ValueError`` (saying why) for anything that
+    is not a finite size of zero or more bytes (``abc``, ``-5``, ``1e400``, ``nan``)."""
     if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"a size cannot be negative, got {text}")
         return text
     t = text.strip().lower().replace(" ", "")
     units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4, "k": 1024, "m": 1024**2, "g": 1024**3, "b": 1}
-    for u, mult in sorted(units.items(), key=lambda kv: -len(kv[0])):
+    number, mult = t, 1
+    for u, m in sorted(units.items(), key=lambda kv: -len(kv[0])):
         if t.endswith(u):
-            return int(float(t[: -len(u)]) * mult)
-    return int(float(t))
+            number, mult = t[: -len(u)], m
+            break
+    try:
+        value = float(number) * mult
+    except ValueError:
+        raise ValueError(f"expected a size such as 500MB or 2GiB, got {text!r}") from None
+    if not math.isfinite(value) or value > 2**63:
+        raise ValueError(f"expected a finite size, got {text!r}")
+    if value < 0:
+        raise ValueError(f"a size cannot be negative, got {text!r}")
+    return int(value)
 
 
 def _crash_point(name: str) -> None:
@@ -182,9 +202,11 @@ class GcReport:
 
 class CacheStore:
     """The cache in folder ``root`` (created, initialised or migrated here; ``NotACache`` when the
-    folder is something else). ``warn`` receives one-line warnings (default: stderr)."""
+    folder is something else). ``warn`` receives one-line warnings (default: stderr).
+    ``create=False`` (inspection and maintenance): a missing folder, or one without a cache's FORMAT
+    file, is ``NoCache`` and left untouched -- only what stores results creates a cache."""
 
-    def __init__(self, root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, *, warn: Callable[[str], None] | None = None):
+    def __init__(self, root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, *, warn: Callable[[str], None] | None = None, create: bool = True):
         self.root = Path(root).expanduser().absolute()
         self.max_bytes = int(max_bytes)
         self.objects = self.root / "objects"
@@ -192,6 +214,7 @@ class CacheStore:
         self.memo = self.root / "memo"
         self.warn = warn or warn_stderr
         self.broken: str | None = None  # why a run stopped using the cache (see ``_give_up``)
+        self._create = create
         self._open()
 
     # ------------------------------------------------------------ opening
@@ -200,12 +223,16 @@ class CacheStore:
         try:
             st = os.stat(self.root)  # the root itself may be a link the user made; nothing inside may
         except FileNotFoundError:
+            if not self._create:
+                raise NoCache(f"no cache at {self.root}") from None
             os.makedirs(self.root, mode=_DIR_MODE)
             self._initialise()
             return
         if not stat.S_ISDIR(st.st_mode):
             raise NotACache(f"{self.root} is not a folder")
         marker = self._marker()
+        if marker is None and not self._create:
+            raise NoCache(f"no cache at {self.root}")
         if marker == FORMAT:
             for d in (self.objects, self.tmp, self.memo):
                 if os.path.lexists(d) and not _real_dir(d):

@@ -26,6 +26,7 @@ from ..checksum import digest, file_digest
 from ..io import (
     DEFAULT_MAX_ROW_BYTES,
     Loaded,
+    check_regular,
     data_format,
     loaded_from_frame,
     open_source,
@@ -37,7 +38,7 @@ from ..lower import Context, lower_step
 from ..ops import KEEP, REASON, ROW_ID, Registry, registry
 from ..plan_keys import stable_hash, stat_column_name
 from ..types import ANY, Type
-from .cache import DEFAULT_MAX_BYTES, CacheStore, NotACache, warn_stderr
+from .cache import DEFAULT_MAX_BYTES, CacheStore, NoCache, NotACache, warn_stderr
 from .keys import canonical_expr, canonical_order, free_columns, node_key, root_key, stat_key, step_payload
 from .policy import NodeFacts, Policy
 from .report import DROPPED_SCHEMA, Accounting, ExplainNode, Explanation, RunResult, StatRecord, StepReport
@@ -246,7 +247,10 @@ class Executor:
         cache_max_bytes: int = DEFAULT_MAX_BYTES,
         max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
         progress: Progress | None = None,
+        create_cache: bool = True,
     ):
+        """``create_cache=False`` (``explain``, which only reads the cache): no cache is made at
+        ``cache_dir``; ``NoCache`` is raised when there is none, for the caller to decide."""
         from ..ops import registry as default_registry
 
         self.registry = registry or default_registry()
@@ -255,7 +259,9 @@ class Executor:
         self.store: CacheStore | None = None
         if cache_dir is not None:
             try:
-                self.store = CacheStore(cache_dir, cache_max_bytes)
+                self.store = CacheStore(cache_dir, cache_max_bytes, create=create_cache)
+            except NoCache:
+                raise
             except (OSError, NotACache) as e:  # a cache problem costs the run its speed-up, not its result
                 warn_stderr(f"cannot use the cache {cache_dir}: {getattr(e, 'strerror', None) or e}; going on without it")
         self.max_row_bytes = max_row_bytes
@@ -277,7 +283,8 @@ class Executor:
         if isinstance(data, pl.DataFrame):
             return loaded_from_frame(data, req, self.max_row_bytes)
         if self.store is None or data_format(data) not in ("jsonl", "json") or not self.policy.inputs:
-            return parse_source(open_source(data), req, self.max_row_bytes)
+            return parse_source(open_source(data, max_row_bytes=self.max_row_bytes), req, self.max_row_bytes)
+        check_regular(data)  # before the stat memo reads it: a device never ends
         # a file whose path, size, mtime and inode are unchanged and whose bytes still have the xxh3
         # recorded last time has the sha256 recorded then (xxh3 is 15x cheaper; checking it catches
         # an edit in place with the mtime restored)
@@ -286,7 +293,7 @@ class Executor:
         known = None
         if memo is not None and isinstance(memo.get("sha256"), str) and isinstance(memo.get("xxh3"), str) and memo["xxh3"] == _file_digest(data):
             known = memo["sha256"]
-        src = open_source(data, known_sha256=known)
+        src = open_source(data, known_sha256=known, max_row_bytes=self.max_row_bytes)
         if known is None and self.policy.write and store_input:
             self.store.memo_put(stat_key_, {"sha256": src.content_sha256, "xxh3": digest(src.payload)})
         fp = src.fingerprint(req, self.max_row_bytes)

@@ -22,13 +22,24 @@ def load_strategy(path: str | Path, columns=None, warn=None) -> ir.Strategy:
     """A ``.dp`` file (compiled against ``columns``), or IR JSON (``Strategy.to_json``).
     ``warn``: called with the rendered warnings of a strategy that compiles (a look-alike column
     name must not pass silently)."""
+    from ..compiler import read_bounded
+    from ..document import DEFAULT_LIMITS
+
     p = Path(path)
     if p.suffix.lower() == ".json":
+        limit = DEFAULT_LIMITS.document_bytes
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-            return ir.Strategy.from_json(data)
-        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: nested too deep
-            raise StrategyError(f"{p}: not a strategy IR file ({type(e).__name__ if isinstance(e, RecursionError) else e})") from e
+            raw = read_bounded(p, limit)
+            if len(raw) > limit:
+                raise ValueError(f"the file is more than the {limit} bytes a document may have")
+            strategy = ir.Strategy.from_json(json.loads(raw.decode("utf-8")))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:  # RecursionError: nested too deep
+            why = type(e).__name__ if isinstance(e, RecursionError) else (e.strerror or e) if isinstance(e, OSError) else e
+            raise StrategyError(f"{p}: not a strategy IR file ({why})") from e
+        problem = _over_bounds(strategy, DEFAULT_LIMITS)
+        if problem:
+            raise StrategyError(f"{p}: limit-exceeded: {problem}")
+        return strategy
     from ..compiler import compile_file
 
     r = compile_file(p, columns)
@@ -37,6 +48,40 @@ def load_strategy(path: str | Path, columns=None, warn=None) -> ir.Strategy:
     if warn is not None and r.diagnostics:
         warn(render_all(r.diagnostics, r.source))
     return r.strategy
+
+
+def _over_bounds(strategy: ir.Strategy, limits) -> str | None:
+    """The bounds of a .dp document (steps in all, ``where:`` nesting, expression depth) for a
+    strategy given as IR JSON, which skips the YAML layer that checks them; judged without recursion."""
+    steps = 0
+    todo: list[tuple[object, int]] = [(s, 0) for s in strategy.steps]
+    exprs: list[tuple[object, int]] = []
+    while todo:
+        step, depth = todo.pop()
+        steps += 1
+        if steps > limits.steps:
+            return f"more than {limits.steps} steps"
+        if isinstance(step, ir.Where):
+            if depth >= limits.where_depth:
+                return f"`where:` blocks nest more than {limits.where_depth} deep"
+            todo.extend((s, depth + 1) for s in step.steps)
+        exprs.extend((e, 1) for e in _step_exprs(step))
+    while exprs:
+        e, depth = exprs.pop()
+        if depth > limits.expr_depth:
+            return f"an expression nests more than {limits.expr_depth} deep"
+        children = {ir.ListLit: lambda x: x.items, ir.Call: lambda x: x.args, ir.BinOp: lambda x: (x.left, x.right),
+                    ir.UnOp: lambda x: (x.operand,)}.get(type(e), lambda x: ())(e)
+        exprs.extend((c, depth + 1) for c in children)
+    return None
+
+
+def _step_exprs(step) -> tuple:
+    if isinstance(step, ir.OpStep):
+        return step.args
+    if isinstance(step, ir.Filter | ir.Where):
+        return (step.predicate,)
+    return (step.value,)  # Assign
 
 
 def human_bytes(n: float | None) -> str:

@@ -38,6 +38,8 @@ from ..io import (
     NoUsableRows,
     _first_line,
     _read_jsonl_bytes,
+    bounded_blocks,
+    check_regular,
     columnar_input,
     data_format,
     normalise_required,
@@ -82,6 +84,7 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
     fmt = data_format(path)
     if fmt not in STREAM_FORMATS:
         raise DataError(f"streaming runs read {' or '.join(STREAM_FORMATS)} inputs, not {fmt}")
+    check_regular(path)  # a device (/dev/zero) never ends
     digest = hashlib.sha256()
     quarantine = []
     parts: list[Path] = []
@@ -109,19 +112,7 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
     else:
         rid_base = line_base = 0
         with open(path, "rb") as f:
-            rest = b""
-            while True:
-                block = f.read(chunk_bytes)
-                digest.update(block)
-                data = rest + block
-                if block:
-                    cut = data.rfind(b"\n") + 1
-                    if cut == 0:
-                        rest = data
-                        continue
-                    data, rest = data[:cut], data[cut:]
-                else:
-                    rest = b""
+            for data in bounded_blocks(f, max_row_bytes, digest, chunk_bytes):  # a huge line costs the bound
                 if data.strip():
                     frame, q, n, noted = _read_jsonl_bytes(data, req, max_row_bytes)
                     chunk_notes.append(noted)
@@ -134,8 +125,6 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
                     rid_base += n
                     total += n
                 line_base += data.count(b"\n")
-                if not block:
-                    break
     if len(chunk_notes) == 1:
         changes = chunk_notes[0]
     for noted in chunk_notes if len(chunk_notes) > 1 else []:

@@ -373,10 +373,10 @@ def test_unreadable_files_get_a_file_level_diagnostic(tmp_path, kind, monkeypatc
     if as_root:  # permissions are not enforced for root: the read fails as it would for anyone else
         import pathlib
 
-        def denied(self):
+        def denied(self, *args, **kwargs):
             raise PermissionError(13, "Permission denied", str(self))
 
-        monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
+        monkeypatch.setattr(pathlib.Path, "open", denied)
     (d,) = compile_file(f).diagnostics
     assert d.code == "unreadable-file" and d.line is None and d.column is None
     assert ":0" not in d.headline() and d.headline().startswith(f"{f}: error[unreadable-file]")

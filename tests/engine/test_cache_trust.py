@@ -373,7 +373,7 @@ def test_an_unchanged_input_keeps_its_sha256_without_hashing_it_again(files, mon
     first = Executor(tmp / "c", registry=REG).load(data, [s])
     vouched = []
     real = executor_mod.open_source
-    monkeypatch.setattr(executor_mod, "open_source", lambda p, known_sha256=None: vouched.append(known_sha256) or real(p, known_sha256=known_sha256))
+    monkeypatch.setattr(executor_mod, "open_source", lambda p, known_sha256=None, **kw: vouched.append(known_sha256) or real(p, known_sha256=known_sha256, **kw))
     again = Executor(tmp / "c", registry=REG).load(data, [s])
     assert vouched == [first.content_sha256]  # the memo, confirmed by the xxh3 of the bytes: no sha256 pass
     assert again.content_sha256 == first.content_sha256 and again.frame.equals(first.frame)

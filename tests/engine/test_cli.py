@@ -64,7 +64,10 @@ def test_explain_json_and_text(files, capsys):
     tmp, data, dp = files
     dp2 = tmp / "s2.dp"
     dp2.write_text(DP.replace("name: cli-test", "name: other").replace("chars(output) >= 12", "chars(output) >= 20"))
-    rc = main(["explain", str(dp), str(dp2), "--data", str(data), "--cache", str(tmp / "c"), "--format", "json"])
+    # explain only reads a cache: a --cache with none there is a mistyped path, and none is made
+    assert main(["explain", str(dp), "--cache", str(tmp / "c")]) == 1
+    assert "no cache at" in capsys.readouterr().err and not (tmp / "c").exists()
+    rc = main(["explain", str(dp), str(dp2), "--data", str(data), "--format", "json"])  # no default cache yet: nothing cached
     assert rc == 0
     e = json.loads(capsys.readouterr().out)
     assert set(e["strategies"]) == {"cli-test", "other"}

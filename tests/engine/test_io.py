@@ -145,3 +145,34 @@ def test_unreadable_inputs_raise_data_error(tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2")
     with pytest.raises(DataError):
         read_data(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64])
+def test_bounded_blocks_cut_only_the_lines_over_the_bound(chunk):
+    """Whole lines come out in order; a line over the bound keeps bound + 1 bytes (so the reader
+    quarantines it as row-too-large) whatever the chunk boundaries; the hash covers every byte."""
+    import hashlib
+    import io as _io
+
+    from autodp_dsl.io import bounded_blocks
+
+    raw = b'{"a":1}\n' + b"x" * 40 + b"\n\n" + b'{"b":2}\r\n' + b"y" * 13 + b"\n" + b"z" * 30
+    digest = hashlib.sha256()
+    out = b"".join(bounded_blocks(_io.BytesIO(raw), 12, digest, chunk_bytes=chunk))
+    assert out == b"\n".join(line[:13] for line in raw.split(b"\n"))
+    assert digest.hexdigest() == hashlib.sha256(raw).hexdigest()
+
+
+def test_a_duplicate_key_is_quarantined_in_jsonl_and_json(tmp_path):
+    """A record with a key twice (json.loads keeps the last value, Polars the first) is quarantined as
+    duplicate-key, at any depth, also where the fast path's quote count would balance (another row
+    adds a key as null to the duplicated row)."""
+    from autodp_dsl.io import read_data
+
+    lines = '{"instruction": "q", "output": "a", "x": 1, "x": 2}\n{"instruction": "q", "output": "b", "b": 3}\n'
+    (tmp_path / "d.jsonl").write_text(lines)
+    (tmp_path / "d.json").write_text('[{"instruction": "q", "output": "a", "m": {"y": 1, "y": 2}}, {"instruction": "q", "output": "b"}]')
+    for name, key in (("d.jsonl", "x"), ("d.json", "y")):
+        loaded = read_data(tmp_path / name)
+        assert loaded.frame.height == 1 and loaded.quarantine["reason"].to_list() == ["duplicate-key"], name
+        assert repr(key) in loaded.quarantine["detail"][0]

@@ -10,7 +10,7 @@ def test_cache_dir_priority(tmp_path, monkeypatch):
     monkeypatch.delenv("AUTODP_CACHE_DIR", raising=False)
     assert resolve_cache_dir() == tmp_path / ".autodp" / "eval-cache"
     monkeypatch.setenv("AUTODP_CACHE_DIR", str(tmp_path / "env"))
-    assert resolve_cache_dir() == tmp_path / "env"
+    assert resolve_cache_dir() == tmp_path / "env" / "eval"  # its own folder of the root autodp shares
     assert resolve_cache_dir(tmp_path / "arg") == tmp_path / "arg"
     assert (tmp_path / "arg").is_dir()
 
