@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Interval", "detectable_effect", "replicate_interval"]
+__all__ = ["Interval", "detectable_effect", "percentile_bootstrap", "replicate_interval"]
 
 
 class Interval(BaseModel):
@@ -94,9 +94,11 @@ def _t_quantile(p: float, df: float) -> float:
     return (lo + hi) / 2.0
 
 
-def _bootstrap(x, samples: int, seed: int, level: float) -> tuple[float, float]:
+def percentile_bootstrap(points, samples: int, seed: int, level: float) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``points`` (one level: the points are resampled)."""
     import numpy as np
 
+    x = np.asarray(points, dtype=float)
     if x.size == 1 or np.all(x == x[0]):
         return float(x[0]), float(x[0])
     rng = np.random.default_rng(seed)
@@ -149,7 +151,7 @@ def replicate_interval(
         training_variance=R >= 2,
     )
     if R == 1:
-        out.low, out.high = _bootstrap(x[0], bootstrap_samples, seed, level)
+        out.low, out.high = percentile_bootstrap(x[0], bootstrap_samples, seed, level)
         out.method = "percentile bootstrap over questions (one replicate: excludes training variance)"
     else:
         out.between_sd = float(rep_means.std(ddof=1))

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
+from ._interval import percentile_bootstrap
 from ._judges import Verdict
 
 __all__ = ["SliceStats", "WinRate", "win_rate"]
@@ -36,26 +37,13 @@ class WinRate(SliceStats):
     feedback: str = ""
 
 
-def _bootstrap(points: list[float], samples: int, seed: int, level: float) -> tuple[float, float]:
-    import numpy as np
-
-    arr = np.asarray(points, dtype=float)
-    if arr.size == 1 or np.all(arr == arr[0]):
-        return float(arr[0]), float(arr[0])
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(samples, arr.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
 def _stats(verdicts: Sequence[Verdict], samples: int, seed: int, level: float) -> SliceStats:
     c = Counter(v.winner for v in verdicts)
     points = [_POINTS[v.winner] for v in verdicts if v.winner != "failed"]
     s = SliceStats(n=len(verdicts), wins=c["a"], ties=c["tie"], losses=c["b"], failures=c["failed"])
     if points:
         s.win_rate = sum(points) / len(points)
-        s.ci_low, s.ci_high = _bootstrap(points, samples, seed, level)
+        s.ci_low, s.ci_high = percentile_bootstrap(points, samples, seed, level)
     return s
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from autodp_eval import detectable_effect, replicate_interval
 from autodp_eval._interval import _t_quantile
-from autodp_eval._winrate import _bootstrap
+from autodp_eval._interval import percentile_bootstrap
 
 
 def coverage(
@@ -48,7 +48,7 @@ def test_an_interval_over_questions_alone_undercovers_when_training_varies():
     hits = 0
     for _ in range(300):
         x = rng.normal(0, 0.1, 100) + rng.normal(0, 0.5) + rng.normal(0, 1.0, 100)
-        lo, hi = _bootstrap(list(x), 300, 0, 0.95)
+        lo, hi = percentile_bootstrap(list(x), 300, 0, 0.95)
         hits += lo <= 0.0 <= hi
     assert hits / 300 < 0.6
 
@@ -57,7 +57,7 @@ def test_one_replicate_says_it_excludes_training_variance():
     iv = replicate_interval([[1.0, 0.0, 0.5, 1.0, 1.0, 0.0]], bootstrap_samples=500)
     assert iv.replicates == 1 and not iv.training_variance and iv.between_sd is None
     assert "excludes training variance" in iv.method
-    assert (iv.low, iv.high) == _bootstrap([1.0, 0.0, 0.5, 1.0, 1.0, 0.0], 500, 0, 0.95)
+    assert (iv.low, iv.high) == percentile_bootstrap([1.0, 0.0, 0.5, 1.0, 1.0, 0.0], 500, 0, 0.95)
 
 
 def test_replicates_missing_questions_bounds_and_spread():
