@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from autodp_eval import detectable_effect, replicate_interval
-from autodp_eval._interval import _t_quantile
-from autodp_eval._interval import percentile_bootstrap
+from autodp_eval._interval import _t_quantile, percentile_bootstrap
 
 
 def coverage(
