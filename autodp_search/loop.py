@@ -1205,6 +1205,8 @@ class Search:
             # no final evaluation after a failure (--resume continues the search, then evaluates),
             # nor without a strategy (the unprocessed data against itself teaches nothing)
             final = self.finish(best) if cfg.final and best is not None and failure is None else None
+            if not cfg.final and best is not None and failure is None:
+                self._write_outputs(best.dp_text, None)  # --no-final: the answer without the full-data run
             best = getattr(self, "final_best", best)
             from .report import build_report, write_report
 

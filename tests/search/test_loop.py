@@ -65,6 +65,13 @@ def test_the_datas_own_dunder_columns_reach_the_processed_output(tmp_path):
     assert not ({"__rid", "__keep", "__reason", "lowq"} & set(out[0]))
 
 
+def test_no_final_still_writes_the_best_strategy(data, tmp_path):
+    res = run_search(cfg(data, tmp_path / "run", budget=Budget(max_rounds=1), final=False), evaluator=ScriptedEvaluator())
+    out = tmp_path / "run"
+    assert res.best is not None and (out / "best.dp").read_text() == res.best.dp_text
+    assert not (out / "processed.jsonl").exists()  # nothing ran on the full data
+
+
 def test_invalid_strategies_go_back_for_repair_and_count(data, tmp_path):
     agent = ScriptedAgent([[BAD_SYNTAX, GOOD]], repairs=[BAD_SYNTAX, GOOD])
     res = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=1)), evaluator=ScriptedEvaluator(), agent=agent)
