@@ -61,7 +61,8 @@ class Handler:
 
 
 def backend(srv: FakeOpenAIServer, **kw) -> OpenAIBackend:
-    opts = {"timeout": 0.25, "max_retries": 1, "malformed_retries": 1, "backoff_base": 0.01, "memo": False, "concurrency": 4}
+    # a timeout well above a loaded machine's reply time and well below the hang (5 s): only SLOW times out
+    opts = {"timeout": 1.5, "max_retries": 1, "malformed_retries": 1, "backoff_base": 0.01, "memo": False, "concurrency": 4}
     opts.update(kw)
     return OpenAIBackend("fake-judge", srv.base_url, api_key="test-key", **opts)
 
