@@ -91,6 +91,14 @@ class TrainConfig(_Model):
     weight_decay: float = Field(0.0, ge=0)
     warmup_ratio: float = Field(0.05, ge=0, le=1)
     grad_clip: float | None = Field(1.0, gt=0)
+    average_tail: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="average the weights over this final fraction of the steps (stochastic weight averaging: "
+        "the model saved is the mean of the iterates, which smooths where the last steps happened to land); "
+        "0 keeps the last iterate",
+    )
     lora_r: int = Field(8, ge=1, le=1024)
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
@@ -210,6 +218,13 @@ class EvalConfig(_Model):
     feedback_examples: int = Field(3, ge=0, le=50, description="judge rationales quoted in the feedback text")
     score_batch_size: int = Field(32, ge=1)
     threads: int | None = Field(1, ge=1, description="torch.set_num_threads; None leaves torch's default")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="(arm, replicate) units trained at once, each in its own process with `threads` threads "
+        "(2 on a 2-core machine halves the wall time of an evaluation with several arms)",
+    )
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 
     @classmethod
@@ -244,7 +259,7 @@ class EvalConfig(_Model):
         # computes: they stay out of the key (an arm, a pair's verdicts are memoised per replicate)
         dump = self.model_dump(
             mode="json",
-            exclude={"threads", "judge", "score_batch_size", "replicates", "placebo", "placebo_seed"},
+            exclude={"threads", "workers", "judge", "score_batch_size", "replicates", "placebo", "placebo_seed"},
         )
         dump["generate"].pop("batch_size", None)
         dump["generate"].pop("vllm_gpu_memory_utilization", None)

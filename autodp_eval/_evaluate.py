@@ -11,9 +11,11 @@ candidates replicate by replicate and a cluster can compute replicates on differ
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -410,6 +412,26 @@ class Evaluation:
             is None
         ]
 
+    def train_pending(self, replicates: int, workers: int | None = None) -> int:
+        """Train the units of ``replicates`` replicates not in the memo yet, ``workers`` (default
+        ``config.workers``) at a time, each in its own process; returns how many were trained. The
+        results land in the memo, where :meth:`replicate` finds them. With one worker (or one unit)
+        nothing happens here: :meth:`replicate` trains in this process."""
+        n = self.config.workers if workers is None else workers
+        todo = self.pending(replicates)  # also trains the shared tokenizer once, before the workers start
+        if n <= 1 or len(todo) <= 1:
+            return 0
+        self.say(f"training {len(todo)} arms, {min(n, len(todo))} processes at a time ...")
+        ctx = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
+        with ProcessPoolExecutor(max_workers=min(n, len(todo)), mp_context=ctx) as pool:
+            futures = [
+                pool.submit(_train_unit, self.rows(name, r), self.arm_config(name, r), str(self.cache), self.base_train)
+                for name, r in todo
+            ]
+            for fut in futures:
+                fut.result()
+        return len(todo)
+
     def replicate(self, r: int) -> ReplicateResult:
         """Train (or find) every arm of replicate ``r`` and judge each pair: the unit of work."""
         if r < 0:
@@ -711,9 +733,15 @@ class Evaluation:
         if n < 1:
             raise ValueError(f"replicates must be >= 1, got {n}")
         t = time.perf_counter()
+        self.train_pending(n)
         result = self.combine([self.replicate(r) for r in range(n)])
         result.timings["total"] = round(time.perf_counter() - t + self.prepare_seconds, 3)
         return result
+
+
+def _train_unit(rows: list[Row], config: EvalConfig, cache_dir: str, tokenizer_data: list[Row]) -> None:
+    """One (arm, replicate) unit in a worker process: train it into the memo."""
+    train_arm(rows, config, cache_dir=cache_dir, tokenizer_data=tokenizer_data)
 
 
 def _mean(xs: list[float | None]) -> float | None:

@@ -181,3 +181,39 @@ def detectable_effect(se: float, df: float | None, *, alpha: float = 0.05, power
     when its estimate has standard error ``se`` (``t_{1-alpha/2} + t_{power}``, times ``se``)."""
     d = df if df and math.isfinite(df) else 1e9
     return (_t_quantile(1 - alpha / 2, d) + _t_quantile(power, d)) * se
+
+
+def pool_intervals(
+    parts: Sequence[Interval], weights: Sequence[float] | None = None, *, bounds: tuple[float, float] | None = None
+) -> Interval:
+    """One interval from independent estimates (cross-fitting folds, data sets): the weighted mean
+    (default: by questions), its standard error ``sqrt(sum w^2 se^2)`` and Satterthwaite's degrees of
+    freedom. Every part needs a standard error (two replicates or more)."""
+    if not parts or any(p.estimate is None or p.se is None or p.df is None for p in parts):
+        raise ValueError("pool_intervals needs parts with an estimate, a standard error and degrees of freedom")
+    w = list(weights) if weights is not None else [float(p.questions) for p in parts]
+    total = sum(w)
+    w = [x / total for x in w]
+    est = sum(wi * p.estimate for wi, p in zip(w, parts, strict=True))  # type: ignore[operator]
+    terms = [(wi * p.se) ** 2 for wi, p in zip(w, parts, strict=True)]  # type: ignore[operator]
+    var = sum(terms)
+    den = sum(t * t / p.df for t, p in zip(terms, parts, strict=True) if p.df)  # type: ignore[operator]
+    df = var * var / den if den > 0 else float(sum(p.replicates - 1 for p in parts))
+    se = math.sqrt(var)
+    half = _t_quantile(1 - (1 - parts[0].level) / 2, df) * se if se > 0 else 0.0
+    low, high = est - half, est + half
+    if bounds is not None:
+        low, high = max(bounds[0], low), min(bounds[1], high)
+    return Interval(
+        estimate=est,
+        low=low,
+        high=high,
+        level=parts[0].level,
+        replicates=sum(p.replicates for p in parts),
+        questions=sum(p.questions for p in parts),
+        per_replicate=[m for p in parts for m in p.per_replicate],
+        se=se,
+        df=df,
+        method=f"pooled over {len(parts)} independent parts (weighted mean, Satterthwaite t)",
+        training_variance=all(p.training_variance for p in parts),
+    )

@@ -247,6 +247,10 @@ def _train(
         return min(1.0, (step + 1) / warmup) * max(0.0, (total - step) / total)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+    # tail averaging: the running mean of the iterates over the last `average_tail` of the steps
+    avg_from = total - int(tc.average_tail * total) if tc.average_tail else None
+    averaged: list[Any] | None = None
+    n_averaged = 0
     step = 0
     epoch_losses: list[float] = []
     epoch = 0
@@ -266,9 +270,21 @@ def _train(
             opt.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
             step += 1
+            if avg_from is not None and step > avg_from:
+                n_averaged += 1
+                with torch.no_grad():
+                    if averaged is None:
+                        averaged = [p.detach().clone() for p in params]
+                    else:
+                        for a, p in zip(averaged, params, strict=True):
+                            a.add_(p.detach() - a, alpha=1.0 / n_averaged)
         epoch_losses.append(sum(losses) / max(1, len(losses)))
         log(f"  epoch {epoch + 1}: mean train loss {epoch_losses[-1]:.3f} ({time.perf_counter() - t0:.0f} s)")
         epoch += 1
+    if averaged is not None:
+        with torch.no_grad():
+            for a, p in zip(averaged, params, strict=True):
+                p.copy_(a)
     seconds = time.perf_counter() - t0
     arm = TrainedArm(
         key=key,

@@ -121,7 +121,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["full", "lora"], help="full fine-tuning or LoRA")
     p.add_argument("--epochs", type=int, help="train by epochs instead of the preset's fixed step count")
     p.add_argument("--max-steps", type=int, help="optimizer steps per arm (the tiny preset: 300)")
-    p.add_argument("--threads", type=int, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int, help="torch threads per process (default 1)")
+    p.add_argument(
+        "--workers", type=int, help="arms trained at once, one process each (default 1; 2 on a 2-core machine)"
+    )
     p.add_argument(
         "--device", choices=["cpu", "cuda", "auto"], help="where to train and generate (default cpu)"
     )
@@ -180,6 +183,7 @@ def _config(args: argparse.Namespace) -> Any:
         "train.epochs": args.epochs,
         "train.max_steps": args.max_steps,
         "threads": args.threads,
+        "workers": args.workers,
         "device": args.device,
         "heldout_n": args.heldout_n,
         "heldout_seed": args.heldout_seed,

@@ -80,6 +80,22 @@ def steps_per_arm(cfg: EvalConfig, rows: int) -> int:
     return t.max_steps or max(t.min_steps, t.epochs * math.ceil(rows / t.batch_size))
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``KEY=JSON`` items (``train.max_steps=400``) as a nested dict of config overrides."""
+    overrides: dict = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        node = overrides
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        try:
+            node[leaf] = json.loads(raw)
+        except ValueError:
+            node[leaf] = raw
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=["example", "medquad2k"], default="example")
@@ -99,17 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    overrides: dict = {}
-    for item in args.set:
-        key, _, raw = item.partition("=")
-        node = overrides
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        try:
-            node[leaf] = json.loads(raw)
-        except ValueError:
-            node[leaf] = raw
+    overrides = parse_overrides(args.set)
     if args.quick:
         args.preset, args.replicates, args.per_design = "smoke", 2, 2
         overrides = {"generate": {"enabled": False}, "heldout_n": 20, **overrides}

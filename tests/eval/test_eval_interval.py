@@ -79,3 +79,16 @@ def test_student_t_and_detectable_effect():
     assert _t_quantile(0.8, 4) == pytest.approx(0.9410, abs=1e-4)
     assert detectable_effect(0.01, math.inf) == pytest.approx((1.959964 + 0.841621) * 0.01, rel=1e-4)
     assert detectable_effect(0.01, 2) > detectable_effect(0.01, 20)
+
+
+def test_pooled_folds_weigh_by_questions_and_add_variances():
+    from autodp_eval import pool_intervals, replicate_interval
+
+    rng = __import__("numpy").random.default_rng(0)
+    parts = [replicate_interval(rng.normal(m, 1.0, size=(3, n)).tolist()) for m, n in ((0.0, 50), (1.0, 150))]
+    pooled = pool_intervals(parts)
+    assert pooled.estimate == pytest.approx(0.25 * parts[0].estimate + 0.75 * parts[1].estimate)
+    assert pooled.se == pytest.approx(((0.25 * parts[0].se) ** 2 + (0.75 * parts[1].se) ** 2) ** 0.5)
+    assert pooled.low < pooled.estimate < pooled.high and pooled.replicates == 6 and pooled.questions == 200
+    with pytest.raises(ValueError):
+        pool_intervals([replicate_interval([[0.1, 0.2, 0.3]])])  # one replicate: no standard error

@@ -191,3 +191,30 @@ def test_bad_calls_fail_clearly(qa_split, cfg, cache):
                 )
             ]
         )
+
+
+def test_workers_train_the_units_in_processes_with_the_same_result(qa_split, cfg, tmp_path):
+    """Units trained by worker processes land in the memo; the evaluation is the one trained here."""
+    clean, corrupted, held = qa_split
+    one = evaluate(clean, corrupted, held, cfg, tmp_path / "serial", replicates=2)
+    ev = Evaluation(clean, corrupted, held, cfg.with_overrides(workers=2), tmp_path / "parallel")
+    assert len(ev.pending(2)) == 4
+    assert ev.train_pending(2) == 4 and ev.pending(2) == []
+    two = ev.run(2)
+    assert not any(a.trained_now for x in two.replicate_results for a in x.arms.values())
+    assert two.win_rate == one.win_rate and two.nll_diff == pytest.approx(one.nll_diff, abs=1e-9)
+
+
+def test_tail_averaging_changes_the_model_and_its_key(qa_split, cfg, tmp_path):
+    from autodp_eval import train_arm
+
+    clean, _, _ = qa_split
+    last = train_arm(clean, cfg, cache_dir=tmp_path)
+    avg = train_arm(clean, cfg.with_overrides(train={"average_tail": 0.5}), cache_dir=tmp_path)
+    assert avg.key != last.key and not avg.from_cache
+    import torch
+    from safetensors.torch import load_file
+
+    a = load_file(f"{last.path}/model.safetensors")
+    b = load_file(f"{avg.path}/model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
