@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from autodp_dsl.io import Loaded, read_data
+from autodp_dsl.io import read_data
 from autodp_dsl.ops import ROW_ID
 from autodp_dsl.plan_keys import stable_hash
 from autodp_dsl.types import Type, from_polars
@@ -51,7 +51,6 @@ class DataSet:
     path: str = ""
     quarantined: int = 0
     dropped_columns: list[str] = field(default_factory=list)
-    raw: Loaded | None = None  # what the engine's reader returned
 
 
 def load_data(path: str | Path) -> DataSet:
@@ -60,7 +59,7 @@ def load_data(path: str | Path) -> DataSet:
     frame = loaded.frame
     keep = [c for c, t in frame.schema.items() if c == ROW_ID or isinstance(t, _PLAIN) or t in _PLAIN]
     dropped = [c for c in frame.columns if c not in keep]
-    return DataSet(frame.select(keep), loaded.fingerprint, str(path), loaded.quarantine.height, dropped, loaded)
+    return DataSet(frame.select(keep), loaded.fingerprint, str(path), loaded.quarantine.height, dropped)
 
 
 def tidy_text_columns(frame: pl.DataFrame, columns=("instruction", "input", "output")) -> pl.DataFrame:

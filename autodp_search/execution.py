@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
@@ -32,7 +31,6 @@ class CandidateRun:
     seconds: float
     cache_hits: int = 0
     error: str | None = None
-    raw_accounting: dict[str, Any] | None = None
 
 
 def _executor(cache_dir: Path | None, memo: bool) -> Executor:
@@ -69,5 +67,5 @@ def _run_batch(ex: Executor, strategies: list[ir.Strategy], frame: pl.DataFrame,
         if ROW_ID not in f.columns and getattr(r, "ids", None) is not None:
             f = f.with_columns(pl.Series(ROW_ID, r.ids)).select([ROW_ID, *f.columns])
         out.append(CandidateRun(f, step_counts(strategy, acc.steps), acc.rows_in, acc.kept,
-                                secs / max(len(results), 1), cache_hits=r.cache_hits, raw_accounting=None))
+                                secs / max(len(results), 1), cache_hits=r.cache_hits))
     return out
