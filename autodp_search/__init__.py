@@ -3,7 +3,8 @@
     >>> from autodp_search import SearchConfig, run_search
     >>> result = run_search(SearchConfig(data="examples/medquad_sample.jsonl"))   # doctest: +SKIP
 
-The loop (``loop``), its agents (``agents``: offline evolutionary proposer, random search, LLM and
+The loop (``loop``) with its configuration (``config``), data side (``data``), execution
+(``execution``), evaluators (``evaluators``) and console (``console``); its agents (``agents``: offline evolutionary proposer, random search, LLM and
 AutoML-style LLM agents), prompts built from aggregates only (``prompts``), the journal for
 ``--resume`` (``journal``), budgets (``budget``) and the report (``report``). The data side
 (``profile``, ``sampling``, ``targets``, ``signals``) is imported from its own modules.
@@ -25,22 +26,14 @@ from .agents import (
     StepCount,
     make_agent,
 )
+from .boundary import standard_feedback
 from .budget import Budget, BudgetState, Estimate, estimate
+from .config import SearchConfig
+from .data import TARGET_COLUMN
+from .errors import BackendFailure, NoValidStrategy
+from .evaluators import AutodpEvaluator, EvalOutcome, Evaluator, ScriptedEvaluator
 from .journal import Journal, JournalMismatch
-from .loop import (
-    TARGET_COLUMN,
-    AutodpEvaluator,
-    BackendFailure,
-    EvalOutcome,
-    Evaluator,
-    NoValidStrategy,
-    ScriptedEvaluator,
-    Search,
-    SearchConfig,
-    SearchResult,
-    run_search,
-    standard_feedback,
-)
+from .loop import Search, SearchResult, run_search
 
 __all__ = [
     "Agent",

@@ -41,13 +41,14 @@ from autodp_dsl import ir
 from autodp_dsl.diagnostics import Diagnostic
 from autodp_dsl.types import Type
 
-from .agents.base import AgentContext, CandidateRecord, CandidateView, OpInfo, StepView
+from .agents.base import AgentContext, CandidateRecord, CandidateView, OpInfo, StepCount, StepView
 
 __all__ = [
     "Counts",
     "agent_context",
     "reason_code",
     "standard_feedback",
+    "step_counts",
     "RowSets",
     "TEXT_MATCHING_OK",
     "agent_diagnostics",
@@ -93,8 +94,31 @@ def reason_code(reason: str | None, step_text: str, strategy_texts: frozenset[st
     return "other"
 
 
+def _step_texts(steps) -> set[str]:
+    out: set[str] = set()
+    for st in steps:
+        out.add(ir.step_text(st))
+        if isinstance(st, ir.Where):
+            out |= _step_texts(st.steps)
+    return out
+
+
+def step_counts(strategy: ir.Strategy, steps) -> list[StepCount]:
+    """A run's per-step accounting (the engine's step reports: ``step``, ``text``, ``rows_in``,
+    ``rows_out``, ``dropped`` by reason) with every drop reason reduced to its ``reason_code``."""
+    texts = frozenset(_step_texts(strategy.steps))
+    out = []
+    for s in steps:
+        codes: dict[str, int] = {}
+        for r, n in s.dropped.items():
+            c = reason_code(r, s.text, texts)
+            codes[c] = codes.get(c, 0) + int(n)
+        out.append(StepCount(s.step, s.text, s.rows_in, s.rows_out, tuple(sorted(codes.items()))))
+    return out
+
+
 def standard_feedback(o) -> str:
-    """An evaluation's outcome (``loop.EvalOutcome``) as the agent may read it: wins/ties/losses/
+    """An evaluation's outcome (``evaluators.EvalOutcome``) as the agent may read it: wins/ties/losses/
     failures and held-out losses, numbers about the held-out questions only. Never a judge's words
     (they can quote answers learned from the data), never a row count (those pass ``Counts``)."""
     if o.error:

@@ -184,7 +184,7 @@ def usage_error(args) -> str | None:
 def build_config(args):
     from .agents import LLMConfig
     from .budget import Budget
-    from .loop import SearchConfig
+    from .config import SearchConfig
 
     out = args.out or str(Path("runs") / (Path(args.data).stem or "search"))
     llm = None
@@ -214,8 +214,9 @@ def run(args) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TQDM_DISABLE", "1")
+    from .errors import BackendFailure, NoValidStrategy
     from .journal import Journal, JournalMismatch, out_dir_problem
-    from .loop import BackendFailure, NoValidStrategy, run_search
+    from .loop import run_search
 
     problem = usage_error(args)
     if problem:

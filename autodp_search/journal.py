@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from autodp_dsl.atomic import write_text_atomic
 
-__all__ = ["Journal", "JournalMismatch", "is_journal_meta", "out_dir_problem"]
+from .agents import CandidateRecord, StepCount
+
+__all__ = ["Journal", "JournalMismatch", "is_journal_meta", "out_dir_problem", "record_from_json", "record_to_json"]
 
 JOURNAL_VERSION = 1
 # the names of the files a journal holds (and the temporary files of their atomic writes)
@@ -102,6 +105,10 @@ class Journal:
     def meta(self) -> dict[str, Any] | None:
         return self._read("meta.json")
 
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        """Replace ``meta.json`` (``start`` wrote it; the search adds what it learns later)."""
+        self._write("meta.json", meta)
+
     # ---------------------------------------------------------------- setup, rounds, candidates
     def write_setup(self, setup: dict[str, Any]) -> None:
         self._write("setup.json", setup)
@@ -140,6 +147,23 @@ class Journal:
 
     def final(self) -> dict[str, Any] | None:
         return self._read("final.json")
+
+
+def record_to_json(r: CandidateRecord) -> dict[str, Any]:
+    return asdict(r)
+
+
+def record_from_json(d: dict[str, Any]) -> CandidateRecord:
+    steps = tuple(
+        StepCount(s["path"], s["step"], s["rows_in"], s["rows_out"], tuple((a, b) for a, b in s.get("reasons", ())))
+        for s in d.get("steps", ())
+    )
+    return CandidateRecord(
+        round=d["round"], cid=d["cid"], dp_text=d["dp_text"], status=d["status"], key=d.get("key", ""),
+        delta=d.get("delta"), win_rate=d.get("win_rate"), ci_low=d.get("ci_low"), ci_high=d.get("ci_high"),
+        rows_in=d.get("rows_in"), rows_out=d.get("rows_out"), steps=steps, feedback=d.get("feedback", ""),
+        duplicate_of=d.get("duplicate_of"), errors=tuple(d.get("errors", ())), origin=d.get("origin", ""),
+    )
 
 
 def _plan_name(rnd: int, wave: int) -> str:

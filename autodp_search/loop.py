@@ -6,30 +6,29 @@
                -> journal the round -> group-relative feedback to the agent
     -> stop on a budget -> apply the best strategy to the full data -> evaluate -> report
 
-The agent receives an ``AgentContext`` only, built here from aggregates; no frame, row or path
-ever reaches it. Drop reasons are reduced to identifier codes (``reason_code``) and judge feedback
-to counts (``standard_feedback``) before they enter the context.
+Its parts live next to it: the configuration (``config``), the data side (``data``), running
+candidates (``execution``), the evaluators (``evaluators``), the journal (``journal``), what it
+prints (``console``). What the agent may know is built by the privacy boundary (``boundary``)
+alone: the loop hands it the search's state and passes on the ``AgentContext`` it returns.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import polars as pl
 
-from autodp_dsl import compile_text, ir
+from autodp_dsl import compile_text
+from autodp_dsl.atomic import write_bytes_atomic, write_text_atomic
+from autodp_dsl.compiler import CompileResult
 from autodp_dsl.fixes import fix_text
 from autodp_dsl.ops import ROW_ID
 from autodp_dsl.plan_keys import stable_hash
-from autodp_dsl.types import Type, from_polars
 
 from . import boundary
 from .agents import (
@@ -37,573 +36,34 @@ from .agents import (
     AgentContext,
     AgentFailure,
     CandidateRecord,
-    LLMConfig,
     Proposal,
     RepairRequest,
-    StepCount,
     make_agent,
 )
 from .agents._ir_tools import strategy_key
-from .boundary import reason_code, standard_feedback
-from .budget import Budget, BudgetState, estimate
-from .journal import Journal
-from .prompts import DEFAULT_TASK, catalog_from_registry
-
-__all__ = [
-    "TARGET_COLUMN",
-    "AutodpEvaluator",
-    "BackendFailure",
-    "CandidateRun",
-    "DataSet",
-    "EvalOutcome",
-    "Evaluator",
-    "NoValidStrategy",
-    "ScriptedEvaluator",
-    "Search",
-    "SearchConfig",
-    "SearchResult",
-    "load_data",
-    "reason_code",
-    "run_search",
-    "run_strategies",
-    "standard_feedback",
-]
-
-TARGET_COLUMN = "lowq"
-SEARCH_VERSION = 2
-
-
-# How a search ends without a result; ``autodp search`` gives each its exit code (docs/cli.md).
-class BackendFailure(RuntimeError):
-    """The agent or the evaluator back-end failed: an LLM endpoint down, the baseline that cannot be
-    trained or judged (a model that cannot be loaded)."""
-
-
-class NoValidStrategy(RuntimeError):
-    """No candidate strategy can be used (none runs on the full data)."""
-
-
-# ================================================================ data side and executor adapters
-#
-# They call the project's modules (``autodp_search.profile``/``sampling``/``targets``,
-# ``autodp_dsl.engine.Executor``, ``autodp_dsl.io.read_data``) and fall back to small built-in
-# versions while a part is missing, so the loop has one interface either way.
-
-_PLAIN = (pl.String, pl.Int64, pl.Int32, pl.Float64, pl.Float32, pl.Boolean, pl.UInt64, pl.UInt32, pl.Int16, pl.Int8)
-
-
-@dataclass
-class DataSet:
-    frame: pl.DataFrame  # __rid first, plain columns only
-    fingerprint: str
-    path: str = ""
-    quarantined: int = 0
-    dropped_columns: list[str] = field(default_factory=list)
-    raw: Any = None  # the reader's Loaded, when the engine's reader was used
-
-
-def load_data(path: str | Path) -> DataSet:
-    """Read a data set (jsonl/json/parquet/HF folder) with stable row ids; nested columns are set aside."""
-    try:
-        from autodp_dsl.io import read_data
-    except ImportError:  # pragma: no cover - the engine's reader is part of the core now
-        read_data = None
-    if read_data is not None:
-        loaded = read_data(path)
-        frame = loaded.frame
-        fp = loaded.fingerprint
-        quarantined = loaded.quarantine.height
-    else:  # pragma: no cover
-        frame = pl.read_ndjson(path).with_row_index(ROW_ID).with_columns(pl.col(ROW_ID).cast(pl.UInt64))
-        fp = stable_hash({"file": Path(path).read_bytes().hex()[:0], "sha": __import__("hashlib").sha256(Path(path).read_bytes()).hexdigest()})
-        quarantined = 0
-        loaded = None
-    keep = [c for c, t in frame.schema.items() if c == ROW_ID or isinstance(t, _PLAIN) or t in _PLAIN]
-    dropped = [c for c in frame.columns if c not in keep]
-    return DataSet(frame.select(keep), fp, str(path), quarantined, dropped, loaded)
-
-
-def tidy_text_columns(frame: pl.DataFrame, columns=("instruction", "input", "output")) -> pl.DataFrame:
-    """Whitespace only: runs of spaces/tabs become one space, blank lines and indentation around line
-    breaks go, ends are stripped. Used on held-out questions and reference answers, so that the
-    likelihood judge scores answers, not scraped indentation (no word is changed)."""
-    exprs = []
-    for c in columns:
-        if c in frame.columns and frame.schema[c] == pl.String:
-            e = pl.col(c).str.replace_all(r"[ \t\u00a0]+", " ").str.replace_all(r" ?\n[\s]*", "\n").str.strip_chars()
-            exprs.append(e.alias(c))
-    return frame.with_columns(exprs) if exprs else frame
-
-
-def output_fingerprint(frame: pl.DataFrame) -> str:
-    """sha256 of what the evaluator trains on (instruction, input, output, category; row order)."""
-    cols = [c for c in ("instruction", "input", "output", "category") if c in frame.columns]
-    body = frame.select(cols).write_ndjson()
-    return hashlib.sha256(body.encode("utf-8") if isinstance(body, str) else body).hexdigest()
-
-
-def user_columns(frame: pl.DataFrame) -> dict[str, Type]:
-    return {n: from_polars(t) for n, t in frame.schema.items() if not n.startswith("__")}
-
-
-def frame_fingerprint(frame: pl.DataFrame) -> str:
-    """Content hash of a frame (column names + row hashes), for derived frames (samples, targets)."""
-    import hashlib
-
-    body = frame.write_ndjson()
-    digest = hashlib.sha256(body.encode("utf-8") if isinstance(body, str) else body).hexdigest()
-    return stable_hash({"columns": [f"{n}:{t}" for n, t in frame.schema.items()], "rows": digest})
-
-
-# ---------------------------------------------------------------- profile
-
-
-def make_profile(frame: pl.DataFrame, k: int = 20) -> tuple[str, dict[str, Any], list[tuple[str, str, tuple]]]:
-    """(prompt text, JSON, signal quantiles) of an aggregate profile of ``frame``."""
-    try:
-        from .profile import profile
-    except ImportError:
-        profile = None
-    data = frame.select([c for c in frame.columns if not c.startswith("__")])
-    if profile is not None:
-        p = profile(data, k=k)
-        stats = []
-        for name, s in p.signals.items():
-            if getattr(s, "source", "op") != "op" or "." not in name:
-                continue
-            col, sig = name.split(".", 1)
-            qs = tuple((q, float(v)) for q, v in (s.quantiles or {}).items() if v is not None)
-            if qs:
-                stats.append((sig, col, qs))
-        return p.to_prompt_text(), json.loads(p.model_dump_json()), stats
-    # fallback: row count and k-anonymous length quantiles
-    n = data.height
-    lines = [f"rows: {n}", "columns: " + ", ".join(f"{c}:{t}" for c, t in data.schema.items())]
-    stats = []
-    for c, t in data.schema.items():
-        if t == pl.String and n >= 2 * k:
-            lens = data[c].fill_null("").str.len_chars()
-            qs = []
-            for name, q in (("p5", 0.05), ("p25", 0.25), ("p50", 0.5), ("p75", 0.75), ("p95", 0.95)):
-                if q * n >= k and (1 - q) * n >= k:
-                    qs.append((name, float(lens.quantile(q))))
-            stats.append(("chars", c, tuple(qs)))
-            lines.append(f"{c}.chars: " + " ".join(f"{a}={b:g}" for a, b in qs))
-    return "\n".join(lines), {"n_rows": n, "fallback": True}, stats
-
-
-# ---------------------------------------------------------------- sampling
-
-
-def make_sample(frame: pl.DataFrame, fraction: float, seed: int) -> tuple[pl.DataFrame, dict[str, Any], str]:
-    """(sample frame, fidelity JSON, fidelity report text)."""
-    try:
-        from .sampling import sample
-    except ImportError:
-        sample = None
-    if sample is not None:
-        s = sample(frame, fraction=fraction, seed=seed)
-        fid = s.fidelity
-        fid_json = _jsonable(fid)
-        return s.frame, fid_json, s.report()
-    n = max(1, int(round(frame.height * fraction)))
-    idx = sorted(random.Random(seed).sample(range(frame.height), n))
-    sub = frame[idx]
-    report = f"uniform random sample: {n} of {frame.height} rows (seed {seed})"
-    return sub, {"method": "uniform", "rows": n, "of": frame.height}, report
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if hasattr(x, "model_dump"):
-        return x.model_dump(mode="json")
-    if hasattr(x, "to_dict"):
-        try:
-            return x.to_dict()
-        except TypeError:
-            pass
-    if hasattr(x, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return json.loads(json.dumps(asdict(x), default=str))
-    try:
-        return json.loads(json.dumps(x, default=str))
-    except (TypeError, ValueError):
-        return str(x)
-
-
-# ---------------------------------------------------------------- target selection
-
-
-@dataclass
-class Selector:
-    model: Any
-    metrics: dict[str, Any]
-    seconds: float
-
-    def add(self, frame: pl.DataFrame, name: str) -> pl.DataFrame:
-        if self.model is None:
-            return frame.with_columns(pl.lit(1.0, pl.Float64).alias(name))
-        return self.model.add_column(frame, name=name)
-
-
-def make_selector(frame: pl.DataFrame, seed: int, enabled: bool) -> Selector:
-    """A low-quality-row classifier trained on ``frame``; disabled: every row is a target (score 1)."""
-    if not enabled:
-        return Selector(None, {"enabled": False, "note": "target selection off: every row is a target (lowq = 1)"}, 0.0)
-    try:
-        from .targets import train_selector
-    except ImportError:
-        return Selector(None, {"enabled": False, "note": "target selection unavailable: every row is a target"}, 0.0)
-    t = time.perf_counter()
-    sel = train_selector(frame.select([c for c in frame.columns if c != ROW_ID]), seed=seed)
-    metrics = _jsonable(sel.metrics)
-    if not isinstance(metrics, dict):
-        metrics = {"metrics": metrics}
-    metrics["enabled"] = True
-    return Selector(sel, metrics, time.perf_counter() - t)
-
-
-# ---------------------------------------------------------------- execution
-
-def _step_texts(steps) -> set[str]:
-    out: set[str] = set()
-    for st in steps:
-        out.add(ir.step_text(st))
-        if isinstance(st, ir.Where):
-            out |= _step_texts(st.steps)
-    return out
-
-
-@dataclass
-class CandidateRun:
-    frame: pl.DataFrame | None  # kept rows (user columns, __rid kept when available)
-    steps: list[StepCount]
-    rows_in: int
-    rows_out: int
-    seconds: float
-    cache_hits: int = 0
-    error: str | None = None
-    raw_accounting: dict[str, Any] | None = None
-
-
-def _services(memo: bool) -> dict[str, Any] | None:
-    """The operators' model services: the environment's (None), or twins that keep no memo."""
-    if memo:
-        return None
-    from stdlib_ops.backends import services_from_env
-
-    return services_from_env(memo=False)
-
-
-def _executor(cache_dir: Path | None, memo: bool = True):
-    try:
-        from autodp_dsl.engine import Executor
-    except ImportError:
-        return None
-    return Executor(cache_dir=cache_dir, services=_services(memo))
-
-
-def run_strategies(strategies: list[ir.Strategy], frame: pl.DataFrame, fingerprint: str,
-                   cache_dir: Path | None, memo: bool = True) -> list[CandidateRun]:
-    """Run every strategy on ``frame`` as one batch (the engine's cached executor when present).
-
-    ``cache_dir=None`` persists no node; ``memo=False`` also keeps model operators from reusing
-    earlier calls (``--no-cache``: nothing is reused)."""
-    ex = _executor(cache_dir, memo)
-    if ex is not None:
-        try:
-            return _run_engine(ex, strategies, frame, fingerprint)
-        except Exception as e:  # noqa: BLE001 - fall back per strategy so one bad candidate does not sink the round
-            if len(strategies) == 1:
-                return [CandidateRun(None, [], frame.height, 0, 0.0, error=f"{type(e).__name__}: {e}")]
-            return [run_strategies([s], frame, fingerprint, cache_dir, memo)[0] for s in strategies]
-    return [_run_plain(s, frame, memo) for s in strategies]
-
-
-def _run_engine(ex, strategies, frame, fingerprint) -> list[CandidateRun]:
-    from autodp_dsl.io import Loaded
-
-    data = Loaded(frame=frame, quarantine=pl.DataFrame(schema={"rid": pl.UInt64, "line": pl.Int64, "reason": pl.String,
-                                                                 "detail": pl.String, "raw": pl.String}),
-                  fingerprint=fingerprint, rows_total=frame.height)
-    t = time.perf_counter()
-    results = ex.run_batch(list(strategies), data)
-    secs = time.perf_counter() - t
-    out = []
-    for strategy, r in zip(strategies, results, strict=True):
-        acc = r.accounting
-        texts = frozenset(_step_texts(strategy.steps))
-        steps = [
-            StepCount(s.step, s.text, s.rows_in, s.rows_out,
-                      tuple(sorted(_merge_reasons(s.dropped, s.text, texts).items())))
-            for s in acc.steps
-        ]
-        f = r.frame
-        if ROW_ID not in f.columns and getattr(r, "ids", None) is not None:
-            f = f.with_columns(pl.Series(ROW_ID, r.ids)).select([ROW_ID, *f.columns])
-        out.append(CandidateRun(f, steps, acc.rows_in, acc.kept, secs / max(len(results), 1),
-                                cache_hits=r.cache_hits, raw_accounting=None))
-    return out
-
-
-def _merge_reasons(dropped: dict[str, int], text: str, texts: frozenset[str] = frozenset()) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r, n in dropped.items():
-        c = reason_code(r, text, texts)
-        out[c] = out.get(c, 0) + int(n)
-    return out
-
-
-def _run_plain(strategy: ir.Strategy, frame: pl.DataFrame, memo: bool = True) -> CandidateRun:
-    """Step by step with ``lower_step``; counts rows after every top-level step."""
-    from autodp_dsl.lower import Context, lower_step, with_row_ids
-
-    t = time.perf_counter()
-    ctx = Context(services=_services(memo))
-    df = with_row_ids(frame.lazy()).collect()
-    rows_in = df.height
-    steps: list[StepCount] = []
-    try:
-        for i, st in enumerate(strategy.steps, 1):
-            before = df.height
-            df = lower_step(st, df.lazy(), ctx, str(i)).collect()
-            text = ir.step_text(st)
-            dropped = before - df.height
-            steps.append(StepCount(str(i), text, before, df.height, (("step", dropped),) if dropped > 0 else ()))
-    except Exception as e:  # noqa: BLE001
-        return CandidateRun(None, steps, rows_in, 0, time.perf_counter() - t, error=f"{type(e).__name__}: {e}")
-    keep = [c for c in df.columns if c == ROW_ID or not c.startswith("__")]
-    df = df.select(keep)
-    return CandidateRun(df, steps, rows_in, df.height, time.perf_counter() - t)
-
-
-# ================================================================ evaluators
-#
-# The evaluator seen by the loop: one protocol, the real ``autodp_eval`` behind it, and a scripted one.
-#
-# ``Evaluator.evaluate(candidate, baseline, heldout)`` returns an ``EvalOutcome`` whose ``feedback``
-# is *standardised*: counts and losses only. The judge's rationales (which could quote answers learned
-# from the data) never leave the evaluator's result; the loop forwards ``feedback`` to the agent.
-
-EVAL_COLUMNS = ("instruction", "input", "output", "category")
-
-
-@dataclass
-class EvalOutcome:
-    win_rate: float | None
-    ci_low: float | None
-    ci_high: float | None
-    n: int = 0
-    wins: int = 0
-    ties: int = 0
-    losses: int = 0
-    failures: int = 0
-    candidate_loss: float | None = None
-    baseline_loss: float | None = None
-    seconds: float = 0.0
-    finetunes: int = 0  # arms actually trained by this call (cache hits: 0)
-    from_cache: bool = False
-    n_train: int | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def feedback(self) -> str:
-        return standard_feedback(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["feedback"] = self.feedback
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EvalOutcome:
-        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**d)
-
-
-class Evaluator(Protocol):
-    name: str
-
-    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame) -> EvalOutcome: ...
-
-    def identity(self) -> dict[str, Any]:
-        """What changes scores (goes into the journal's identity: resume refuses a different one)."""
-
-
-def eval_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    cols = [c for c in EVAL_COLUMNS if c in frame.columns]
-    return frame.select(cols)
-
-
-class AutodpEvaluator:
-    """``autodp_eval.evaluate`` with a preset (default "quick": the offline default of the search)."""
-
-    name = "autodp_eval"
-
-    def __init__(self, preset: str = "quick", overrides: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
-                 log=None, judge=None, scratch: bool = False):
-        from autodp_eval import EvalConfig
-
-        overrides = dict(overrides or {})
-        overrides.setdefault("feedback_examples", 0)
-        self.preset = preset
-        self.config = EvalConfig.preset(preset, **overrides)
-        self.cache_dir = cache_dir
-        self.log = log
-        self.judge = judge  # overrides the config's judge (tests)
-        # scratch: every evaluation starts from an empty cache (nothing reused, not even the
-        # baseline arm): what ``--no-cache`` measures
-        self.scratch = scratch
-
-    def identity(self) -> dict[str, Any]:
-        return {"evaluator": self.name, "preset": self.preset, "config_key": self.config.cache_key()}
-
-    def same_steps(self, rows: int) -> int:
-        """Train every arm for the same number of optimizer steps: the preset's ``max_steps`` when it
-        sets one, else the preset's epochs over ``rows`` rows (the unprocessed search data; at least
-        ``min_steps``). A candidate that drops rows then sees its rows a little more often instead of
-        getting fewer updates, so the comparison is about the data, not the step count (DESIGN: one
-        protocol for every arm, same steps). Counting epochs over the data searched is what makes
-        searching on a sample cheaper."""
-        t = self.config.train
-        steps = t.max_steps or max(1, t.min_steps, -(-t.epochs * rows // t.batch_size))
-        self.config = self.config.with_overrides(train={"max_steps": steps, "epochs": 1000})
-        return steps
-
-    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame) -> EvalOutcome:
-        from autodp_eval import evaluate
-
-        t = time.perf_counter()
-        scratch = Path(tempfile.mkdtemp(prefix="autodp-eval-")) if self.scratch else None
-        try:
-            r = evaluate(eval_frame(candidate), eval_frame(baseline), eval_frame(heldout), self.config,
-                         cache_dir=scratch or self.cache_dir, log=self.log, judge=self.judge)
-        except Exception as e:  # noqa: BLE001 - a candidate that cannot be evaluated is a failed candidate
-            return EvalOutcome(None, None, None, error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t)
-        finally:
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
-        trained = int(r.candidate.trained_now) + int(r.baseline.trained_now)
-        if r.from_cache:
-            trained = 0
-        return EvalOutcome(
-            r.win_rate, r.ci_low, r.ci_high, r.n, r.wins, r.ties, r.losses, r.failures,
-            r.candidate_heldout_loss, r.baseline_heldout_loss, time.perf_counter() - t, trained, r.from_cache,
-            r.candidate.n_train, dict(r.timings),
-        )
-
-
-class ScriptedEvaluator:
-    """A deterministic stand-in for tests and benchmarks of the loop logic: the score is a function
-    of the candidate data (by default: share of rows whose output has at least ``min_words`` words
-    and no duplicate output, minus a penalty for dropping too much), optionally with a fixed delay
-    per trained row to mimic fine-tuning cost."""
-
-    name = "scripted"
-
-    def __init__(self, score_fn=None, seconds_per_row: float = 0.0, memo: bool = True):
-        self.score_fn = score_fn or default_scripted_score
-        self.seconds_per_row = seconds_per_row
-        self.memo = memo
-        self._seen: dict[str, EvalOutcome] = {}
-        self.calls = 0
-        self.trained = 0
-
-    def identity(self) -> dict[str, Any]:
-        return {"evaluator": self.name}
-
-    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame) -> EvalOutcome:
-        self.calls += 1
-        cand = eval_frame(candidate)
-        key = hashlib.sha256(pl.DataFrame(cand).write_ipc(None).getvalue()).hexdigest() if cand.height else "empty"
-        if self.memo and key in self._seen:
-            o = self._seen[key]
-            return EvalOutcome(**{**asdict(o), "finetunes": 0, "from_cache": True, "seconds": 0.0})
-        if cand.height == 0:
-            return EvalOutcome(None, None, None, error="EvalInputError: candidate training data is empty")
-        t = time.perf_counter()
-        if self.seconds_per_row:
-            time.sleep(self.seconds_per_row * cand.height)
-        self.trained += 1
-        wr = float(self.score_fn(cand, eval_frame(baseline)))
-        wr = min(1.0, max(0.0, wr))
-        n = max(heldout.height, 1)
-        wins = int(round(wr * n))
-        o = EvalOutcome(wr, max(0.0, wr - 0.08), min(1.0, wr + 0.08), n, wins, 0, n - wins, 0,
-                        1.0 - wr, 0.5, time.perf_counter() - t, 1, False, cand.height)
-        if self.memo:
-            self._seen[key] = o
-        return o
-
-
-def default_scripted_score(cand: pl.DataFrame, base: pl.DataFrame) -> float:
-    if cand.height == 0:
-        return 0.0
-    words = cand["output"].fill_null("").str.split(" ").list.len()
-    good = (words >= 8).mean()
-    dup = 1.0 - cand["output"].n_unique() / cand.height
-    keep = cand.height / max(base.height, 1)
-    base_words = base["output"].fill_null("").str.split(" ").list.len()
-    base_good = (base_words >= 8).mean()
-    base_dup = 1.0 - base["output"].n_unique() / max(base.height, 1)
-    gain = (good - base_good) - (dup - base_dup) - 0.5 * max(0.0, 0.6 - keep)
-    return round(0.5 + gain, 6)
-
-
-# ================================================================ the loop
-
-
-@dataclass
-class SearchConfig:
-    data: str
-    out_dir: str = ""
-    seed: int = 0
-    agent: str = "offline"  # offline | random | llm | automl
-    llm: LLMConfig | None = None
-    k: int = 4
-    k_min: int = 1
-    k_max: int = 8
-    refills: int = 1  # extra proposals per round for slots whose output repeated an earlier candidate's
-    budget: Budget = field(default_factory=Budget)
-    sampling: bool = True
-    sample_fraction: float = 0.2
-    target_selection: bool = True
-    cache: bool = True
-    cache_dir: str | None = None  # executor + evaluator cache (default: <out>/.cache)
-    eval_preset: str = "quick"
-    eval_overrides: dict[str, Any] = field(default_factory=dict)
-    heldout_n: int = 100  # questions held out for the search's comparisons
-    final_heldout_n: int = 100  # other questions, for the final evaluation only
-    profile_k: int = 20
-    resume: bool = False
-    final: bool = True
-    task: str = DEFAULT_TASK
-    strategies_dir: str | None = "auto"
-    quiet: bool = False
-    min_rows: int = 10  # a candidate keeping fewer rows is not evaluated
-    same_steps: bool = True  # every arm trains for the same number of steps (see AutodpEvaluator.same_steps)
-    tidy_heldout: bool = True  # collapse whitespace runs in held-out questions and reference answers
-    max_steps: int = 30  # an agent's strategy with more steps (where-blocks' inner steps included) is invalid
-    max_repair_chars: int = 8_000  # an invalid proposal longer than this goes back for repair clipped
-    preflight: bool = True  # one request to the agent's model before anything is spent (LLM agents)
-
-    def identity(self) -> dict[str, Any]:
-        """What must match for ``--resume`` (budgets may change between sessions)."""
-        return {
-            "search_version": SEARCH_VERSION,
-            "seed": self.seed,
-            "agent": self.agent,
-            "llm_model": self.llm.model if self.llm else None,
-            "k": [self.k, self.k_min, self.k_max, self.refills],
-            "sampling": [self.sampling, self.sample_fraction if self.sampling else None],
-            "target_selection": self.target_selection,
-            "heldout": [self.heldout_n, self.final_heldout_n],
-            "profile_k": self.profile_k,
-            "eval": [self.eval_preset, self.eval_overrides, self.same_steps, self.tidy_heldout],
-        }
+from .budget import BudgetState, estimate
+from .config import SearchConfig
+from .console import Console
+from .data import (
+    TARGET_COLUMN,
+    DataSet,
+    frame_fingerprint,
+    load_data,
+    make_profile,
+    make_sample,
+    make_selector,
+    output_fingerprint,
+    tidy_text_columns,
+    user_columns,
+)
+from .errors import BackendFailure, NoValidStrategy
+from .evaluators import EVAL_COLUMNS, AutodpEvaluator, EvalOutcome, Evaluator
+from .execution import CandidateRun, run_strategies
+from .journal import Journal, JournalMismatch, record_from_json, record_to_json
+from .prompts import catalog_from_registry
+from .report import build_report, write_report
+
+__all__ = ["Search", "SearchResult", "run_search"]
 
 
 @dataclass
@@ -618,61 +78,6 @@ class SearchResult:
     seconds: float
 
 
-class _Console:
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self._c = None
-        if not quiet:
-            try:
-                from rich.console import Console
-
-                self._c = Console(highlight=False)
-            except ImportError:  # pragma: no cover
-                self._c = None
-
-    def print(self, *a, **kw):
-        if self.quiet:
-            return
-        if self._c is not None:
-            self._c.print(*a, **kw)
-        else:  # pragma: no cover
-            print(*a)
-
-    def table(self, title: str, header: list[str], rows: list[list[str]]):
-        if self.quiet:
-            return
-        if self._c is None:  # pragma: no cover
-            print(title)
-            for r in rows:
-                print("  ".join(r))
-            return
-        from rich.table import Table
-
-        t = Table(title=title, show_lines=False)
-        for h in header:
-            t.add_column(h, overflow="fold")
-        for r in rows:
-            t.add_row(*r)
-        self._c.print(t)
-
-
-def _record_to_json(r: CandidateRecord) -> dict[str, Any]:
-    return asdict(r)
-
-
-def _record_from_json(d: dict[str, Any]) -> CandidateRecord:
-    steps = tuple(
-        StepCount(s["path"], s["step"], s["rows_in"], s["rows_out"], tuple((a, b) for a, b in s.get("reasons", ())))
-        for s in d.get("steps", ())
-    )
-    return CandidateRecord(
-        round=d["round"], cid=d["cid"], dp_text=d["dp_text"], status=d["status"], key=d.get("key", ""),
-        delta=d.get("delta"), win_rate=d.get("win_rate"), ci_low=d.get("ci_low"), ci_high=d.get("ci_high"),
-        rows_in=d.get("rows_in"), rows_out=d.get("rows_out"), steps=steps, feedback=d.get("feedback", ""),
-        duplicate_of=d.get("duplicate_of"), errors=tuple(d.get("errors", ())), origin=d.get("origin", ""),
-    )
-
-
 class Search:
     """One search. ``evaluator`` and ``agent`` can be injected (tests, benchmarks)."""
 
@@ -681,7 +86,7 @@ class Search:
         data_name = Path(config.data).stem or "search"
         self.out = Path(config.out_dir or Path("runs") / data_name)
         self.journal = Journal(self.out / "journal")
-        self.console = _Console(config.quiet)
+        self.console = Console(config.quiet)
         self._tmp: Path | None = None
         if config.cache:
             self.cache_dir = Path(config.cache_dir) if config.cache_dir else self.out / ".cache"
@@ -813,9 +218,9 @@ class Search:
         self.r0 = o
         self.console.print(f"baseline r0 = 0.5 by definition (win rate against itself: {o.win_rate}); held-out loss "
                            f"{o.baseline_loss if o.baseline_loss is not None else 'n/a'}; {o.seconds:.1f} s")
-        self.journal.write_setup(self._setup_json())
+        self.journal.write_setup(self.setup_json())
 
-    def _setup_json(self) -> dict[str, Any]:
+    def setup_json(self) -> dict[str, Any]:
         return {
             "profile_text": self.profile_text,
             "profile": self.profile_json,
@@ -835,8 +240,6 @@ class Search:
         one candidate): no agent call is spent on those. The number of fixes is added to
         ``meta["autofixes"]`` of ``into`` (the proposal a repair answers), else of the result, whose
         ``meta["proposed"]`` keeps the agent's own text."""
-        from dataclasses import replace
-
         text, n = fix_text(proposal.dp_text, columns=self.columns)
         if not n:
             return proposal
@@ -851,8 +254,6 @@ class Search:
     def _lint_proposal(self, text: str):
         """The agent path's lint: the language's, plus the boundary's rules (steps, string literals,
         text-matching parameters). People's .dp files go through ``_lint`` only."""
-        from autodp_dsl.compiler import CompileResult
-
         res = self._lint(text)
         if not res.ok:
             return res
@@ -1000,7 +401,7 @@ class Search:
             for c in cands:
                 if c["status"] == "duplicate":
                     self.notes.append(f"{c['cid']} equals {c['duplicate_of']} after canonicalisation: evaluated once")
-            self.journal.write_round(rnd, {"round": rnd, "records": [_record_to_json(r) for r in ordered],
+            self.journal.write_round(rnd, {"round": rnd, "records": [record_to_json(r) for r in ordered],
                                            "notes": self.notes[-10:], "output_fps": self.output_fps, "seconds": time.perf_counter() - t_round,
                                            "wall_s": self.state.wall_s, "budget": self.state.to_dict()})
         return ordered, stop
@@ -1020,7 +421,7 @@ class Search:
             else:
                 done = self.journal.candidate(c["cid"])
                 if done is not None:
-                    records[c["cid"]] = _record_from_json(done["record"])
+                    records[c["cid"]] = record_from_json(done["record"])
                     self.state.finetunes += done.get("finetunes", 0)
                     self.state.evaluations += int(done.get("evaluated", True))
                     if done.get("output_fp") and records[c["cid"]].status == "ok":
@@ -1054,14 +455,14 @@ class Search:
                 rec = self._scored_like(rnd, c, run, near, records)
                 records[c["cid"]] = rec
                 repeated += 1
-                self.journal.write_candidate(c["cid"], {"record": _record_to_json(rec), "finetunes": 0,
+                self.journal.write_candidate(c["cid"], {"record": record_to_json(rec), "finetunes": 0,
                                                         "evaluated": False, "output_fp": fp})
                 self.console.print(f"  {c['cid']}: within {self.cfg.profile_k} rows of {near}'s data: scored as {near}")
                 continue
             rec, finetunes = self._evaluate(rnd, c, run)
             if fp and rec.status == "ok":
                 self.output_fps[fp] = c["cid"]
-            entry = {"record": _record_to_json(rec), "finetunes": finetunes, "output_fp": fp}
+            entry = {"record": record_to_json(rec), "finetunes": finetunes, "output_fp": fp}
             if hashes is not None and rec.status == "ok":
                 self.row_sets.add(c["cid"], hashes)
                 entry["row_hashes"] = boundary.RowSets.encode(hashes)
@@ -1120,107 +521,129 @@ class Search:
 
     def run(self) -> SearchResult:
         t_start = time.perf_counter()
+        try:
+            resuming = self._start_journal()
+            self._preflight()
+            self.prepare()
+            done_rounds = self._resume(resuming)
+            self.baseline()
+            self._estimate()
+            stop_reason, failure = self._rounds(len(done_rounds) + 1)
+            return self._conclude(stop_reason, failure, t_start)
+        finally:
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+    # ------------------------------------------------------------------ the parts of a run
+
+    def _start_journal(self) -> bool:
+        """Start the journal (or check it for ``--resume``); True when earlier work is resumed."""
         cfg = self.cfg
-        resuming = self.journal.start({"identity": cfg.identity(), "config": _config_json(cfg),
+        resuming = self.journal.start({"identity": cfg.identity(), "config": cfg.to_json(),
                                        "agent": getattr(self.agent, "name", cfg.agent),
                                        "evaluator": self.evaluator.identity()}, cfg.resume)
         if not resuming:  # a report of an earlier run would sit next to this run's journal
             for name in ("report.json", "report.html"):
                 (self.out / name).unlink(missing_ok=True)
-        try:
-            self._preflight()
-            self.prepare()
-            meta = self.journal.meta() or {}
-            data_id = {"data": self.data.fingerprint, "evaluator": self.evaluator.identity()}
-            if resuming and meta.get("data_identity") not in (None, data_id):
-                from .journal import JournalMismatch
+        return resuming
 
-                raise JournalMismatch("cannot resume: the data or the evaluator differ from the journal's; "
-                                      "start a new search with --force or another --out")
-            if not resuming or meta.get("data_identity") is None:
-                self.journal._write("meta.json", {**meta, "data_identity": data_id})
-            # earlier sessions
-            done_rounds = self.journal.rounds() if resuming else []
-            for rd in done_rounds:
-                self.records.extend(_record_from_json(x) for x in rd["records"])
-                for x in rd["records"]:  # the scored outputs' rows, for the boundary's k-rule
-                    done = self.journal.candidate(x["cid"]) if x["status"] == "ok" else None
-                    if done and done.get("row_hashes") is not None:
-                        self.row_sets.add(x["cid"], boundary.RowSets.decode(done["row_hashes"]))
-                self.notes = list(rd.get("notes", []))
-                self.output_fps = dict(rd.get("output_fps", {}))
-                self.round_meta.append({"round": rd["round"], "seconds": rd.get("seconds")})
-                b = rd.get("budget", {})
-                self.state.agent_calls = b.get("agent_calls", self.state.agent_calls)
-                self.state.repairs = b.get("repairs", self.state.repairs)
-                self.state.finetunes = b.get("finetunes", self.state.finetunes)
-                self.state.evaluations = b.get("evaluations", self.state.evaluations)
-                self.state.wall_before_s = rd.get("wall_s", 0.0)
-                best = max((r.delta for r in self.records if r.status == "ok" and r.delta is not None), default=None)
-                self.state.note_round(best)
-            if done_rounds:
-                self.console.print(f"resuming after round {len(done_rounds)} ({len(self.records)} candidates in the journal)")
-            self.baseline()
-            # pre-flight estimate
-            per_eval = max(self.r0.seconds, 0.1)
-            est = estimate(cfg.budget, cfg.k, self.search_frame.height, self.full_frame.height, per_eval, cfg.final,
-                           basis=f"{per_eval:.1f} s per evaluation measured on the baseline",
-                           same_steps=self.train_steps is not None)
-            self.estimate = est
-            self.console.print(f"[cyan]{est.text()}[/cyan]")
-            stop_reason = ""
-            rnd = len(done_rounds) + 1
-            if cfg.budget.max_wall_s is not None and hasattr(self.agent, "set_deadline"):
-                # a hanging model call must not outlive the time budget
-                self.agent.set_deadline(time.monotonic() + cfg.budget.max_wall_s - self.state.wall_s)
-            failure: str | None = None
-            while True:
-                reason = self.state.stop_reason()
-                if reason:
-                    stop_reason = reason
-                    break
-                self.console.print(f"[bold]round {rnd}[/bold] (agent: {self.agent.name})")
-                try:
-                    recs, stop = self.run_round(rnd)
-                except AgentFailure as e:
-                    # the time budget ran out while the agent was asked: a budget stop, not a failure
-                    failure = None if self.state.candidate_stop() else str(e)
-                    stop_reason = self.state.candidate_stop() or str(e)
-                    break
-                self.records.extend(recs)
-                if stop:
-                    stop_reason = stop
-                    break
-                best = max((r.delta for r in recs if r.status == "ok" and r.delta is not None), default=None)
-                self.state.note_round(best)
-                self.round_meta.append({"round": rnd})
-                self._round_table(rnd)
-                rnd += 1
-                if self.agent_failure:
-                    failure = stop_reason = self.agent_failure
-                    break
-            self._agent_events()
-            self.console.print(f"search stopped: {stop_reason}")
-            best = self.best()
-            # no final evaluation after a failure (--resume continues the search, then evaluates),
-            # nor without a strategy (the unprocessed data against itself teaches nothing)
-            final = self.finish(best) if cfg.final and best is not None and failure is None else None
-            if not cfg.final and best is not None and failure is None:
-                self._write_outputs(best.dp_text, None)  # --no-final: the answer without the full-data run
-            best = getattr(self, "final_best", best)
-            from .report import build_report, write_report
+    def _resume(self, resuming: bool) -> list[dict[str, Any]]:
+        """Check the data against the journal's and take over the rounds earlier sessions finished:
+        their records, notes, scored outputs (for the boundary's k-rule) and budget counters."""
+        meta = self.journal.meta() or {}
+        data_id = {"data": self.data.fingerprint, "evaluator": self.evaluator.identity()}
+        if resuming and meta.get("data_identity") not in (None, data_id):
+            raise JournalMismatch("cannot resume: the data or the evaluator differ from the journal's; "
+                                  "start a new search with --force or another --out")
+        if not resuming or meta.get("data_identity") is None:
+            self.journal.write_meta({**meta, "data_identity": data_id})
+        done_rounds = self.journal.rounds() if resuming else []
+        for rd in done_rounds:
+            self.records.extend(record_from_json(x) for x in rd["records"])
+            for x in rd["records"]:  # the scored outputs' rows, for the boundary's k-rule
+                done = self.journal.candidate(x["cid"]) if x["status"] == "ok" else None
+                if done and done.get("row_hashes") is not None:
+                    self.row_sets.add(x["cid"], boundary.RowSets.decode(done["row_hashes"]))
+            self.notes = list(rd.get("notes", []))
+            self.output_fps = dict(rd.get("output_fps", {}))
+            self.round_meta.append({"round": rd["round"], "seconds": rd.get("seconds")})
+            b = rd.get("budget", {})
+            self.state.agent_calls = b.get("agent_calls", self.state.agent_calls)
+            self.state.repairs = b.get("repairs", self.state.repairs)
+            self.state.finetunes = b.get("finetunes", self.state.finetunes)
+            self.state.evaluations = b.get("evaluations", self.state.evaluations)
+            self.state.wall_before_s = rd.get("wall_s", 0.0)
+            best = max((r.delta for r in self.records if r.status == "ok" and r.delta is not None), default=None)
+            self.state.note_round(best)
+        if done_rounds:
+            self.console.print(f"resuming after round {len(done_rounds)} ({len(self.records)} candidates in the journal)")
+        return done_rounds
 
-            report = build_report(self, best, final, stop_reason, time.perf_counter() - t_start)
-            write_report(self.out, report)
-            self.console.print(f"wrote {self.out / 'report.json'} and {self.out / 'report.html'}")
-            if failure is not None:
-                raise BackendFailure(f"{failure}; the journal keeps the {len(self.round_meta)} round(s) done "
-                                     f"(--resume continues); report: {self.out / 'report.html'}")
-            return SearchResult(self.out, best, best.dp_text if best else "", self.records, final, report, stop_reason,
-                                time.perf_counter() - t_start)
-        finally:
-            if self._tmp is not None:
-                shutil.rmtree(self._tmp, ignore_errors=True)
+    def _estimate(self) -> None:
+        """The pre-flight estimate of the whole search, from the baseline's measured evaluation time."""
+        cfg = self.cfg
+        per_eval = max(self.r0.seconds, 0.1)
+        self.estimate = estimate(cfg.budget, cfg.k, self.search_frame.height, self.full_frame.height, per_eval, cfg.final,
+                                 basis=f"{per_eval:.1f} s per evaluation measured on the baseline",
+                                 same_steps=self.train_steps is not None)
+        self.console.print(f"[cyan]{self.estimate.text()}[/cyan]")
+
+    def _rounds(self, rnd: int) -> tuple[str, str | None]:
+        """Rounds from ``rnd`` on until a budget, the STOP file or a failure ends the search.
+        Returns the stop reason and the agent's failure (None when the search ended normally)."""
+        cfg = self.cfg
+        if cfg.budget.max_wall_s is not None and hasattr(self.agent, "set_deadline"):
+            # a hanging model call must not outlive the time budget
+            self.agent.set_deadline(time.monotonic() + cfg.budget.max_wall_s - self.state.wall_s)
+        stop_reason = ""
+        failure: str | None = None
+        while True:
+            reason = self.state.stop_reason()
+            if reason:
+                stop_reason = reason
+                break
+            self.console.print(f"[bold]round {rnd}[/bold] (agent: {self.agent.name})")
+            try:
+                recs, stop = self.run_round(rnd)
+            except AgentFailure as e:
+                # the time budget ran out while the agent was asked: a budget stop, not a failure
+                failure = None if self.state.candidate_stop() else str(e)
+                stop_reason = self.state.candidate_stop() or str(e)
+                break
+            self.records.extend(recs)
+            if stop:
+                stop_reason = stop
+                break
+            best = max((r.delta for r in recs if r.status == "ok" and r.delta is not None), default=None)
+            self.state.note_round(best)
+            self.round_meta.append({"round": rnd})
+            self._round_table(rnd)
+            rnd += 1
+            if self.agent_failure:
+                failure = stop_reason = self.agent_failure
+                break
+        self._agent_events()
+        self.console.print(f"search stopped: {stop_reason}")
+        return stop_reason, failure
+
+    def _conclude(self, stop_reason: str, failure: str | None, t_start: float) -> SearchResult:
+        """The final evaluation of the best strategy, the outputs and the report."""
+        cfg = self.cfg
+        best = self.best()
+        # no final evaluation after a failure (--resume continues the search, then evaluates),
+        # nor without a strategy (the unprocessed data against itself teaches nothing)
+        final = self.finish(best) if cfg.final and best is not None and failure is None else None
+        if not cfg.final and best is not None and failure is None:
+            self._write_outputs(best.dp_text, None)  # --no-final: the answer without the full-data run
+        best = getattr(self, "final_best", best)
+        report = build_report(self, best, final, stop_reason, time.perf_counter() - t_start)
+        write_report(self.out, report)
+        self.console.print(f"wrote {self.out / 'report.json'} and {self.out / 'report.html'}")
+        if failure is not None:
+            raise BackendFailure(f"{failure}; the journal keeps the {len(self.round_meta)} round(s) done "
+                                 f"(--resume continues); report: {self.out / 'report.html'}")
+        return SearchResult(self.out, best, best.dp_text if best else "", self.records, final, report, stop_reason,
+                            time.perf_counter() - t_start)
 
     def _preflight(self) -> None:
         """One tiny request to the agent's model before anything is spent (the baseline fine-tune
@@ -1244,8 +667,6 @@ class Search:
     # ------------------------------------------------------------------ final
 
     def finish(self, best: CandidateRecord | None) -> dict[str, Any]:
-        from autodp_dsl.atomic import write_text_atomic
-
         saved = self.journal.final()
         text = best.dp_text if best else "dp: 1\nname: unprocessed\ndescription: no candidate was scored\nsteps: []\n"
         key = best.key if best else ""
@@ -1299,8 +720,6 @@ class Search:
         return final
 
     def _write_outputs(self, text: str, frame: pl.DataFrame | None) -> None:
-        from autodp_dsl.atomic import write_bytes_atomic, write_text_atomic
-
         write_text_atomic(self.out / "best.dp", text)
         if frame is not None:
             # the engine's run result holds the data's own columns (a ``__meta`` of the data among
@@ -1327,13 +746,6 @@ def _diag_list(res) -> list[dict[str, Any]]:
 def _clip(text: str, limit: int) -> str:
     """An invalid proposal as sent back for repair: at most ``limit`` characters."""
     return text if len(text) <= limit else text[:limit] + f"\n# ... ({len(text) - limit} more characters not shown)"
-
-
-def _config_json(cfg: SearchConfig) -> dict[str, Any]:
-    d = asdict(cfg)
-    if cfg.llm is not None:
-        d["llm"] = asdict(cfg.llm)
-    return d
 
 
 def run_search(config: SearchConfig, evaluator: Evaluator | None = None, agent: Agent | None = None) -> SearchResult:

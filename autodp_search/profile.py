@@ -67,7 +67,7 @@ class Rate(BaseModel):
 
 class SignalStats(BaseModel):
     kind: str  # "count" | "ratio" | "flag" | "value"
-    source: str  # "op" (a registry operator of the same name) | "builtin"
+    source: str  # "op" (a registry operator of the same name) | "builtin" (a profile-only signal)
     count: int
     mean: float | None = None
     quantiles: dict[str, float | None] = Field(default_factory=dict)
@@ -111,21 +111,13 @@ class Profile(BaseModel):
             lines.append(f"  {name}: {r.text(k)}")
         lines.append(
             "signals (<column>.<signal> is signal(column), except output.echoes_question, which is "
-            "echoes_question(instruction, output); quantiles p1 p5 p25 p50 p75 p95 p99; ~ = approximation, "
-            "no operator of that name):"
+            "echoes_question(instruction, output); quantiles p1 p5 p25 p50 p75 p95 p99):"
         )
         for name, s in self.signals.items():
-            tag = (
-                "~"
-                if s.source == "builtin"
-                and name.split(".", 1)[-1] not in _SEARCH_ONLY
-                and not name.startswith("dup.")
-                else ""
-            )
             if s.kind == "flag":
                 continue  # flags are covered by the rates / shown compactly below
             if s.suppressed:
-                lines.append(f"  {name}{tag}: <{k} rows")
+                lines.append(f"  {name}: <{k} rows")
                 continue
             if (
                 s.mean is not None
@@ -134,10 +126,10 @@ class Profile(BaseModel):
                 and s.histogram[0].count == self.n_rows
                 and all(v is None or v == 0 for v in s.quantiles.values())
             ):
-                lines.append(f"  {name}{tag}: always {_num(s.quantiles.get('p50') or 0)}")
+                lines.append(f"  {name}: always {_num(s.quantiles.get('p50') or 0)}")
                 continue
             qs = " ".join("-" if v is None else _num(v) for v in s.quantiles.values())
-            line = f"  {name}{tag}: mean {_num(s.mean)} | q {qs}"
+            line = f"  {name}: mean {_num(s.mean)} | q {qs}"
             if histograms and s.histogram:
                 line += " | hist " + " ".join(_bin_text(b, s.kind) for b in s.histogram if b.count)
             lines.append(line)
@@ -182,7 +174,6 @@ _RATE_SIGNALS = {
     "heading-only output": "output.heading_only",
     "output echoes the question": "output.echoes_question",
 }
-_SEARCH_ONLY = ("empty", "html", "mojibake", "messy_ws")
 
 
 # ---------------------------------------------------------------- k-floor primitives
@@ -362,20 +353,6 @@ def profile(
             for name, s in stats.items()
         }
         rates = {name: Rate(suppressed=True) for name in rates}
-    approx = sorted(
-        {
-            name.split(".", 1)[1]
-            for name, st in stats.items()
-            if st.source == "builtin"
-            and not name.startswith("dup.")
-            and name.split(".", 1)[1] not in _SEARCH_ONLY
-        }
-    )
-    if approx:
-        notes.append(
-            "~ marks built-in approximations (no operator of that name in this installation): "
-            + ", ".join(approx)
-        )
     notes.append("flags empty/html/mojibake/messy_ws and dup.* are profile-only signals, not operators")
     return Profile(
         k=k, n_rows=n, columns=columns_info, text_columns=cols, signals=stats, rates=rates, notes=notes

@@ -20,7 +20,7 @@ __all__ = ["build_report", "write_report", "render_html"]
 
 def build_report(search, best, final: dict[str, Any] | None, stop_reason: str, seconds: float) -> dict[str, Any]:
     cfg = search.cfg
-    setup = search._setup_json()
+    setup = search.setup_json()
     records = [asdict(r) for r in search.records]
     best_steps = None
     if final is not None:

@@ -14,12 +14,8 @@ Where the values come from:
   takes one ``str`` argument and has default-constructible parameters can be used (``ops="all"``);
   the default set is ``DEFAULT_OPS``, the ones cheap enough for every search. ``heading_only`` is
   applied to the output only; ``echoes_question(instruction, output)`` gives
-  ``output.echoes_question``.
-- **Built-in fallbacks** for a few basics when no operator of that name exists (yet): ``chars``,
-  ``words``, ``special_char_ratio``, ``alnum_ratio``, ``digit_ratio``, ``stopword_ratio``,
-  ``word_repetition_ratio``, ``heading_only``, ``echoes_question``. They approximate the
-  operator semantics (see each function); ``signal_sources(...)`` and the profile say which
-  columns are built-in.
+  ``output.echoes_question``. An operator named here that the registry lacks is an error: no
+  built-in stand-in replaces it.
 - **Search-only signals** that are not operators: ``empty`` (null or whitespace only), ``html``
   (has markup: a tag or an HTML entity), ``mojibake`` (typical UTF-8-read-as-cp1252 sequences),
   ``messy_ws`` (leading/trailing whitespace or a run of 3+ spaces), ``dup.*`` flags (an equal,
@@ -37,6 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+
+from autodp_dsl.ops import Cost, OpKind, registry
+from autodp_dsl.types import STR
 
 __all__ = [
     "TEXT_COLUMNS",
@@ -87,73 +86,18 @@ def text_columns(frame: pl.DataFrame, columns: Sequence[str] | None = None) -> l
     return [c for c, t in frame.schema.items() if t == pl.String and not c.startswith("__")]
 
 
-# ---------------------------------------------------------------- built-in fallbacks
-
-
-def _len(e: pl.Expr) -> pl.Expr:
-    return e.str.len_chars().cast(pl.Float64)
-
-
-def _ratio(num: pl.Expr, e: pl.Expr) -> pl.Expr:
-    n = _len(e)
-    return pl.when(n > 0).then(num.cast(pl.Float64) / n).otherwise(0.0)
-
-
-def fb_chars(e: pl.Expr) -> pl.Expr:
-    return e.str.len_chars().cast(pl.Int64)
-
-
-def fb_words(e: pl.Expr) -> pl.Expr:
-    return e.str.count_matches(r"\S+").cast(pl.Int64)
-
-
-def fb_special_char_ratio(e: pl.Expr) -> pl.Expr:
-    """Approximates Data-Juicer's set: punctuation, symbols, digits and whitespace over length."""
-    return _ratio(e.str.count_matches(r"[\p{P}\p{S}\p{Nd}\s]"), e)
-
-
-def fb_alnum_ratio(e: pl.Expr) -> pl.Expr:
-    # counting the (rarer) complement is several times faster than counting letters
-    return _ratio(e.str.len_chars() - e.str.count_matches(r"[^\p{L}\p{N}]"), e)
-
-
-def fb_digit_ratio(e: pl.Expr) -> pl.Expr:
-    return _ratio(e.str.count_matches(r"\p{Nd}"), e)
-
+# ---------------------------------------------------------------- search-only signals
 
 _STOP_RE = (
     r"(?i)\b(?:" + "|".join(sorted((w for w in STOPWORDS_EN if "'" not in w), key=len, reverse=True)) + r")\b"
 )
 
 
-def fb_stopword_ratio(e: pl.Expr) -> pl.Expr:
-    """Share of words (runs of letters) that are in ``STOPWORDS_EN``, ignoring case; 0 for no words."""
+def _english_stopword_share(e: pl.Expr) -> pl.Expr:
+    """Share of words (runs of letters) that are in ``STOPWORDS_EN``, ignoring case; 0 for no words.
+    ``language_labels``' test for English (not the ``stopword_ratio`` operator: its own words and list)."""
     n = e.str.count_matches(r"\p{L}+").cast(pl.Float64)
     return pl.when(n > 0).then(e.str.count_matches(_STOP_RE).cast(pl.Float64) / n).otherwise(0.0)
-
-
-def fb_heading_only(e: pl.Expr) -> pl.Expr:
-    """Like the ``heading_only`` operator: one line of 2..12 words that is a Markdown heading or
-    does not end like a sentence (``.``, ``!``, ``;``, ``,``, ``…``, maybe followed by quotes)."""
-    short = e.str.len_chars() <= 400  # 12 words never need more; keeps the regexes off long texts
-    t = pl.when(short).then(e).otherwise(pl.lit("")).str.strip_chars()
-    w = t.str.count_matches(r"\S+")
-    not_sentence = ~t.str.contains(r"[.!;,\x{2026}][\"'\x{201D}\x{2019})\]]*$")
-    return (
-        short
-        & w.is_between(2, 12)
-        & ~t.str.contains(r"[\r\n]")
-        & (t.str.contains(r"^#{1,6}\s") | not_sentence)
-    )
-
-
-def fb_echoes_question(q: pl.Expr, a: pl.Expr) -> pl.Expr:
-    """Like the ``echoes_question`` operator: share of the answer's distinct lowercase words
-    (``[\\p{L}\\p{N}]+``) that occur in the question; 0.0 for an answer without words."""
-    qw = q.str.to_lowercase().str.extract_all(r"[\p{L}\p{N}]+").list.unique()
-    aw = a.str.to_lowercase().str.extract_all(r"[\p{L}\p{N}]+").list.unique()
-    n = aw.list.len().cast(pl.Float64)
-    return pl.when(n > 0).then(aw.list.set_intersection(qw).list.len().cast(pl.Float64) / n).otherwise(0.0)
 
 
 def html_flag(e: pl.Expr) -> pl.Expr:
@@ -215,24 +159,6 @@ def _ngram_hash(df: pl.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
     return row[:m][v], g[v]
 
 
-def fb_word_repetition_ratio(s: pl.Series, n: int = 10, words: pl.DataFrame | None = None) -> pl.Series:
-    """Data-Juicer's word repetition ratio, approximately: words split on whitespace, lowercased,
-    leading/trailing ASCII punctuation stripped; share of word n-gram occurrences whose n-gram occurs
-    more than once in the same text (0 when there are fewer than n words). n-grams are compared by a
-    31-bit hash."""
-    df = words if words is not None else _word_frame(s, strip_punct=True)
-    out = np.zeros(len(s), dtype=np.float64)
-    row, g = _ngram_hash(df, n)
-    if len(row) == 0:
-        return pl.Series(out)
-    keys, counts = np.unique(row * (_P + 1) + g, return_counts=True)
-    krow = keys // (_P + 1)
-    tot = np.bincount(krow, weights=counts, minlength=len(s))
-    rep = np.bincount(krow, weights=np.where(counts > 1, counts, 0), minlength=len(s))
-    np.divide(rep, tot, out=out, where=tot > 0)
-    return pl.Series(out)
-
-
 def near_duplicate_flags(
     texts: pl.Series,
     *,
@@ -286,7 +212,7 @@ def near_duplicate_flags(
 @dataclass(frozen=True)
 class _Spec:
     name: str
-    op: object | None  # an instantiated registry op, or None for the builtin
+    op: object  # an instantiated registry op
     params: object | None
     arity: int
 
@@ -294,18 +220,7 @@ class _Spec:
 def _registry_signals() -> dict[str, _Spec]:
     """Usable registry signal ops: vectorised, 1 or 2 str args, default params, numeric/bool value."""
     out: dict[str, _Spec] = {}
-    try:
-        from autodp_dsl.ops import Cost, OpKind, registry
-        from autodp_dsl.types import STR
-    except Exception as e:  # pragma: no cover - the DSL is a hard dependency of the project
-        log.warning("operator registry unavailable (%s); using built-in signals only", e)
-        return out
-    try:
-        reg = registry()
-    except Exception as e:  # a broken plugin must not break profiling
-        log.warning("operator registry failed to load (%s); using built-in signals only", e)
-        return out
-    for cls in reg:
+    for cls in registry():
         try:
             if cls.kind != OpKind.SIGNAL or cls.cost != Cost.VECTORISED or not cls.deterministic:
                 continue
@@ -327,14 +242,6 @@ def _registry_signals() -> dict[str, _Spec]:
     return out
 
 
-_FALLBACK_1 = {
-    "chars": fb_chars,
-    "words": fb_words,
-    "special_char_ratio": fb_special_char_ratio,
-    "alnum_ratio": fb_alnum_ratio,
-    "digit_ratio": fb_digit_ratio,
-    "stopword_ratio": fb_stopword_ratio,
-}
 _BUILTIN_FLAGS = {
     "empty": empty_flag,
     "html": html_flag,
@@ -361,7 +268,8 @@ DEFAULT_OPS = (
 
 
 def _plan(frame: pl.DataFrame, cols: list[str], repetition: bool, ops: Sequence[str] | str | None = None):
-    """[(out name, expr or deferred marker, source)] in a stable order."""
+    """[(out name, expr, source)] in a stable order; source "op" (a registry operator) or "builtin"
+    (a search-only signal)."""
     reg = _registry_signals()
     if ops is None:
         wanted = list(DEFAULT_OPS)
@@ -371,39 +279,33 @@ def _plan(frame: pl.DataFrame, cols: list[str], repetition: bool, ops: Sequence[
         wanted = list(ops)
     if not repetition:
         wanted = [w for w in wanted if w != "word_repetition_ratio"]
-    plan: list[tuple[str, object, str]] = []
+    missing = [w for w in wanted if w not in reg]
+    if missing:
+        raise ValueError(f"signal operator(s) {missing} are not usable signals of the operator registry "
+                         "(vectorised, deterministic, text arguments, default parameters)")
+    plan: list[tuple[str, pl.Expr, str]] = []
     has_q, has_a = "instruction" in cols, "output" in cols
     for c in cols:
         e = pl.col(c).fill_null("")
         for name, fn in _BUILTIN_FLAGS.items():
             plan.append((f"{c}.{name}", fn(e), "builtin"))
         for name in wanted:
-            if name in _PAIR or name in _OUTPUT_ONLY:
-                continue
-            spec = reg.get(name)
-            if spec is not None and spec.arity == 1:
+            spec = reg[name]
+            if name not in _PAIR and name not in _OUTPUT_ONLY and spec.arity == 1:
                 plan.append((f"{c}.{name}", spec.op.expr([e], spec.params), "op"))
-            elif spec is None and name in _FALLBACK_1:
-                plan.append((f"{c}.{name}", _FALLBACK_1[name](e), "builtin"))
-            elif spec is None and name == "word_repetition_ratio":
-                plan.append((f"{c}.{name}", ("wrr", c), "builtin"))
     if has_a:
         out = pl.col("output").fill_null("")
         q = pl.col("instruction").fill_null("") if has_q else None
         if "heading_only" in wanted:
-            hspec = reg.get("heading_only")
-            if hspec is None:
-                plan.append(("output.heading_only", fb_heading_only(out), "builtin"))
-            elif hspec.arity == 1:
+            hspec = reg["heading_only"]
+            if hspec.arity == 1:
                 plan.append(("output.heading_only", hspec.op.expr([out], hspec.params), "op"))
             elif q is not None:
                 plan.append(("output.heading_only", hspec.op.expr([q, out], hspec.params), "op"))
         if q is not None and "echoes_question" in wanted:
-            espec = reg.get("echoes_question")
-            if espec is not None and espec.arity == 2:
+            espec = reg["echoes_question"]
+            if espec.arity == 2:
                 plan.append(("output.echoes_question", espec.op.expr([q, out], espec.params), "op"))
-            elif espec is None:
-                plan.append(("output.echoes_question", fb_echoes_question(q, out), "builtin"))
     # row-level duplicate flags (an equal normalised value in an earlier row)
     if cols:
         row_key = pl.concat_str([_norm_key(pl.col(c)) for c in cols], separator="\x1f")
@@ -440,12 +342,7 @@ def signal_frame(
     """
     cols = text_columns(frame, columns)
     plan = _plan(frame, cols, repetition, ops)
-    exprs, deferred = [], []
-    for name, e, _src in plan:
-        if isinstance(e, tuple):
-            deferred.append((name, e))
-        else:
-            exprs.append(e.alias(name))
+    exprs = [e.alias(name) for name, e, _src in plan]
     try:
         out = frame.select(exprs) if exprs else pl.DataFrame()
     except Exception as err:
@@ -460,22 +357,10 @@ def signal_frame(
         out = pl.concat(parts, how="horizontal") if parts else pl.DataFrame()
     if out.height == 0 and frame.height:
         out = pl.DataFrame({"__tmp": np.zeros(frame.height)}).drop("__tmp")
-    new = []
-    words_cache: dict[str, pl.DataFrame] = {}
-
-    def words_of(c: str) -> pl.DataFrame:
-        if c not in words_cache:
-            words_cache[c] = _word_frame(frame[c], strip_punct=True)
-        return words_cache[c]
-
-    for name, (kind, c) in deferred:
-        if kind == "wrr":
-            new.append(fb_word_repetition_ratio(frame[c], words=words_of(c)).alias(name))
     if near_dup and cols:
         tcol = "output" if "output" in cols else cols[-1]
-        new.append(pl.Series("dup.near", near_duplicate_flags(frame[tcol], words=words_of(tcol))))
-    if new:
-        out = out.with_columns(new) if out.width else pl.DataFrame(new)
+        near = pl.Series("dup.near", near_duplicate_flags(frame[tcol]))
+        out = out.with_columns(near) if out.width else pl.DataFrame([near])
     order = [n for n, _, _ in plan if n in out.columns] + (["dup.near"] if "dup.near" in out.columns else [])
     return out.select([_normalise_dtype(out[n]) for n in order])
 
@@ -487,7 +372,8 @@ def signal_sources(
     ops: Sequence[str] | str | None = None,
     repetition: bool = True,
 ) -> dict[str, str]:
-    """``{signal column: "op" | "builtin"}``: which columns come from registry operators."""
+    """``{signal column: "op" | "builtin"}``: which columns come from registry operators (the others
+    are the search's own flags)."""
     cols = text_columns(frame, columns)
     src = {name: s for name, _, s in _plan(frame, cols, repetition, ops)}
     src["dup.near"] = "builtin"
@@ -506,7 +392,7 @@ def language_labels(frame: pl.DataFrame, columns: Sequence[str] | None = None) -
     df = frame.select(
         (t.str.len_chars() - t.str.count_matches(r"\P{L}")).alias("letters"),
         t.str.count_matches(r"[\p{L}&&\P{Latin}]").alias("nonlatin"),
-        fb_stopword_ratio(t).alias("stop"),
+        _english_stopword_share(t).alias("stop"),
         t.alias("t"),
     )
     letters = df["letters"].to_numpy()

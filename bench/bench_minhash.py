@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 GEN = ROOT.parent / "shared" / "bench" / "gen_sft_noise.py"
 
 from stdlib_ops.dedup import band_keys, minhash_signatures, shingle_hashes  # noqa: E402
+from stdlib_ops.testing import jaccard_cells, jaccard_pairs  # noqa: E402
 
 K, NGRAM, SEED, BANDS, ROWS = 256, 5, 42, 25, 10
 
@@ -130,20 +131,6 @@ def speed(sizes: list[int], repeat: int) -> None:
 # ---------------------------------------------------------------- accuracy
 
 
-def cells() -> list[tuple[int, int, float]]:
-    """(m, o, J): the achievable Jaccard values nearest the targets (as the test suite's)."""
-    out = []
-    for m in (8, 12, 20, 40, 100, 200, 400):
-        seen = set()
-        for target in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
-            o = round(2 * m * target / (1 + target))
-            jac = o / (2 * m - o)
-            if 0.5 <= jac <= 0.95 and o not in seen:
-                seen.add(o)
-                out.append((m, o, jac))
-    return out
-
-
 def caught(sig: np.ndarray) -> float:
     keys = band_keys(sig, BANDS, ROWS)  # strided bands, as dedup.minhash
     return float((keys[0::2] == keys[1::2]).any(axis=1).mean())
@@ -169,12 +156,8 @@ def accuracy(pairs: int) -> None:
     head = f"{'m':>4} {'J':>6} {'theory':>7} | {'current':>7} {'ratio':>6} {'z':>6} | {'baseline':>8} {'ratio':>6} {'z':>6}"
     print(head + (f" | {'datasketch':>10} {'ratio':>6} {'z':>6}" if have_ds else ""))
     rng = np.random.default_rng(11)
-    for m, o, jac in cells():
-        words = rng.integers(0, 2**62, size=(pairs, 2 * m - o))
-        texts = []
-        for w in words.tolist():
-            texts.append(" ".join(map(str, w[:m])))
-            texts.append(" ".join(map(str, w[m - o :])))
+    for m, o, jac in jaccard_cells():
+        texts = jaccard_pairs(rng, pairs, m, o)
         s = pl.Series(texts)
         want = 1 - (1 - jac**ROWS) ** BANDS
         se = max(np.sqrt(want * (1 - want) / pairs), 1e-12)

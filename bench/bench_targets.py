@@ -39,14 +39,8 @@ def main(argv=None) -> int:
 
     from autodp_dsl import compile_text, render_all
     from autodp_eval import split_heldout
-    from autodp_search.loop import (
-        TARGET_COLUMN,
-        load_data,
-        make_sample,
-        make_selector,
-        run_strategies,
-        user_columns,
-    )
+    from autodp_search.data import TARGET_COLUMN, load_data, make_sample, make_selector, user_columns
+    from autodp_search.execution import run_strategies
 
     full = load_data(args.data).frame
     pool, _ = split_heldout(full, args.heldout, seed=args.seed)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engine import bench_registry, compile_recipe  # noqa: E402
+from bench_engine import compile_recipe  # noqa: E402
 
 from autodp_dsl.engine import Executor  # noqa: E402
+from autodp_dsl.ops import registry  # noqa: E402
 
 
 def main() -> int:
@@ -29,7 +30,7 @@ def main() -> int:
     ap.add_argument("--data", default="/tmp/sft_20k.jsonl")
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
-    reg, _ = bench_registry("auto")
+    reg = registry()
     recipe = compile_recipe(reg)
     work = Path(tempfile.mkdtemp(prefix="autodp-warm-"))
     try:

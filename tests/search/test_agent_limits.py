@@ -97,7 +97,7 @@ def test_a_language_of_nearly_every_row_is_not_shown_as_a_rare_one():
 
 
 def test_the_profile_names_echoes_question_with_its_two_arguments(data):
-    from autodp_search.loop import load_data, make_profile
+    from autodp_search.data import load_data, make_profile
 
     text = make_profile(load_data(data).frame, k=20)[0]
     assert "echoes_question(instruction, output)" in text

@@ -274,7 +274,7 @@ def test_switches_change_what_is_searched(data, tmp_path):
 def test_heldout_tidying_changes_whitespace_only():
     import polars as pl
 
-    from autodp_search.loop import tidy_text_columns
+    from autodp_search.data import tidy_text_columns
 
     df = pl.DataFrame({"instruction": ["What is X ?  "], "output": ["Key Points\n        - a  b\t c\n   \n\n  d "]})
     out = tidy_text_columns(df)
@@ -290,7 +290,7 @@ def test_no_cache_keeps_model_operators_from_their_memo(memo, tmp_path, monkeypa
 
     from autodp_dsl import compile_text
     from autodp_dsl.types import STR
-    from autodp_search.loop import run_strategies
+    from autodp_search.execution import run_strategies
     from stdlib_ops.backends import config
 
     monkeypatch.setenv("AUTODP_CACHE_DIR", str(tmp_path / "cache"))

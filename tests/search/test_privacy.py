@@ -13,7 +13,8 @@ import pytest
 
 from autodp_eval.testing import FakeFailure, FakeOpenAIServer
 from autodp_search import Budget, LLMConfig, ScriptedEvaluator, SearchConfig, run_search
-from autodp_search.loop import EvalOutcome, reason_code, standard_feedback
+from autodp_search.boundary import reason_code, standard_feedback
+from autodp_search.evaluators import EvalOutcome
 
 from .helpers import canary_rows, write_jsonl
 

@@ -112,3 +112,27 @@ def test_merge_bins():
     assert all(b.count == 0 or b.count >= 20 for b in bins)
     assert bins[-1].hi is None
     assert merge_bins(edges, [1, 2, 3, 0, 0], 20) is None
+
+
+def test_every_default_signal_is_the_registry_operator():
+    """No built-in stand-in: each ``<column>.<signal>`` of the default set is computed by the
+    operator of that name, with the value ``filter: signal(column)`` would see."""
+    from autodp_dsl.ops import registry
+    from autodp_search.signals import DEFAULT_OPS, signal_frame, signal_sources
+
+    frame = pl.DataFrame({"instruction": ["What is X?", "Why"], "output": ["X is a thing. It is.", "  <b>no</b>"]})
+    src = signal_sources(frame)
+    for name in DEFAULT_OPS:
+        assert any(k.endswith(f".{name}") and v == "op" for k, v in src.items()), name
+    assert {v for k, v in src.items() if k.split(".", 1)[1] in DEFAULT_OPS} == {"op"}
+    op = registry().get("special_char_ratio")
+    want = frame.select(op().expr([pl.col("output").fill_null("")], op.Params())).to_series().to_list()
+    assert signal_frame(frame)["output.special_char_ratio"].to_list() == want
+
+
+def test_a_signal_operator_missing_from_the_registry_is_an_error():
+    from autodp_search.signals import signal_frame
+
+    frame = pl.DataFrame({"output": ["a b c"]})
+    with pytest.raises(ValueError, match=r"'no_such_signal'.*not usable signals of the operator registry"):
+        signal_frame(frame, ops=["chars", "no_such_signal"])

@@ -36,3 +36,13 @@ def test_declaration(op):
     if op.kind == OpKind.GLOBAL:
         assert not op.commutes
     op.signature()  # renders
+
+
+def test_a_missing_operator_family_is_an_import_error(monkeypatch):
+    """The catalog never skips a family silently: a missing module fails registration, named."""
+    import stdlib_ops
+    from autodp_dsl.ops import Registry
+
+    monkeypatch.setattr(stdlib_ops, "_MODULES", (*stdlib_ops._MODULES, "no_such_family"))
+    with pytest.raises(ModuleNotFoundError, match="stdlib_ops.no_such_family"):
+        stdlib_ops.register(Registry())

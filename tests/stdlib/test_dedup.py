@@ -27,6 +27,7 @@ from stdlib_ops.dedup import (
     shingle_hashes,
     signature_column,
 )
+from stdlib_ops.testing import jaccard_cells, jaccard_pairs
 
 from ._util import col, run, step
 
@@ -148,21 +149,6 @@ def test_probe_orders_depend_on_the_seed_and_differ_between_bins():
     assert len({tuple(r) for r in a}) == 64
 
 
-def lsh_cells():
-    """(set size m, overlap o, Jaccard) with J = o / (2m - o) nearest each target: only these are
-    achievable for two m-sets."""
-    out = []
-    for m in (8, 12, 20, 40, 100, 200, 400):
-        seen = set()
-        for target in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
-            o = round(2 * m * target / (1 + target))
-            jac = o / (2 * m - o)
-            if 0.5 <= jac <= 0.95 and o not in seen:
-                seen.add(o)
-                out.append((m, o, jac))
-    return out
-
-
 def test_lsh_candidate_probability_follows_the_s_curve():
     """The share of pairs that become LSH candidates (signatures + banding of dedup.minhash, 25 x 10
     of 256) is 1 - (1 - J^r)^b within 3 standard errors (+ one pair for discreteness), for sets of
@@ -172,13 +158,8 @@ def test_lsh_candidate_probability_follows_the_s_curve():
     bands, rows = MinHashParams().lsh()
     rng = np.random.default_rng(2024)
     bad = []
-    for m, o, jac in lsh_cells():
-        words = rng.integers(0, 2**62, size=(pairs, 2 * m - o))
-        assert len(np.unique(words)) == words.size
-        texts = []
-        for w in words.tolist():
-            texts.append(" ".join(map(str, w[:m])))
-            texts.append(" ".join(map(str, w[m - o :])))
+    for m, o, jac in jaccard_cells():
+        texts = jaccard_pairs(rng, pairs, m, o)
         d, first = candidate_pairs(sig(texts), bands, rows)
         linked = {(int(x), int(y)) for x, y in zip(d, first, strict=True)}
         caught = np.mean([(2 * i + 1, 2 * i) in linked for i in range(pairs)])

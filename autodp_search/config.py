@@ -1,0 +1,71 @@
+"""What a search is asked to do (``SearchConfig``) and which of it must match to ``--resume``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .agents import LLMConfig
+from .budget import Budget
+from .prompts import DEFAULT_TASK
+
+__all__ = ["SEARCH_VERSION", "SearchConfig"]
+
+SEARCH_VERSION = 2  # part of the journal's identity: a journal of another version is not resumed
+
+
+@dataclass
+class SearchConfig:
+    data: str
+    out_dir: str = ""
+    seed: int = 0
+    agent: str = "offline"  # offline | random | llm | automl
+    llm: LLMConfig | None = None
+    k: int = 4
+    k_min: int = 1
+    k_max: int = 8
+    refills: int = 1  # extra proposals per round for slots whose output repeated an earlier candidate's
+    budget: Budget = field(default_factory=Budget)
+    sampling: bool = True
+    sample_fraction: float = 0.2
+    target_selection: bool = True
+    cache: bool = True
+    cache_dir: str | None = None  # executor + evaluator cache (default: <out>/.cache)
+    eval_preset: str = "quick"
+    eval_overrides: dict[str, Any] = field(default_factory=dict)
+    heldout_n: int = 100  # questions held out for the search's comparisons
+    final_heldout_n: int = 100  # other questions, for the final evaluation only
+    profile_k: int = 20
+    resume: bool = False
+    final: bool = True
+    task: str = DEFAULT_TASK
+    strategies_dir: str | None = "auto"
+    quiet: bool = False
+    min_rows: int = 10  # a candidate keeping fewer rows is not evaluated
+    same_steps: bool = True  # every arm trains for the same number of steps (see AutodpEvaluator.same_steps)
+    tidy_heldout: bool = True  # collapse whitespace runs in held-out questions and reference answers
+    max_steps: int = 30  # an agent's strategy with more steps (where-blocks' inner steps included) is invalid
+    max_repair_chars: int = 8_000  # an invalid proposal longer than this goes back for repair clipped
+    preflight: bool = True  # one request to the agent's model before anything is spent (LLM agents)
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for ``--resume`` (budgets may change between sessions)."""
+        return {
+            "search_version": SEARCH_VERSION,
+            "seed": self.seed,
+            "agent": self.agent,
+            "llm_model": self.llm.model if self.llm else None,
+            "k": [self.k, self.k_min, self.k_max, self.refills],
+            "sampling": [self.sampling, self.sample_fraction if self.sampling else None],
+            "target_selection": self.target_selection,
+            "heldout": [self.heldout_n, self.final_heldout_n],
+            "profile_k": self.profile_k,
+            "eval": [self.eval_preset, self.eval_overrides, self.same_steps, self.tidy_heldout],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole configuration as plain JSON (the journal's record of the run)."""
+        d = asdict(self)
+        if self.llm is not None:
+            d["llm"] = asdict(self.llm)
+        return d
