@@ -79,8 +79,9 @@ def register(subparsers) -> None:
     e.add_argument("--final-heldout", type=_at_least(1), default=100,
                    help="other held-out questions for the final evaluation")
     e.add_argument("--no-final", action="store_true", help="skip applying and evaluating on the full data")
-    e.add_argument("--raw-heldout", action="store_true",
-                   help="score held-out reference answers as they are (default: whitespace runs collapsed)")
+    e.add_argument("--tidy-heldout", action="store_true",
+                   help="collapse whitespace runs in held-out references (default: as the data has them; "
+                        "tidying favours whitespace-normalising strategies)")
     e.add_argument("--epochs-protocol", action="store_true",
                    help="train each arm for the preset's epochs over its own rows (default: every arm trains the "
                    "same number of steps, the preset's epochs over the unprocessed search data)")
@@ -203,7 +204,7 @@ def build_config(args):
         cache_dir=args.cache_dir, eval_preset=args.eval_preset, eval_overrides=_overrides(args.eval_set),
         heldout_n=args.heldout, final_heldout_n=args.final_heldout, resume=args.resume, final=not args.no_final,
         strategies_dir=args.strategies or "auto", quiet=args.quiet, same_steps=not args.epochs_protocol,
-        tidy_heldout=not args.raw_heldout, max_steps=args.max_steps,
+        tidy_heldout=args.tidy_heldout, max_steps=args.max_steps,
     )
 
 
