@@ -20,9 +20,11 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from .base import BackendStats, _memo_from
-from .errors import ConfigError
-from .memo import Memo, memo_key
+from autodp_backends.errors import ConfigError
+from autodp_backends.memo import Memo, memo_key
+from autodp_backends.stats import BackendStats
+
+from .base import _memo_from
 
 __all__ = ["Embedder", "minilm_path", "knn_novelty", "default_embedder", "resolve_embedder"]
 
