@@ -35,7 +35,7 @@ site_new=$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_pat
 mkdir "$work/deps"
 for entry in "$site_ci"/*; do
   case "$(basename "$entry")" in
-    __editable__*autodp* | autodp-*.dist-info | autodp.egg-link | autodp_dsl | stdlib_ops | autodp_eval | autodp_search) ;;
+    __editable__*autodp* | autodp-*.dist-info | autodp.egg-link | autodp_backends | autodp_dsl | stdlib_ops | autodp_eval | autodp_search) ;;
     *) ln -s "$entry" "$work/deps/" ;;
   esac
 done
@@ -47,7 +47,7 @@ autodp="$work/venv/bin/autodp"
 cd "$work"
 export HOME="$work/home" XDG_CACHE_HOME="$work/cache" PYTHONPATH="" AUTODP_CACHE_DIR="$work/cache/autodp"
 mkdir -p "$HOME"
-loc=$("$work/venv/bin/python" -c 'import autodp_dsl, autodp_search; print(autodp_dsl.__file__, autodp_search.__file__)')
+loc=$("$work/venv/bin/python" -c 'import autodp_backends, autodp_dsl, autodp_search; print(autodp_backends.__file__, autodp_dsl.__file__, autodp_search.__file__)')
 case "$loc" in "$repo"*|*" $repo"*) fail "autodp was imported from the checkout ($loc), not the wheel" ;; esac
 
 sed 's/^  - filter: words(output) >= 3$/  - filter: words(output >= 3/' "$repo/strategies/minimal.dp" > bad.dp
