@@ -174,3 +174,16 @@ def test_timeouts_and_dead_servers_fail_cleanly():
         url = server.base_url
     out = PairwiseLLMJudge("m", url, max_retries=1, backoff_s=0.001, timeout_s=2).judge([item(0), item(1)])
     assert [o.error_kind for o in out] == ["connection", "connection"]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "calls"),
+    [(429, "http-429", 2), (502, "http-502", 2), (408, "http-408", 2), (400, "http-400", 1), (404, "http-404", 1), (409, "http-409", 1)],
+)
+def test_the_judge_retries_what_the_backends_retry_and_keeps_its_kinds(status, kind, calls):
+    """The judge follows autodp_backends' one retry policy (timeouts, connection errors, 408, 429,
+    5xx are retried; other statuses fail at once) and reports the kind as http-<status>."""
+    with FakeOpenAIServer(lambda req: Reply.error(status, "no")) as server:
+        out = judge_for(server, max_retries=1, both_orders=False).judge([item(0)])
+        n = len(server.chat_requests)
+    assert out[0].winner == "failed" and out[0].error_kind == kind and n == calls
