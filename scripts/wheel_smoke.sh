@@ -72,5 +72,7 @@ head -n 200 "$repo/examples/medquad_sample.jsonl" > data.jsonl
 "$autodp" search data.jsonl --out search --eval-preset smoke --rounds 1 -k 2 --max-finetunes 2 \
   --no-final --heldout 20 --no-target-selection --quiet > search.out 2>&1 \
   || { rc=$?; [ "$rc" = 3 ] || { cat search.out; fail "search exited $rc"; }; }
-grep -rq 'seed:curated' search/ || { ls -R search; fail "the offline proposer did not seed from the curated strategies"; }
+# the first round's plan names each proposal's origin: one must be a curated strategy
+grep -Eq '"origin": *"seed:curated"' search/journal/round-0001.plan.json \
+  || { ls -R search; fail "the offline proposer did not seed from the curated strategies"; }
 echo "wheel smoke: ok ($(basename "$wheel"): lint, compile, run, search seeded from curated strategies)"
