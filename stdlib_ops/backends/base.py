@@ -34,7 +34,7 @@ from autodp_backends.errors import (
     RequestError,
     UnsupportedError,
 )
-from autodp_backends.memo import Memo, memo_key
+from autodp_backends.memo import Memo, memo_from, memo_key
 from autodp_backends.retry import backoff_delay
 from autodp_backends.stats import BackendStats
 
@@ -214,16 +214,6 @@ class ModelBackend(Protocol):
 # ---------------------------------------------------------------- shared machinery
 
 
-def _memo_from(memo: Memo | str | PathLike[str] | bool | None) -> Memo | None:
-    if memo is None or memo is False:
-        return None
-    if memo is True:
-        return Memo()
-    if isinstance(memo, Memo):
-        return memo
-    return Memo(memo)
-
-
 class BaseBackend:
     """Memo, batching, concurrency, retries and statistics around a model call.
 
@@ -258,7 +248,7 @@ class BaseBackend:
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        self.memo = _memo_from(memo)
+        self.memo = memo_from(memo)
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.malformed_retries = malformed_retries
