@@ -28,25 +28,37 @@ class Unsure(Exception):
     """This parser does not decide the input: the reference parser must."""
 
 
-# Whitespace (common.WS) then one token; the patterns are the grammar's terminals. OTHER catches any
-# character no terminal starts with, so the matches of ``finditer`` cover the text without gaps.
+# The grammar's terminals, spelled as in ``grammar/dp.lark`` and in the order the lexer must try them
+# (``OP_NAME`` before ``NAME``, ``FLOAT`` before ``INT``). Not read from the grammar file: that would
+# cost ``autodp lint`` the start-up this parser exists to save; ``tests/dsl/test_descent.py``
+# checks that they equal the grammar's terminals, so a grammar change that misses them fails there.
+TERMINALS = {
+    "OP_NAME": r"(?!(?:and|or|not|true|false)\b)[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?=\s*\()",
+    "NAME": r"[A-Za-z_][A-Za-z0-9_]*",
+    "QUOTED_NAME": r"`[^`\n]+`",
+    "STRING": r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'""",
+    "FLOAT": r"(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+",
+    "INT": r"\d+",
+}
+WHITESPACE = r"[ \t\f\r\n]"  # common.WS, which the grammar ignores
+KEYWORDS = {"and": "AND", "or": "OR", "not": "NOT", "true": "TRUE", "false": "FALSE"}  # whole words, read as NAME first
+COMP_OPS = frozenset(("==", "!=", "<", "<=", ">", ">="))  # COMP_OP
+ADD_OPS = frozenset(("+", "-"))  # ADD_OP
+MUL_OPS = frozenset(("*", "/"))  # MUL_OP
+# every fixed spelling of the grammar: the operators above and its anonymous tokens ``=()[],``
+PUNCTUATION = COMP_OPS | ADD_OPS | MUL_OPS | frozenset("=()[],")
+NEG = r"-(?=[\w(\[.])"  # the grammar's NEG: a sign directly before its operand
+
+# Whitespace then one token. OTHER catches any character no terminal starts with, so the matches of
+# ``finditer`` cover the text without gaps. Longer punctuation first: ``==`` before ``=``.
 _TOKEN = re.compile(
-    r"[ \t\f\r\n]*(?:"
-    r"(?P<OP_NAME>(?!(?:and|or|not|true|false)\b)[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?=\s*\())"
-    r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<QUOTED_NAME>`[^`\n]+`)"
-    r"|(?P<STRING>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')"
-    r"|(?P<FLOAT>(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)"
-    r"|(?P<INT>\d+)"
-    r"|(?P<PUNCT>==|!=|<=|>=|[-<>=+*/(),\[\]])"
-    r"|(?P<OTHER>[^ \t\f\r\n])"
-    r")"
+    f"{WHITESPACE}*(?:"
+    + "|".join(f"(?P<{name}>{pattern})" for name, pattern in TERMINALS.items())
+    + "|(?P<PUNCT>" + "|".join(re.escape(p) for p in sorted(PUNCTUATION, key=lambda p: (-len(p), p))) + ")"
+    + f"|(?P<OTHER>[^{WHITESPACE[1:-1]}])"
+    + ")"
 )
-_NEG = re.compile(r"-(?=[\w(\[.])")  # the grammar's NEG: a sign directly before its operand
-_KEYWORDS = {"and": "AND", "or": "OR", "not": "NOT", "true": "TRUE", "false": "FALSE"}
-_COMP = frozenset(("==", "!=", "<", "<=", ">", ">="))
-_ADD = frozenset(("+", "-"))
-_MUL = frozenset(("*", "/"))
+_NEG = re.compile(NEG)
 _END = "$END"
 
 
@@ -58,7 +70,7 @@ def _tokens(text: str) -> list[tuple[str, str, int, int]]:
         group = m.lastgroup
         kind, value = group, m.group(group)
         if kind == "NAME":
-            kind = _KEYWORDS.get(value, "NAME")
+            kind = KEYWORDS.get(value, "NAME")
         elif kind == "PUNCT":
             kind = value
         elif kind == "OTHER":
@@ -125,7 +137,7 @@ class _Parser:
     def comparison(self):  # ?comparison: sum | sum COMP_OP sum   (not associative)
         left = self.sum()
         op = self.toks[self.i]
-        if op[0] in _COMP:
+        if op[0] in COMP_OPS:
             self.i += 1
             right = self.sum()
             return ABin(op[1], left, right, left.start, right.end, op[2], op[3])
@@ -133,7 +145,7 @@ class _Parser:
 
     def sum(self):  # ?sum: product | sum ADD_OP product
         left = self.product()
-        while self.toks[self.i][0] in _ADD:
+        while self.toks[self.i][0] in ADD_OPS:
             op = self.toks[self.i]
             self.i += 1
             right = self.product()
@@ -142,7 +154,7 @@ class _Parser:
 
     def product(self):  # ?product: unary | product MUL_OP unary
         left = self.unary()
-        while self.toks[self.i][0] in _MUL:
+        while self.toks[self.i][0] in MUL_OPS:
             op = self.toks[self.i]
             self.i += 1
             right = self.unary()

@@ -28,7 +28,6 @@ from .syntax import AAssign, ABin, ACall, ACol, AList, ALit, AUn, SyntaxProblem,
 
 __all__ = ["format_source", "strategy_to_text", "ast_text"]
 
-_PREC = ir._PREC
 # a refusal to format, rather than a silent loss
 _REFUSE = ("yaml-syntax", "invalid-document", "invalid-step", "duplicate-key", "limit-exceeded")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -50,16 +49,9 @@ def ast_text(node, parent_prec: int = 0, source: str = "") -> str:
             parts = [ast_text(a, 0, source) for a in args] + [f"{k.name}={ast_text(k.value, 0, source)}" for k in kwargs]
             return f"{name}({', '.join(parts)})"
         case ABin(op=op, left=left, right=right):
-            p = _PREC[op]
-            # left-associative, except comparisons, which do not chain: `(a > 1) == (b > 2)`
-            text = f"{ast_text(left, p + (p == ir.COMPARISON_PREC), source)} {op} {ast_text(right, p + 1, source)}"
-            return f"({text})" if p < parent_prec else text
-        case AUn(op="not", operand=operand):
-            p = _PREC["not"]
-            text = f"not {ast_text(operand, p, source)}"
-            return f"({text})" if p < parent_prec else text
-        case AUn(operand=operand):
-            return ir.neg_text(ast_text(operand, ir.NEG_PREC, source))
+            return ir.operator_text(op, (left, right), parent_prec, lambda n, p: ast_text(n, p, source))
+        case AUn(op=op, operand=operand):
+            return ir.operator_text(op, (operand,), parent_prec, lambda n, p: ast_text(n, p, source))
         case AAssign(name=name, value=value):
             return f"{ir.col_text(name)} = {ast_text(value, 0, source)}"
     raise TypeError(f"not a syntax node: {node!r}")

@@ -13,6 +13,7 @@ Steps: ``OpStep`` (a step operator such as ``clean.html(output)``), ``Filter``, 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -318,6 +319,23 @@ def neg_text(operand: str) -> str:
     return f"-{operand}" if operand[:1].isalnum() or operand[:1] in "_([." else f"-({operand})"
 
 
+def operator_text(op: str, operands: tuple, parent_prec: int, text_of: Callable[[Any, int], str]) -> str:
+    """An operator applied to its operands in infix spelling, with the fewest parentheses: the one
+    precedence rule of both printers (``expr_text`` over the IR, ``fmt.ast_text`` over the syntax
+    tree). ``text_of(operand, prec)`` spells an operand that sits where ``prec`` binds."""
+    if len(operands) == 2:
+        p = _PREC[op]
+        # left-associative: the right operand needs parens at equal precedence (both do for a
+        # comparison, which does not chain: `(a > 1) == (b > 2)`)
+        text = f"{text_of(operands[0], p + (p == COMPARISON_PREC))} {op} {text_of(operands[1], p + 1)}"
+    elif op == "not":
+        p = _PREC["not"]
+        text = f"not {text_of(operands[0], p)}"
+    else:  # the sign
+        return neg_text(text_of(operands[0], NEG_PREC))
+    return f"({text})" if p < parent_prec else text
+
+
 def _lit_text(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -358,17 +376,9 @@ def expr_text(e: Expr, parent_prec: int = 0) -> str:
         case Call(op=op, args=args, params=params):
             return _call_text(op, args, params)
         case BinOp(op=op, left=left, right=right):
-            p = _PREC[op]
-            # left-associative: the right operand needs parens at equal precedence (both do for a
-            # comparison, which does not chain)
-            text = f"{expr_text(left, p + (p == COMPARISON_PREC))} {op} {expr_text(right, p + 1)}"
-            return f"({text})" if p < parent_prec else text
-        case UnOp(op="not", operand=operand):
-            p = _PREC["not"]
-            text = f"not {expr_text(operand, p)}"
-            return f"({text})" if p < parent_prec else text
-        case UnOp(operand=operand):
-            return neg_text(expr_text(operand, NEG_PREC))
+            return operator_text(op, (left, right), parent_prec, expr_text)
+        case UnOp(op=op, operand=operand):
+            return operator_text(op, (operand,), parent_prec, expr_text)
     raise TypeError(f"not an expression: {e!r}")
 
 

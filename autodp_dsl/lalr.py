@@ -10,7 +10,7 @@ rather than ``RPAR``).
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import files
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -19,7 +19,9 @@ from .nodes import AAssign, ABin, ACall, ACol, AKwarg, AList, ALit, AUn, SyntaxP
 
 __all__ = ["GRAMMAR_PATH", "parse"]
 
-GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "dp.lark"
+# ``grammar/dp.lark`` at the top of the repository, shipped inside the package as data
+# (``autodp_dsl/grammar`` links to it): found the same way in a checkout and in an installed wheel.
+GRAMMAR_PATH = files("autodp_dsl") / "grammar" / "dp.lark"
 
 # Terminal names shown to people as the text they stand for.
 _TERMINAL_TEXT = {

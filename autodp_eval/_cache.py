@@ -10,25 +10,23 @@ Layout under the cache directory::
     pairs/<key>.json    the verdicts of one pair of trained arms (an evaluation is rebuilt from these)
 
 Files are written to a temporary file in the same directory, fsynced, then ``os.replace``d; a
-directory entry is built in a temporary directory and renamed into place, so a reader never sees
-half an entry and two writers racing for the same key both end with a complete one.
+directory entry is built in a temporary directory and renamed into place (``atomic_dir``), so a
+reader never sees half an entry and two writers racing for the same key both end with a complete
+one. Both are ``autodp_backends.atomic``'s, the project's one atomic write.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from autodp_backends.atomic import atomic_dir, write_bytes_atomic
 
 __all__ = [
     "CACHE_ENV",
     "atomic_dir",
-    "atomic_write_bytes",
     "atomic_write_json",
     "read_json",
     "resolve_cache_dir",
@@ -56,36 +54,9 @@ def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return path
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as UTF-8 JSON to ``path`` atomically."""
-    atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False, indent=1, default=str).encode("utf-8"))
+    write_bytes_atomic(path, json.dumps(obj, ensure_ascii=False, indent=1, default=str).encode("utf-8"))
 
 
 def read_json(path: str | os.PathLike[str]) -> Any | None:
@@ -95,29 +66,3 @@ def read_json(path: str | os.PathLike[str]) -> Any | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
-
-
-@contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
-    """Build a directory entry in a temporary sibling and rename it to ``final`` on success.
-
-    When another writer got there first, its complete entry is kept and ours is discarded.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        yield tmp
-        for p in tmp.rglob("*"):
-            if p.is_file():
-                with open(p, "rb") as f:
-                    os.fsync(f.fileno())
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.exists():
-                raise
-        _fsync_dir(final.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)

@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from autodp_backends.errors import BackendError, TransientError
+from autodp_backends.openai_client import openai_client, request_error
+from autodp_backends.retry import backoff_delay
+
 from ._config import EvalConfig, JudgeConfig, canonical_hash
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -284,22 +288,18 @@ class _Failure(Exception):
         self.kind, self.message, self.attempts = kind, message, attempts
 
 
-def _classify(e: BaseException) -> tuple[str, bool]:
-    """(error kind, retryable) of an exception raised by the openai client."""
+def _classify(e: BaseException, timeout: float) -> tuple[str, bool, float | None]:
+    """(error kind, retryable, the server's Retry-After) of a failed judge request. Retrying follows
+    ``autodp_backends``' one policy (timeouts, connection errors, 408, 429, 5xx); the kinds keep the
+    judge's spelling, which verdicts report (docs/eval.md): ``http-<status>`` when the server
+    answered, else ``timeout``, ``connection``, ``unparseable`` or ``error``."""
     if isinstance(e, JudgeReplyError):
-        return "unparseable", True
-    try:
-        import openai
-    except ImportError:  # pragma: no cover
-        return "error", False
-    if isinstance(e, openai.APITimeoutError):
-        return "timeout", True
-    if isinstance(e, openai.APIConnectionError):
-        return "connection", True
-    if isinstance(e, openai.APIStatusError):
-        status = e.status_code
-        return f"http-{status}", status in (408, 409, 429) or status >= 500
-    return "error", False
+        return "unparseable", True, None
+    err = request_error(e, timeout)
+    if err is None:
+        return "error", False, None
+    kind = f"http-{err.status}" if err.status is not None else getattr(err, "kind", "error")
+    return kind, isinstance(err, TransientError), getattr(err, "retry_after", None)
 
 
 class PairwiseLLMJudge:
@@ -310,8 +310,9 @@ class PairwiseLLMJudge:
     higher sum wins and equal sums are a tie, so a judge that always prefers the first position
     yields ties, never wins. Both rationales are kept.
 
-    Requests that fail (connection errors, timeouts, HTTP 408/409/429/5xx, replies without a winner)
-    are retried ``max_retries`` times with exponential backoff; a question with an order that still
+    Requests that fail (connection errors, timeouts, HTTP 408/429/5xx, replies without a winner)
+    are retried ``max_retries`` times with ``autodp_backends``' backoff (exponential, jittered, a
+    server's Retry-After honoured up to ``backoff_max_s``); a question with an order that still
     fails gets a failed verdict with the error text. Other HTTP errors (e.g. 401, 404) fail at once.
     """
 
@@ -394,12 +395,9 @@ class PairwiseLLMJudge:
     def _openai_client(self) -> Any:
         if self._client is None:
             try:
-                import openai
-            except ImportError:
-                raise _Failure("backend-unavailable", "the openai package is not installed", 0) from None
-            self._client = openai.OpenAI(
-                base_url=self.base_url, api_key=self.api_key or "EMPTY", timeout=self.timeout_s, max_retries=0
-            )
+                self._client = openai_client(self.base_url, self.api_key or "EMPTY", self.timeout_s)
+            except BackendError as e:
+                raise _Failure("backend-unavailable", str(e), 0) from None
         return self._client
 
     def _ask_openai(self, messages: list[dict[str, str]]) -> tuple[str, str, int]:
@@ -421,11 +419,11 @@ class PairwiseLLMJudge:
             except _Failure:
                 raise
             except Exception as e:
-                kind, retryable = _classify(e)
+                kind, retryable, retry_after = _classify(e, self.timeout_s)
                 if not retryable or attempt > self.max_retries:
                     tries = f" after {attempt} attempts" if attempt > 1 else ""
                     raise _Failure(kind, f"{kind}{tries}: {_short(e)}", attempt) from None
-                time.sleep(min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1)))
+                time.sleep(backoff_delay(attempt, self.backoff_s, self.backoff_max_s, retry_after))
 
     def _ask_vllm(self, conversations: list[list[dict[str, str]]]) -> list[tuple[str, str, int] | _Failure]:
         try:

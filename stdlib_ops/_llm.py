@@ -16,12 +16,12 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from autodp_backends.errors import MalformedOutput
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from autodp_dsl.ops import Op, Params
 
 from .backends.base import ModelBackend
 from .backends.config import resolve_backend
-from .backends.errors import MalformedOutput
 
 __all__ = ["ModelOp", "struct_udf", "parse_score", "parse_json", "clean_reply", "truncate", "text_or_empty"]
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from autodp_backends.errors import MalformedOutput
 from autodp_dsl.ir import Col
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
 from autodp_dsl.ops import ROW_ID, Arg, Cost, Family, OpKind, Params
@@ -18,7 +19,6 @@ from autodp_dsl.types import STR
 
 from ._llm import ModelOp, clean_reply, parse_json, replace_replies, struct_udf, text_or_empty, truncate
 from .backends.base import ChatPrompt, Sampling
-from .backends.errors import MalformedOutput
 
 __all__ = ["GenFill", "GenSynthesize", "synthetic_row_id", "SYNTH_BASE", "ORIGIN", "OPS"]
 

@@ -61,6 +61,8 @@ from typing import Any
 
 import polars as pl
 
+from autodp_backends.atomic import publish
+
 from ..checksum import digest
 from ..paths import cache_root
 
@@ -374,17 +376,11 @@ class CacheStore:
                     f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+            publish(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        with contextlib.suppress(OSError):
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
 
     def put(self, key: str, frame: pl.DataFrame, meta: dict[str, Any], compression: str = "zstd", fmt: str = "parquet") -> int:
         """Store ``frame`` under ``key`` with ``meta`` (kind, op, counts...). Returns bytes written

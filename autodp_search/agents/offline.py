@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from autodp_dsl import ir
@@ -40,19 +42,24 @@ __all__ = ["EvolutionaryAgent", "RandomAgent", "load_curated"]
 _CMP = ("<", "<=", ">", ">=")
 
 
-def load_curated(folder: str | Path | None) -> list[tuple[str, str]]:
+def load_curated(folder: str | Path | Traversable | None) -> list[tuple[str, str]]:
     """(name, text) of every ``*.dp`` file in ``folder`` (sorted by name)."""
     if folder is None:
         return []
-    p = Path(folder)
+    p = Path(folder) if isinstance(folder, str) else folder
     if not p.is_dir():
         return []
-    return [(f.stem, f.read_text(encoding="utf-8")) for f in sorted(p.glob("*.dp"))]
+    found = sorted((f for f in p.iterdir() if f.name.endswith(".dp") and f.is_file()), key=lambda f: f.name)
+    return [(f.name[: -len(".dp")], f.read_text(encoding="utf-8")) for f in found]
 
 
-def _default_strategies_dir() -> Path | None:
-    here = Path(__file__).resolve().parents[2] / "strategies"
-    return here if here.is_dir() else None
+def _default_strategies_dir() -> Traversable:
+    """The curated ``strategies/`` at the top of the repository, shipped inside the package as data
+    (``autodp_search/strategies`` links to it): the same in a checkout and in an installed wheel."""
+    here = files("autodp_search") / "strategies"
+    if not here.is_dir():  # a broken install: say so rather than silently seeding from nothing
+        raise FileNotFoundError(f"the curated strategies are missing from the installed package ({here})")
+    return here
 
 
 class _Base:

@@ -8,17 +8,31 @@
 ``Embedder`` (MiniLM by default) embeds texts for the ``novelty`` signal (service ``embedder``).
 
 Operators find theirs with ``resolve_backend(ctx, "model_backend")`` (the run's service, else
-``default_backend()`` from the environment); see ``config`` for spec strings and variables,
-``base`` for the semantics (memo, retries, statistics) and ``errors`` for the exception tree.
-``stdlib_ops.backends.testing`` has a fake OpenAI-compatible server for tests.
+``default_backend()`` from the environment); see ``config`` for spec strings and variables and
+``base`` for the semantics (memo, retries, statistics). The parts shared with the evaluator live in
+the leaf package ``autodp_backends``: the exception tree and failure kinds (``errors``), the memo,
+the counters (``stats``), the retry policy, the OpenAI client, and the fake OpenAI-compatible
+server for tests (``autodp_backends.testing``; ``stdlib_ops.backends.testing`` names the same one).
 
 Importing this package imports neither torch, transformers, vllm nor openai.
 """
 
 from __future__ import annotations
 
+from autodp_backends.errors import (
+    BackendError,
+    ConfigError,
+    FailureKind,
+    MalformedOutput,
+    PermanentError,
+    RequestError,
+    TransientError,
+    UnsupportedError,
+)
+from autodp_backends.memo import Memo, cache_root, default_memo_dir, memo_key
+from autodp_backends.stats import BackendStats
+
 from .base import (
-    BackendStats,
     BaseBackend,
     ChatPrompt,
     Message,
@@ -40,18 +54,7 @@ from .config import (
     services_stats,
 )
 from .embed import Embedder, default_embedder
-from .errors import (
-    BackendError,
-    ConfigError,
-    FailureKind,
-    MalformedOutput,
-    PermanentError,
-    RequestError,
-    TransientError,
-    UnsupportedError,
-)
 from .local import TransformersBackend
-from .memo import Memo, cache_root, default_memo_dir, memo_key
 from .openai_backend import OpenAIBackend
 from .scripted import ScriptedBackend
 from .vllm_backend import VLLMBackend

@@ -22,20 +22,21 @@ import logging
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from .errors import (
+from autodp_backends.errors import (
     BackendError,
     FailureKind,
     RequestError,
     UnsupportedError,
 )
-from .memo import Memo, memo_key
+from autodp_backends.memo import Memo, memo_from, memo_key
+from autodp_backends.retry import backoff_delay
+from autodp_backends.stats import BackendStats
 
 __all__ = [
     "Message",
@@ -181,83 +182,6 @@ class ScoreResult:
         return -self.logprob / self.n_tokens
 
 
-# ---------------------------------------------------------------- statistics
-
-_COUNTERS = ("rows", "cache_hits", "deduplicated", "requests", "retries", "failed_rows")
-
-
-class BackendStats:
-    """Counters of one backend's work, per tag (an operator and prompt version) and in total.
-
-    - ``rows``: prompts/items asked for; ``cache_hits``: answered by the memo; ``deduplicated``:
-      repeated inside one batch, answered once; ``requests``: model calls made (retries included);
-      ``retries``: repeated calls (transient errors and malformed output); ``failed_rows``: rows
-      whose final outcome is a failure, also counted by kind in ``failures``.
-    - Operators add their own counters with ``add`` (e.g. ``kept_original``).
-    - ``errors`` keeps the first ``max_errors`` failure messages for the report.
-
-    Thread-safe. ``snapshot()`` gives a JSON-ready dict, ``reset()`` zeroes everything.
-    """
-
-    def __init__(self, max_errors: int = 50):
-        self._lock = threading.Lock()
-        self.max_errors = max_errors
-        self._tags: dict[str, Counter[str]] = {}
-        self._failures: dict[str, Counter[str]] = {}
-        self.errors: list[dict[str, Any]] = []
-
-    def add(self, tag: str, name: str, n: int = 1) -> None:
-        if n == 0:
-            return
-        with self._lock:
-            self._tags.setdefault(tag, Counter())[name] += n
-
-    def fail(self, tag: str, kind: str, message: str) -> None:
-        with self._lock:
-            self._tags.setdefault(tag, Counter())["failed_rows"] += 1
-            self._failures.setdefault(tag, Counter())[kind] += 1
-            if len(self.errors) < self.max_errors:
-                self.errors.append({"tag": tag, "kind": kind, "error": message[:500]})
-
-    def get(self, name: str, tag: str | None = None) -> int:
-        with self._lock:
-            if tag is not None:
-                return self._tags.get(tag, Counter())[name]
-            return sum(c[name] for c in self._tags.values())
-
-    def failures(self, tag: str | None = None) -> dict[str, int]:
-        with self._lock:
-            if tag is not None:
-                return dict(self._failures.get(tag, Counter()))
-            total: Counter[str] = Counter()
-            for c in self._failures.values():
-                total.update(c)
-            return dict(total)
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            total: Counter[str] = Counter()
-            fails: Counter[str] = Counter()
-            by_tag = {}
-            for tag, c in sorted(self._tags.items()):
-                total.update(c)
-                f = self._failures.get(tag, Counter())
-                fails.update(f)
-                by_tag[tag] = {**{k: c[k] for k in _COUNTERS}, **{k: v for k, v in c.items() if k not in _COUNTERS}, "failures": dict(f)}
-            out = {k: total[k] for k in _COUNTERS}
-            out.update({k: v for k, v in total.items() if k not in _COUNTERS})
-            out["failures"] = dict(fails)
-            out["by_tag"] = by_tag
-            out["errors"] = list(self.errors)
-            return out
-
-    def reset(self) -> None:
-        with self._lock:
-            self._tags.clear()
-            self._failures.clear()
-            self.errors.clear()
-
-
 # ---------------------------------------------------------------- the protocol
 
 
@@ -288,16 +212,6 @@ class ModelBackend(Protocol):
 
 
 # ---------------------------------------------------------------- shared machinery
-
-
-def _memo_from(memo: Memo | str | PathLike[str] | bool | None) -> Memo | None:
-    if memo is None or memo is False:
-        return None
-    if memo is True:
-        return Memo()
-    if isinstance(memo, Memo):
-        return memo
-    return Memo(memo)
 
 
 class BaseBackend:
@@ -334,7 +248,7 @@ class BaseBackend:
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        self.memo = _memo_from(memo)
+        self.memo = memo_from(memo)
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.malformed_retries = malformed_retries
@@ -444,11 +358,7 @@ class BaseBackend:
         return out
 
     def _backoff(self, k: int, retry_after: float | None) -> float:
-        delay = min(self.backoff_max, self.backoff_base * 2 ** (k - 1))
-        delay *= 0.75 + 0.25 * self._rng.random()
-        if retry_after is not None:
-            delay = max(delay, min(self.backoff_max, retry_after))
-        return delay
+        return backoff_delay(k, self.backoff_base, self.backoff_max, retry_after, self._rng)
 
     def _call_one(self, prompt: ChatPrompt, sampling: Sampling, tag: str) -> str:
         with self._slots:

@@ -34,8 +34,9 @@ import os
 import threading
 from typing import Any
 
+from autodp_backends.errors import ConfigError
+
 from .base import BaseBackend, ModelBackend
-from .errors import ConfigError
 
 __all__ = [
     "from_config",

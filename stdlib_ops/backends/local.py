@@ -26,15 +26,16 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import threading
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from autodp_backends.atomic import atomic_dir
+from autodp_backends.errors import ConfigError, FailureKind, PermanentError, RequestError
+from autodp_backends.memo import cache_root
+
 from .base import BaseBackend, ChatPrompt, Sampling, ScoreItem
-from .errors import ConfigError, FailureKind, PermanentError, RequestError
-from .memo import cache_root
 
 __all__ = ["TransformersBackend", "smollm2_path", "SMOLLM2_GGUF", "model_cache_dir"]
 
@@ -81,20 +82,12 @@ def smollm2_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     fresh = LlamaForCausalLM(config)
     fresh.load_state_dict(gguf_model.state_dict())
     fresh = fresh.to(torch.bfloat16)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-smollm2-", dir=root))
-    try:
+    if dest.exists():  # without COMPLETE (checked above): not a finished conversion; made again
+        shutil.rmtree(dest, ignore_errors=True)
+    with atomic_dir(dest) as tmp:  # a concurrent conversion that finishes first is kept
         fresh.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "COMPLETE").write_text(SMOLLM2_GGUF + "\n")
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if not (dest / "COMPLETE").exists():  # not a concurrent conversion that won the race
-                shutil.rmtree(dest, ignore_errors=True)
-                os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

@@ -3,11 +3,12 @@
 >>> b = OpenAIBackend("gpt-4o-mini")                                      # doctest: +SKIP
 >>> b = OpenAIBackend("Qwen/Qwen2.5-7B-Instruct", base_url="http://gpu:8000/v1")  # doctest: +SKIP
 
-The ``openai`` package is imported when the first request is made. Its own retries are turned off
-(``max_retries=0``): retries, backoff and their counting are ``BaseBackend``'s. Errors map to
-failure kinds: timeouts -> ``timeout``, connection errors -> ``connection``, 429 -> ``rate_limit``,
-5xx -> ``server`` (all retried), other 4xx -> ``client`` (not retried), except 401/403/404 (wrong
-key, forbidden, unknown model), which are configuration errors and stop the run.
+The client is ``autodp_backends.openai_client``'s (the ``openai`` package, imported when the first
+request is made, its own retries off): retries, backoff and their counting are ``BaseBackend``'s.
+Errors map to failure kinds as ``autodp_backends.openai_client.request_error`` says: timeouts ->
+``timeout``, connection errors -> ``connection``, 429 -> ``rate_limit``, 5xx -> ``server`` (all
+retried), other 4xx -> ``client`` (not retried), except 401/403/404 (wrong key, forbidden, unknown
+model), which are configuration errors and stop the run.
 
 API key: the ``api_key`` parameter, else the environment variable named by ``api_key_env``
 (default ``AUTODP_LLM_API_KEY``), else ``OPENAI_API_KEY``; a server of your own (a ``base_url``)
@@ -20,8 +21,10 @@ import os
 import threading
 from typing import Any, Literal
 
+from autodp_backends.errors import ConfigError, FailureKind, PermanentError, TransientError
+from autodp_backends.openai_client import openai_client, request_error
+
 from .base import BaseBackend, ChatPrompt, Sampling
-from .errors import ConfigError, FailureKind, PermanentError, TransientError
 
 __all__ = ["OpenAIBackend"]
 
@@ -93,11 +96,7 @@ class OpenAIBackend(BaseBackend):
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    try:
-                        import openai
-                    except ImportError as e:  # pragma: no cover - depends on the install
-                        raise ConfigError("the openai backend needs the 'openai' package: pip install 'autodp[ml]'") from e
-                    self._client = openai.OpenAI(api_key=self._api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
+                    self._client = openai_client(self.base_url, self._api_key, self.timeout)
         return self._client
 
     def close(self) -> None:
@@ -138,20 +137,15 @@ class OpenAIBackend(BaseBackend):
 
     def _complete_one(self, prompt: ChatPrompt, sampling: Sampling) -> str:
         client = self._get_client()
-        import openai
-
         try:
             # the timeout per request, so a caller may tighten it between calls (the search agent
             # bounds it by the time left to the search)
             resp = client.chat.completions.create(**self._request_kwargs(prompt, sampling), timeout=self.timeout)
-        except openai.APITimeoutError as e:
-            raise TransientError(FailureKind.TIMEOUT, f"no answer within {self.timeout:g} s") from e
-        except openai.APIConnectionError as e:
-            raise TransientError(FailureKind.CONNECTION, str(e) or "connection error") from e
-        except openai.APIStatusError as e:
-            raise _status_error(e) from e
-        except openai.APIResponseValidationError as e:
-            raise TransientError(FailureKind.SERVER, f"invalid response body: {e}") from e
+        except Exception as e:
+            err = request_error(e, self.timeout)
+            if err is None:
+                raise
+            raise err from e
         try:
             choice = resp.choices[0]
             content = choice.message.content
@@ -162,35 +156,3 @@ class OpenAIBackend(BaseBackend):
             raise PermanentError(FailureKind.CLIENT, f"no content in the response (refusal: {refusal!r})" if refusal else "no content in the response")
         return content
 
-
-def _status_error(e) -> Exception:
-    status = e.status_code
-    msg = _error_message(e)
-    if status in (401, 403):
-        return ConfigError(f"the server refused the credentials (HTTP {status}): {msg}")
-    if status == 404:
-        return ConfigError(f"not found (HTTP 404) — is the model name and base_url right? {msg}")
-    if status == 429:
-        return TransientError(FailureKind.RATE_LIMIT, f"HTTP 429: {msg}", retry_after=_retry_after(e))
-    if status == 408:
-        return TransientError(FailureKind.TIMEOUT, f"HTTP 408: {msg}")
-    if status >= 500:
-        return TransientError(FailureKind.SERVER, f"HTTP {status}: {msg}", retry_after=_retry_after(e))
-    return PermanentError(FailureKind.CLIENT, f"HTTP {status}: {msg}")
-
-
-def _error_message(e) -> str:
-    body = getattr(e, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and "message" in err:
-            return str(err["message"])[:300]
-    return str(getattr(e, "message", e))[:300]
-
-
-def _retry_after(e) -> float | None:
-    try:
-        v = e.response.headers.get("retry-after")
-        return float(v) if v is not None else None
-    except (AttributeError, TypeError, ValueError):
-        return None

@@ -18,8 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from autodp_backends.errors import RequestError
+
 from .base import BaseBackend, ChatPrompt, Sampling, ScoreItem
-from .errors import RequestError
 
 __all__ = ["ScriptedBackend", "echo"]
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from autodp_backends.errors import ConfigError, FailureKind, PermanentError, RequestError
+
 from .base import BaseBackend, ChatPrompt, Sampling, ScoreItem
-from .errors import ConfigError, FailureKind, PermanentError, RequestError
 
 __all__ = ["VLLMBackend"]
 

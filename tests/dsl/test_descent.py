@@ -108,3 +108,83 @@ def test_generated_expressions_take_the_fast_path(text):
 def test_declines_what_only_lark_reads_that_way(text):
     with pytest.raises(descent.Unsure):
         descent.parse(text, "expr")
+
+
+def _alternatives(pattern: str) -> set[str]:
+    """A terminal's regular expression as the set of its top-level alternatives, groups spelled
+    alike (Lark writes ``(?:...)`` around alternations and reorders them; it does not change them)."""
+    p = pattern.replace("\n", "\\n")  # Lark reads the grammar's escape \n as the character
+    p = p.replace("(?:", "(")
+    while p.startswith("(") and not p.startswith("(?") and _closing(p, 0) == len(p) - 1:
+        p = p[1:-1]
+    out, depth, start, i = set(), 0, 0, 0
+    while i < len(p):
+        c = p[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":  # a character class: its | and ( are characters
+            i = p.index("]", i + 2)
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.add(p[start:i])
+            start = i + 1
+        i += 1
+    return out | {p[start:]}
+
+
+def _closing(p: str, i: int) -> int:
+    depth = 0
+    while i < len(p):
+        if p[i] == "\\":
+            i += 2
+            continue
+        if p[i] == "[":
+            i = p.index("]", i + 2)
+        elif p[i] == "(":
+            depth += 1
+        elif p[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def test_the_fast_lexer_spells_every_terminal_as_the_grammar_does():
+    """descent's tokens are a copy of grammar/dp.lark's terminals (reading the grammar would cost
+    lint the Lark start-up the fast path saves): any difference, or a terminal it does not know, fails
+    here, so a grammar change cannot leave the fast parser behind."""
+    grammar = {t.name: t.pattern for t in lalr._parser("step").terminals}
+    for name, pattern in descent.TERMINALS.items():
+        assert _alternatives(pattern) == _alternatives(grammar[name].to_regexp()), name
+    assert descent.NEG == grammar["NEG"].to_regexp()
+    chars = [chr(c) for c in range(0x3100)]  # Lark spells the escapes \t\f\r\n as the characters
+    assert [c for c in chars if re.fullmatch(descent.WHITESPACE, c)] == [c for c in chars if re.fullmatch(grammar["WS"].to_regexp(), c)]
+    words = {name: p.value for name, p in grammar.items() if p.type == "str" and p.value.isalpha()}
+    assert descent.KEYWORDS == {v: k for k, v in words.items()}
+
+    def spellings(name: str) -> set[str]:
+        return {re.sub(r"\\(.)", r"\1", a) for a in _alternatives(grammar[name].to_regexp())}
+
+    assert descent.COMP_OPS == spellings("COMP_OP")
+    assert descent.ADD_OPS == spellings("ADD_OP")
+    assert descent.MUL_OPS == spellings("MUL_OP")
+    anonymous = {p.value for name, p in grammar.items() if p.type == "str" and not p.value.isalpha()}
+    assert descent.PUNCTUATION == descent.COMP_OPS | descent.ADD_OPS | descent.MUL_OPS | anonymous
+    handled = set(descent.TERMINALS) | set(words) | {"NEG", "WS", "COMP_OP", "ADD_OP", "MUL_OP"}
+    assert handled | {n for n, p in grammar.items() if p.type == "str" and not p.value.isalpha()} == set(grammar)
+    # the lexer tries them in the grammar's priority order, and a longer match before its prefix
+    order = list(descent.TERMINALS)
+    assert order[0] == max(descent.TERMINALS, key=lambda n: next(t.priority for t in lalr._parser("step").terminals if t.name == n))
+    assert order.index("FLOAT") < order.index("INT")
+
+
+def test_the_alternatives_check_sees_a_changed_terminal():
+    """The comparison above is not blind: a pattern that differs in one character is told apart."""
+    assert _alternatives(r"\d+") != _alternatives(r"\d*")
+    assert _alternatives(r"(?:a|b)") == _alternatives(r"b|a") != _alternatives(r"a|c")
+    assert _alternatives(descent.TERMINALS["FLOAT"]) != _alternatives(descent.TERMINALS["FLOAT"].replace("[eE]", "[e]"))

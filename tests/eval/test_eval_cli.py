@@ -134,7 +134,7 @@ def test_run_prints_a_summary_and_json(files, tmp_path, capsys):
     assert data["from_cache"] is True and data["n"] == 60 and 0 <= data["win_rate"] <= 1
     assert "[eval]" in captured.err  # progress goes to stderr
 
-    with FakeOpenAIServer() as server:  # always answers "tie"
+    with FakeOpenAIServer(lambda req: '{"rationale": "same", "winner": "tie"}') as server:
         rc = cli(
             [
                 *common,

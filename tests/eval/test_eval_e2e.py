@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from autodp_eval import EvalResult, PairwiseLLMJudge, evaluate, train_arm
-from autodp_eval.testing import FakeFailure, FakeOpenAIServer, judge_prompt_parts
+from autodp_eval.testing import FakeOpenAIServer, Reply, judge_prompt_parts
 
 from .conftest import overlap_rule_reply
 
@@ -108,7 +108,7 @@ def test_pairwise_judge_with_a_failing_server(qa_split, e2e_config, eval_cache):
     def handler(req):
         parts = judge_prompt_parts(req)
         if parts["question"] in bad_questions:
-            return FakeFailure(500, "judge backend down")
+            return Reply.error(500, "judge backend down")
         key = (parts["question"], parts["answer_1"])
         if key not in asked:
             asked.add(key)
@@ -116,7 +116,7 @@ def test_pairwise_judge_with_a_failing_server(qa_split, e2e_config, eval_cache):
                 # transient, on the first attempt of some requests only (whatever the order the
                 # concurrent requests arrive in): the retry succeeds
                 transient.append(key)
-                return FakeFailure(503, "busy")
+                return Reply.error(503, "busy")
         return overlap_rule_reply(req)
 
     with FakeOpenAIServer(handler) as server:

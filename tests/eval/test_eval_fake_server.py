@@ -1,15 +1,16 @@
-"""The reusable fake OpenAI-compatible server (autodp_eval.testing)."""
+"""The fake OpenAI-compatible server (autodp_backends.testing, also autodp_eval.testing's), with the
+features the evaluator's tests use (API key, streaming, faults), through the real openai client."""
 
 from __future__ import annotations
 
 import openai
 import pytest
 
-from autodp_eval.testing import FakeFailure, FakeOpenAIServer, user_text
+from autodp_eval.testing import FakeOpenAIServer, Reply, user_text
 
 
 def test_chat_completion_records_requests_and_auth():
-    with FakeOpenAIServer(lambda req: "echo: " + user_text(req), api_key="sk-test") as server:
+    with FakeOpenAIServer(lambda req: "echo: " + user_text(req), model="fake-judge", api_key="sk-test") as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
         schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
         resp = client.chat.completions.create(
@@ -20,10 +21,10 @@ def test_chat_completion_records_requests_and_auth():
         bad = openai.OpenAI(base_url=server.base_url, api_key="wrong", max_retries=0)
         with pytest.raises(openai.AuthenticationError):
             bad.chat.completions.create(model="judge", messages=[{"role": "user", "content": "x"}])
-    assert server.requests[0]["response_format"] == schema  # passed through unchanged
-    assert server.requests[0]["model"] == "judge"
-    assert server.headers[0]["authorization"] == "Bearer sk-test"
-    assert len(server.requests) == 1  # the unauthorised request is rejected before the handler
+    assert server.chat_requests[0].response_format == schema  # passed through unchanged
+    assert server.chat_requests[0].model == "judge"
+    assert server.chat_requests[0].headers["authorization"] == "Bearer sk-test"
+    assert len(server.chat_requests) == 1  # the unauthorised request is rejected before the handler
 
 
 def test_streaming():
@@ -41,7 +42,7 @@ def test_failures_by_status_and_by_exception():
     def handler(req):
         msg = user_text(req)
         if msg == "limit":
-            return FakeFailure(429, "slow down")
+            return Reply.error(429, "slow down")
         if msg == "crash":
             raise ValueError("handler bug")
         return "ok"

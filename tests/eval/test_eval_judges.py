@@ -16,7 +16,7 @@ from autodp_eval import (
     win_rate,
 )
 from autodp_eval._judges import JudgeReplyError
-from autodp_eval.testing import FakeFailure, FakeOpenAIServer, judge_prompt_parts
+from autodp_eval.testing import FakeOpenAIServer, Reply, judge_prompt_parts
 
 from .conftest import item
 
@@ -117,10 +117,10 @@ def test_transient_failures_are_retried():
     seen: dict[str, int] = {}
 
     def flaky(req):
-        key = str(req["messages"])
+        key = str(req.messages)
         seen[key] = seen.get(key, 0) + 1
         if seen[key] == 1:
-            return FakeFailure(503, "overloaded")
+            return Reply.error(503, "overloaded")
         if seen[key] == 2:
             return "I cannot decide"  # unparseable: retried too
         return prefers_good(req)
@@ -164,13 +164,26 @@ def test_unparseable_replies_fail_after_the_retries():
 
 def test_timeouts_and_dead_servers_fail_cleanly():
     with FakeOpenAIServer(
-        lambda req: FakeFailure(status=None, delay_s=1.0, text='{"winner": "1"}')
+        lambda req: Reply.text('{"winner": "1"}', delay=1.0)
     ) as server:
         t = time.perf_counter()
         out = judge_for(server, timeout_s=0.2, max_retries=0).judge([item(0)])
         assert time.perf_counter() - t < 3
     assert out[0].winner == "failed" and out[0].error_kind == "timeout"
-    with FakeOpenAIServer() as server:
+    with FakeOpenAIServer(lambda req: '{"winner": "tie"}') as server:
         url = server.base_url
     out = PairwiseLLMJudge("m", url, max_retries=1, backoff_s=0.001, timeout_s=2).judge([item(0), item(1)])
     assert [o.error_kind for o in out] == ["connection", "connection"]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "calls"),
+    [(429, "http-429", 2), (502, "http-502", 2), (408, "http-408", 2), (400, "http-400", 1), (404, "http-404", 1), (409, "http-409", 1)],
+)
+def test_the_judge_retries_what_the_backends_retry_and_keeps_its_kinds(status, kind, calls):
+    """The judge follows autodp_backends' one retry policy (timeouts, connection errors, 408, 429,
+    5xx are retried; other statuses fail at once) and reports the kind as http-<status>."""
+    with FakeOpenAIServer(lambda req: Reply.error(status, "no")) as server:
+        out = judge_for(server, max_retries=1, both_orders=False).judge([item(0)])
+        n = len(server.chat_requests)
+    assert out[0].winner == "failed" and out[0].error_kind == kind and n == calls

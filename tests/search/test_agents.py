@@ -192,3 +192,16 @@ def test_parse_reply_is_lenient():
     p = parse_reply(yaml_block)
     assert len(p) == 1 and _compiles(p[0].dp_text)
     assert parse_reply("no idea") == []
+
+
+def test_the_default_curated_strategies_are_the_package_data_copy_of_strategies():
+    """The offline proposer seeds from strategies/ as shipped inside autodp_search (package data,
+    found with importlib.resources), not from a path relative to the checkout; both are the same files."""
+    from pathlib import Path
+
+    from autodp_search.agents.offline import _default_strategies_dir, load_curated
+
+    top = Path(__file__).resolve().parents[2] / "strategies"
+    shipped = load_curated(_default_strategies_dir())
+    assert shipped and shipped == load_curated(top)
+    assert EvolutionaryAgent().strategies_dir is not None

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from autodp_eval.testing import FakeFailure, FakeOpenAIServer
+from autodp_backends.testing import FakeOpenAIServer, FakeRequest, Reply
 from autodp_search import Budget, LLMConfig, ScriptedEvaluator, SearchConfig, run_search
 from autodp_search.boundary import reason_code, standard_feedback
 from autodp_search.evaluators import EvalOutcome
@@ -43,12 +43,12 @@ def llm_handler(requests_seen: list, *, structured: bool = True, bad_first: bool
     """Replies with strategies; the first reply has one invalid strategy so that a repair is asked."""
     state = {"n": 0}
 
-    def handler(req: dict):
-        requests_seen.append(json.dumps(req, ensure_ascii=False))
-        if "Reply with the word OK" in json.dumps(req):  # the pre-flight check
+    def handler(req: FakeRequest):
+        requests_seen.append(json.dumps(req.body, ensure_ascii=False))
+        if "Reply with the word OK" in json.dumps(req.body):  # the pre-flight check
             return "OK"
-        if not structured and "response_format" in req:
-            return FakeFailure(status=400, message="response_format is not supported")
+        if not structured and "response_format" in req.body:
+            return Reply.error(400, "response_format is not supported")
         state["n"] += 1
         strategies = [
             {"rationale": "drop short answers", "strategy": {"dp": 1, "name": f"s{state['n']}",
@@ -79,7 +79,7 @@ def test_no_row_text_reaches_the_llm(canary_data, tmp_path, agent, structured):
                            llm=LLMConfig(base_url=server.base_url, model="fake", max_retries=0),
                            budget=Budget(max_rounds=2), heldout_n=20, final_heldout_n=20, sample_fraction=0.5)
         res = run_search(cfg, evaluator=ScriptedEvaluator())
-        bodies = [json.dumps(r, ensure_ascii=False) for r in server.requests]
+        bodies = [json.dumps(r.body, ensure_ascii=False) for r in server.chat_requests]
     assert len(bodies) >= 2
     if agent == "llm":
         assert any("repair attempt" in b for b in bodies), "the invalid strategy was not sent back for repair"
@@ -108,7 +108,7 @@ def test_real_evaluator_rationales_are_not_forwarded(canary_data, tmp_path):
                            llm=LLMConfig(base_url=server.base_url, model="fake", max_retries=0),
                            budget=Budget(max_rounds=1), heldout_n=20, final_heldout_n=20, sample_fraction=0.5)
         res = run_search(cfg, evaluator=ev)
-        bodies = [json.dumps(r, ensure_ascii=False) for r in server.requests]
+        bodies = [json.dumps(r.body, ensure_ascii=False) for r in server.chat_requests]
     assert any(r.status == "ok" for r in res.records)
     assert_no_leak(bodies, rows, canaries)
     assert res.final is not None and res.final["eval"]["win_rate"] is not None

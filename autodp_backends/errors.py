@@ -1,4 +1,4 @@
-"""Errors of the model backends.
+"""Errors of the model backends, and the kinds of failure users see counted.
 
 The exception tree::
 
@@ -47,7 +47,10 @@ TRANSIENT_KINDS = frozenset({FailureKind.TIMEOUT, FailureKind.CONNECTION, Failur
 
 
 class BackendError(Exception):
-    """Base of every error raised by a model backend."""
+    """Base of every error raised by a model backend. ``status``: the HTTP status of the answer
+    that caused it, when there was one (see ``openai_client.request_error``)."""
+
+    status: int | None = None
 
 
 class ConfigError(BackendError):

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Memo", "memo_key", "cache_root", "default_memo_dir"]
+__all__ = ["Memo", "memo_from", "memo_key", "cache_root", "default_memo_dir"]
 
 
 def cache_root() -> Path:
@@ -116,3 +116,15 @@ class Memo:
 
     def __repr__(self) -> str:
         return f"Memo({str(self.directory)!r})"
+
+
+def memo_from(memo: Memo | str | os.PathLike[str] | bool | None) -> Memo | None:
+    """The memo a backend's ``memo`` argument names: ``True`` the default one, a folder or a
+    ``Memo`` that one, ``False``/``None`` none."""
+    if memo is None or memo is False:
+        return None
+    if memo is True:
+        return Memo()
+    if isinstance(memo, Memo):
+        return memo
+    return Memo(memo)
