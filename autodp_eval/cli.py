@@ -96,7 +96,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--heldout-n", type=int, help="split this many questions off the baseline (default 200)"
     )
     p.add_argument("--heldout-seed", type=int, help="seed of the held-out split (default 0)")
-    p.add_argument("--preset", default="tiny", help="tiny (default), smoke or smollm2-lora")
+    p.add_argument(
+        "--preset",
+        default="screen",
+        help="screen (default: the tiny recipe, 5 paired replicates, placebo arms), confirm (10 replicates), "
+        "tiny (one trained pair, no placebo), smoke or smollm2-lora",
+    )
     p.add_argument("--config", help="JSON or YAML file of EvalConfig fields, merged over the preset")
     p.add_argument(
         "--set",

@@ -79,6 +79,10 @@ def register(subparsers) -> None:
     e.add_argument("--final-heldout", type=_at_least(1), default=100,
                    help="other held-out questions for the final evaluation")
     e.add_argument("--no-final", action="store_true", help="skip applying and evaluating on the full data")
+    e.add_argument("--verdict-replicates", type=_at_least(1), default=3,
+                   help="the final verdict's paired replicates on fresh seeds, each with a placebo arm (default 3)")
+    e.add_argument("--eval-workers", type=_at_least(1), default=None,
+                   help="arms trained at once, one process each (default 1; 2 on a 2-core machine)")
     e.add_argument("--tidy-heldout", action="store_true",
                    help="collapse whitespace runs in held-out references (default: as the data has them; "
                         "tidying favours whitespace-normalising strategies)")
@@ -201,10 +205,11 @@ def build_config(args):
         data=args.data, out_dir=out, seed=args.seed, agent=args.agent, llm=llm, k=args.candidates,
         k_min=args.k_min, k_max=_k_max(args), refills=args.refills, budget=budget, sampling=not args.no_sampling,
         sample_fraction=args.sample_fraction, target_selection=not args.no_target_selection, cache=not args.no_cache,
-        cache_dir=args.cache_dir, eval_preset=args.eval_preset, eval_overrides=_overrides(args.eval_set),
+        cache_dir=args.cache_dir, eval_preset=args.eval_preset,
+        eval_overrides={**_overrides(args.eval_set), **({"workers": args.eval_workers} if args.eval_workers else {})},
         heldout_n=args.heldout, final_heldout_n=args.final_heldout, resume=args.resume, final=not args.no_final,
         strategies_dir=args.strategies or "auto", quiet=args.quiet, same_steps=not args.epochs_protocol,
-        tidy_heldout=args.tidy_heldout, max_steps=args.max_steps,
+        tidy_heldout=args.tidy_heldout, max_steps=args.max_steps, verdict_replicates=args.verdict_replicates,
     )
 
 

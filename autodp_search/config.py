@@ -38,6 +38,7 @@ class SearchConfig:
     profile_k: int = 20
     resume: bool = False
     final: bool = True
+    verdict_replicates: int = 3  # the final verdict: paired replicates on fresh seeds, each with a placebo arm
     task: str = DEFAULT_TASK
     strategies_dir: str | None = "auto"
     quiet: bool = False
@@ -60,7 +61,7 @@ class SearchConfig:
             "k": [self.k, self.k_min, self.k_max, self.refills],
             "sampling": [self.sampling, self.sample_fraction if self.sampling else None],
             "target_selection": self.target_selection,
-            "heldout": [self.heldout_n, self.final_heldout_n],
+            "heldout": [self.heldout_n, self.final_heldout_n, self.verdict_replicates],
             "profile_k": self.profile_k,
             "eval": [self.eval_preset, self.eval_overrides, self.same_steps, self.tidy_heldout],
         }

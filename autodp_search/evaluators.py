@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 EVAL_COLUMNS = ("instruction", "input", "output", "category")
+#: the final verdict's training seeds start here (the rounds use the preset's seed block)
+VERDICT_SEED_BLOCK = 50_000
 
 
 @dataclass
@@ -52,6 +54,10 @@ class EvalOutcome:
     n_train: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    replicates: int = 1
+    # the final verdict's placebo control (None in the rounds): statement, beats_placebo (True/False/None),
+    # dropped, band and vs_placebo as [estimate, low, high] win rates
+    placebo: dict[str, Any] | None = None
 
     @property
     def feedback(self) -> str:
@@ -71,7 +77,9 @@ class EvalOutcome:
 class Evaluator(Protocol):
     name: str
 
-    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame) -> EvalOutcome: ...
+    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame, *,
+                 verdict: bool = False) -> EvalOutcome:
+        """``verdict``: the final verdict -- replicated, with placebo arms, on seeds the search never used."""
 
     def identity(self) -> dict[str, Any]:
         """What changes scores (goes into the journal's identity: resume refuses a different one)."""
@@ -88,7 +96,7 @@ class AutodpEvaluator:
     name = "autodp_eval"
 
     def __init__(self, preset: str = "quick", overrides: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
-                 log=None, judge=None, scratch: bool = False):
+                 log=None, judge=None, scratch: bool = False, verdict_replicates: int = 3):
         from autodp_eval import EvalConfig
 
         overrides = dict(overrides or {})
@@ -101,6 +109,7 @@ class AutodpEvaluator:
         # scratch: every evaluation starts from an empty cache (nothing reused, not even the
         # baseline arm): what ``--no-cache`` measures
         self.scratch = scratch
+        self.verdict_replicates = verdict_replicates
 
     def identity(self) -> dict[str, Any]:
         return {"evaluator": self.name, "preset": self.preset, "config_key": self.config.cache_key()}
@@ -117,26 +126,41 @@ class AutodpEvaluator:
         self.config = self.config.with_overrides(train={"max_steps": steps, "epochs": 1000})
         return steps
 
-    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame) -> EvalOutcome:
+    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame, *,
+                 verdict: bool = False) -> EvalOutcome:
         from autodp_eval import evaluate
 
         t = time.perf_counter()
         scratch = Path(tempfile.mkdtemp(prefix="autodp-eval-")) if self.scratch else None
+        config, replicates = self.config, 1
+        if verdict:
+            # fresh seeds: the search's own arms (seed block 0) picked this candidate; choosing the best of
+            # many noisy scores inflates it, so the verdict trains everything anew, with its placebo
+            config = config.with_overrides(train={"seed": config.train.seed + VERDICT_SEED_BLOCK})
+            replicates = self.verdict_replicates
         try:
-            r = evaluate(eval_frame(candidate), eval_frame(baseline), eval_frame(heldout), self.config,
-                         cache_dir=scratch or self.cache_dir, log=self.log, judge=self.judge)
+            r = evaluate(eval_frame(candidate), eval_frame(baseline), eval_frame(heldout), config,
+                         cache_dir=scratch or self.cache_dir, log=self.log, judge=self.judge,
+                         replicates=replicates, placebo=verdict)
         except Exception as e:  # noqa: BLE001 - a candidate that cannot be evaluated is a failed candidate
             return EvalOutcome(None, None, None, error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t)
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
-        trained = int(r.candidate.trained_now) + int(r.baseline.trained_now)
-        if r.from_cache:
-            trained = 0
+        trained = sum(a.trained_now for x in r.replicate_results for a in x.arms.values())
+        placebo = None
+        if r.placebo is not None:
+            pl_ = r.placebo
+
+            def iv(c):
+                return [c.win.estimate, c.win.low, c.win.high]
+
+            placebo = {"statement": pl_.statement, "beats_placebo": pl_.beats_placebo, "dropped": pl_.dropped,
+                       "kind": pl_.kind, "band": iv(pl_.band), "vs_placebo": iv(pl_.candidate_vs_placebo)}
         return EvalOutcome(
             r.win_rate, r.ci_low, r.ci_high, r.n, r.wins, r.ties, r.losses, r.failures,
             r.candidate_heldout_loss, r.baseline_heldout_loss, time.perf_counter() - t, trained, r.from_cache,
-            r.candidate.n_train, dict(r.timings),
+            r.candidate.n_train, dict(r.timings), replicates=r.replicates, placebo=placebo,
         )
 
 
@@ -159,7 +183,8 @@ class ScriptedEvaluator:
     def identity(self) -> dict[str, Any]:
         return {"evaluator": self.name}
 
-    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame) -> EvalOutcome:
+    def evaluate(self, candidate: pl.DataFrame, baseline: pl.DataFrame, heldout: pl.DataFrame, *,
+                 verdict: bool = False) -> EvalOutcome:
         self.calls += 1
         cand = eval_frame(candidate)
         key = hashlib.sha256(pl.DataFrame(cand).write_ipc(None).getvalue()).hexdigest() if cand.height else "empty"

@@ -96,7 +96,8 @@ class Search:
         if config.budget.stop_file is None:
             config.budget.stop_file = str(self.out / "STOP")
         self.evaluator = evaluator or AutodpEvaluator(config.eval_preset, config.eval_overrides,
-                                                      cache_dir=self.cache_dir / "eval", scratch=not config.cache)
+                                                      cache_dir=self.cache_dir / "eval", scratch=not config.cache,
+                                                      verdict_replicates=config.verdict_replicates)
         kw = {}
         if config.agent in ("offline",) and config.strategies_dir != "auto":
             kw["strategies_dir"] = config.strategies_dir
@@ -697,7 +698,7 @@ class Search:
         self._write_outputs(text, run.frame)
         self.console.print(f"final: best strategy {best.cid if best else '(none)'} kept {run.rows_out} of {run.rows_in} rows "
                            f"of the full data ({exec_s:.1f} s); evaluating against the unprocessed data ...")
-        o = self.evaluator.evaluate(run.frame, self.full_frame, self.final_heldout)
+        o = self.evaluator.evaluate(run.frame, self.full_frame, self.final_heldout, verdict=True)
         self.state.finetunes += o.finetunes
         final = {
             "cid": best.cid if best else None,
@@ -712,7 +713,13 @@ class Search:
         }
         if o.win_rate is not None:
             self.console.print(f"[bold]final win rate {o.win_rate:.3f} (95% CI {o.ci_low:.3f}-{o.ci_high:.3f})[/bold] "
-                               f"against the unprocessed data on {o.n} held-out questions not used by the search")
+                               f"against the unprocessed data on {o.n // max(1, o.replicates)} held-out questions not "
+                               f"used by the search, {o.replicates} replicate(s) on fresh seeds")
+            if o.placebo is not None:
+                self.console.print(o.placebo["statement"])
+                if o.placebo["beats_placebo"] is not True:
+                    self.console.print("[bold yellow]the best strategy does not beat dropping as many rows at random: "
+                                       "no strategy is shown to improve on the unprocessed data[/bold yellow]")
         else:
             self.console.print(f"final evaluation failed: {o.error}")
         self.journal.write_final(final)

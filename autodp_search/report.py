@@ -234,6 +234,14 @@ def render_html(rep: dict[str, Any]) -> str:
                f"against the unprocessed data, {fe.get('wins')} wins / {fe.get('ties')} ties / {fe.get('losses')} losses "
                f"on {fe.get('n')} held-out questions not used during the search. Rows kept: {final.get('rows_out')} of "
                f"{final.get('rows_in')}.</p>")
+        pb = fe.get("placebo")
+        if pb:
+            verdict = {True: "beats", False: "loses to"}.get(pb.get("beats_placebo"), "does not separate from")
+            fin += (f"<p class='big'>Placebo control: the best strategy <b>{verdict}</b> dropping as many rows "
+                    f"({pb.get('dropped')}) at random.</p><p>{_esc(pb.get('statement'))}</p>")
+            if pb.get("beats_placebo") is not True:
+                fin += ("<p><b>Verdict:</b> no strategy is shown to improve on the unprocessed data; "
+                        "use the unprocessed data, or search with more replicates.</p>")
     elif final:
         fin = f"<p>Final evaluation failed: {_esc(fe.get('error'))}</p>"
     if best:

@@ -38,8 +38,8 @@ from autodp_eval._calibrate import CALIBRATION_BLOCK  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "medquad_sample.jsonl"
 MEDQUAD = REPO.parent / "shared" / "data" / "medquad" / "medquad.jsonl"
-#: seconds per optimizer step of the tiny preset on one thread (docs/eval.md: ~80 s for 300 steps of 16)
-SEC_PER_STEP = 0.27
+#: seconds per optimizer step of the tiny preset on one idle thread (41 s for 300 steps of 16, measured 2026-12-07)
+SEC_PER_STEP = 0.15
 
 
 def read(path: Path) -> list[dict]:

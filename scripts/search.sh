@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-exec autodp search examples/medquad_sample.jsonl --out runs/example "$@"
+exec autodp search examples/medquad_sample.jsonl --out runs/example --eval-workers 2 "$@"

@@ -220,7 +220,7 @@ class _FailingAgent(ScriptedAgent):
 
 
 class _BrokenEvaluator(ScriptedEvaluator):
-    def evaluate(self, candidate, baseline, heldout):
+    def evaluate(self, candidate, baseline, heldout, verdict=False):
         self.calls += 1
         return EvalOutcome(None, None, None, error="ModelLoadError: no such model: /nope")
 

@@ -228,7 +228,7 @@ class KillMidRound(ScriptedEvaluator):
         self.journal = journal
         self.done = 0
 
-    def evaluate(self, candidate, baseline, heldout):
+    def evaluate(self, candidate, baseline, heldout, verdict=False):
         for r in range(2, 10):
             if not (self.journal / f"round-{r:04d}.json").exists() and list(self.journal.glob(f"cand-r{r}c*.json")):
                 raise Killed()

@@ -114,6 +114,14 @@ def test_real_evaluator_rationales_are_not_forwarded(canary_data, tmp_path):
     assert res.final is not None and res.final["eval"]["win_rate"] is not None
     for name in ("best.dp", "processed.jsonl", "report.json", "report.html"):
         assert (tmp_path / "out" / name).exists()
+    # the final verdict: 3 replicates on fresh seeds, each with a placebo arm, stated in the report
+    fe = res.final["eval"]
+    assert fe["replicates"] == 3 and fe["placebo"] is not None
+    assert fe["placebo"]["beats_placebo"] in (True, False, None) and "placebo" in fe["placebo"]["statement"]
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Placebo control" in html
+    if fe["placebo"]["beats_placebo"] is not True:
+        assert "no strategy is shown to improve" in html
 
 
 def test_the_leak_check_catches_a_leak(canary_data):
