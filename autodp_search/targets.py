@@ -4,6 +4,20 @@
 the probability that a row is low quality; ``add_column(frame, "lowq")`` adds it as a column so a
 strategy can gate expensive operators: ``where: lowq > 0.5 do: [refine.rewrite(output, ...)]``.
 
+Two ways to train it:
+
+- **From a judge** (``train_selector(frame, judge=OfflineJudge())``, see ``judges``): the judge, an
+  expensive and more trustworthy judgement of quality (an LLM when an endpoint is configured; offline,
+  question-answer relevance and consensus under MiniLM with a few text cues), labels ``judge_budget`` rows (whole questions), and the
+  classifier learns those labels from cheap features (the signal vector and ``text_features``; with
+  an ``embedder`` also ``qa.relevance``) to extend them to every row. 30% of the judged questions are
+  held out: ``metrics`` (= ``judge_metrics``, with ``auc``) say how well the score agrees with the
+  judge on rows it was not trained on. This is the selector that knows quality: on SemEval-2016 CQA
+  its AUC against human labels is measured by ``bench/bench_selector_semeval.py`` (docs/selector.md).
+- **From weak labels** (no judge; what ``autodp search`` does today), described below. Its metrics
+  only show that the classifier reproduces its own labelling functions; on an expert-labelled set
+  its score was slightly backwards (AUC 0.446).
+
 **Weak labels** (labelling functions over the row's signals, ``signals.signal_frame``). A row is
 *low quality* (1) when any of these fires:
 
@@ -32,7 +46,7 @@ low-quality rows among the held-out labelled rows) and the sizes. These measure 
 reproduces the labelling functions, not true quality: the classifier's value is a smooth score that
 also covers the abstaining rows and can be thresholded.
 
-**Judge** (optional): a callable ``judge(rows: pl.DataFrame) -> Sequence[bool | None]`` that labels
+**Judge with weak labels** (``weak=True`` and a judge): a callable ``judge(rows: pl.DataFrame) -> Sequence[bool | None]`` that labels
 rows as low quality (True), fine (False) or unsure (None), e.g. an LLM. It is shown at most
 ``judge_budget`` (default 200) rows, chosen deterministically and spread over the weak-label classes
 (a third weak-low, a third abstaining, a third weak-good where available). Its labels replace the
@@ -311,6 +325,7 @@ class TargetSelector:
     embedder: Any = None  # gives the ``qa.relevance`` feature when set
     judge_name: str | None = None
     weak: bool = True  # trained on the weak labels (False: on the judge's labels only)
+    judged_rows: np.ndarray | None = None  # positions of the rows shown to the judge (None: no judge)
 
     def score(self, frame: pl.DataFrame, *, signals: pl.DataFrame | None = None) -> pl.Series:
         """Probability of low quality per row, a Float64 in [0, 1], same order as ``frame``."""
@@ -437,6 +452,7 @@ def train_selector(
     y = labels.astype(np.float64)
     w = np.ones(n)
     judged = np.zeros(0, dtype=np.int64)
+    shown = None
     jlab = np.zeros(0)
     agreement = None
     groups = None
@@ -449,6 +465,7 @@ def train_selector(
             q = frame["instruction"].cast(pl.String).to_list() if "instruction" in frame.columns else [None] * n
             groups = question_groups(q) if "instruction" in frame.columns else np.arange(n)
             judged = _pick_groups(groups, min(judge_budget, n), rng)
+        shown = judged
         answers = list(judge(frame[judged]))
         if len(answers) != len(judged):
             raise ValueError(f"judge returned {len(answers)} labels for {len(judged)} rows")
@@ -511,4 +528,5 @@ def train_selector(
         embedder=embedder,
         judge_name=(judge.describe() if hasattr(judge, "describe") else getattr(judge, "__name__", None)) if judge else None,
         weak=weak,
+        judged_rows=shown,
     )

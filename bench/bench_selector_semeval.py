@@ -9,14 +9,16 @@ The questions are split in two by a hash of ``meta.question_id`` (sha256, even =
 choice (features, judge, budget) was made on the design half; the report half is only scored.
 
 The selector sees the text only (``instruction``, ``output``; no ``meta.*``) and never the human
-labels: ``RelevanceJudge`` (MiniLM question-answer relevance) labels ``--judge-budget`` rows of the
-design half (whole questions), the classifier learns those labels from cheap features (and, in the
-``+ embedding`` arm, the question-answer cosine) and scores every row of the report half. Printed:
-the AUC of each low-quality score against "not Good" on the report half, with a 95% interval from
-resampling questions, next to single-signal baselines (answer length, word overlap, the judge's own
-relevance on every row, the weak-label selector that ``autodp search`` trains today); and the
-selector's agreement with its judge (AUC on the judge's held-out questions of the design half, and
-on the judge's labels of the whole report half).
+labels: ``judges.OfflineJudge`` (MiniLM question-answer relevance and consensus plus text cues)
+labels ``--judge-budget`` rows of the design half (whole questions), the classifier learns those
+labels from cheap features (and, in the ``+ embedding`` arms, the question-answer cosine) and
+scores every row. The headline arm, chosen on the design half before the report half was scored, is
+"selector (cheap + embedding)" with the full judge. Printed: the AUC of each low-quality score
+against "not Good" on the report half, with a 95% interval from resampling questions, and on the
+design half's rows the judge did not see; next to single-signal baselines (answer length, word
+overlap, relevance on every row, the judge on every row, the weak-label selector that
+``autodp search`` trains today); and the selector's agreement with its judge (AUC on the judge's
+held-out questions of the design half, and on the judge's labels of the whole report half).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "semeval2016_cqa" / "semeval2016_cqa_dev.jsonl"
 TARGET_AUC = 0.70
+HEAD = "selector (cheap + embedding)"
 
 
 def load(path: Path):
@@ -88,7 +91,7 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from autodp_search.judges import RelevanceJudge, relevance
+    from autodp_search.judges import OfflineJudge, relevance
     from autodp_search.signals import signal_frame
     from autodp_search.targets import auc, text_features, train_selector
     from stdlib_ops.backends.embed import default_embedder
@@ -102,59 +105,81 @@ def main(argv=None) -> int:
           f"({len(np.unique(qid[d]))} questions), report half {report.height} rows ({len(np.unique(qr))} questions); "
           f"not-Good share {bad.mean():.3f}")
     embedder = default_embedder()
-    judge = RelevanceJudge(embedder)
+    judge = OfflineJudge(embedder)
+    rel_judge = OfflineJudge(embedder, parts=("relevance", "thread"))
     fig: dict = {"data": str(path), "judge": judge.describe(), "judge_budget": args.judge_budget, "seed": args.seed,
                  "rows": {"design": design.height, "report": report.height}, "target_auc": TARGET_AUC}
     t = time.perf_counter()
     sig_d, sig_r = signal_frame(design), signal_frame(report)
     fig["seconds_signals"] = round(time.perf_counter() - t, 2)
 
+    def trained(j, emb):
+        return train_selector(design, seed=args.seed, judge=j, signals=sig_d, judge_budget=args.judge_budget,
+                              embedder=emb)
+
     arms = {}
     t = time.perf_counter()
-    arms["selector (cheap features)"] = train_selector(design, seed=args.seed, judge=judge, signals=sig_d,
-                                                       judge_budget=args.judge_budget)
+    arms[HEAD] = trained(judge, embedder)
     fig["seconds_judge_and_train"] = round(time.perf_counter() - t, 2)
-    arms["selector (cheap + embedding)"] = train_selector(design, seed=args.seed, judge=judge, signals=sig_d,
-                                                          judge_budget=args.judge_budget, embedder=embedder)
+    arms["selector (cheap features)"] = trained(judge, None)
+    arms["selector (cheap + embedding), relevance judge"] = trained(rel_judge, embedder)
+    arms["selector (cheap features), relevance judge"] = trained(rel_judge, None)
     arms["weak-label selector (today's)"] = train_selector(design, seed=args.seed, signals=sig_d)
 
     t = time.perf_counter()
-    scores = {name: sel.score(report, signals=sig_r).to_numpy() for name, sel in arms.items()}
-    fig["seconds_score_report"] = round(time.perf_counter() - t, 2)
-    tf = text_features(report)
-    scores["length only (-chars)"] = -sig_r["output.chars"].to_numpy().astype(float)
-    scores["word overlap (-qa.overlap)"] = -tf["qa.overlap"].to_numpy()
-    cos_r = relevance(embedder, report["instruction"].to_list(), report["output"].to_list())
-    scores["relevance alone (-cosine, every row embedded)"] = -cos_r
-    judge_r = judge.scores(report)  # the judge's score over the whole report half (no human label)
-    scores["the judge on every row"] = judge_r
+    scores = {name: (sel.score(design, signals=sig_d).to_numpy(), sel.score(report, signals=sig_r).to_numpy())
+              for name, sel in arms.items()}
+    fig["seconds_score_both_halves"] = round(time.perf_counter() - t, 2)
+    for part, sig in (("design", sig_d), ("report", sig_r)):
+        f = design if part == "design" else report
+        i = 0 if part == "design" else 1
+        tf = text_features(f)
+        extra = {
+            "length only (-chars)": -sig["output.chars"].to_numpy().astype(float),
+            "word overlap (-qa.overlap)": -tf["qa.overlap"].to_numpy(),
+            "relevance alone (-cosine, every row embedded)": -relevance(embedder, f["instruction"].to_list(),
+                                                                        f["output"].to_list()),
+            "the judge on every row (no classifier)": judge.scores(f),
+        }
+        for name, v in extra.items():
+            scores.setdefault(name, [None, None])
+            scores[name] = list(scores[name])
+            scores[name][i] = v
+    # rows of the design half that no judge saw (the judges pick the same questions for one seed)
+    seen = np.zeros(design.height, dtype=bool)
+    seen[arms[HEAD].judged_rows] = True
+    unseen = ~seen
 
-    print(f"\nreport half: AUC of the low-quality score against 'not Good' (human), 95% interval by question")
-    fig["report_auc"] = {}
-    for name, s in scores.items():
-        a = auc(s, yr)
-        lo, hi = question_bootstrap(s, yr, qr, seed=args.seed)
+    print(f"\nAUC of the low-quality score against 'not Good' (human labels); report half with a 95% interval "
+          f"by question; design half on its {int(unseen.sum())} rows the judge did not see")
+    fig["report_auc"], fig["design_auc_unjudged"] = {}, {}
+    for name, (sd, sr) in scores.items():
+        a = auc(sr, yr)
+        lo, hi = question_bootstrap(sr, yr, qr, seed=args.seed)
+        ad = auc(sd[unseen], yd[unseen])
         fig["report_auc"][name] = {"auc": round(a, 4), "ci95": [round(lo, 4), round(hi, 4)]}
-        print(f"  {name:<46} {a:.3f}  [{lo:.3f}, {hi:.3f}]")
+        fig["design_auc_unjudged"][name] = round(ad, 4)
+        print(f"  {name:<48} report {a:.3f} [{lo:.3f}, {hi:.3f}]   design {ad:.3f}")
 
     # agreement with the judge: its held-out questions (design half), and its labels on the report half
     jl = np.array([np.nan if v is None else float(v) for v in judge(report)])
     known = ~np.isnan(jl)
-    print("\nagreement with the judge")
+    print("\nagreement with the judge (full offline judge)")
     fig["judge_agreement"] = {}
-    for name in ("selector (cheap features)", "selector (cheap + embedding)"):
+    for name in (HEAD, "selector (cheap features)"):
         sel = arms[name]
         jm = sel.judge_metrics
-        a_r = auc(scores[name][known], jl[known].astype(int))
-        acc = float(((scores[name][known] > 0.5) == (jl[known] == 1)).mean())
+        sr = scores[name][1]
+        a_r = auc(sr[known], jl[known].astype(int))
+        acc = float(((sr[known] > 0.5) == (jl[known] == 1)).mean())
         fig["judge_agreement"][name] = {"heldout_auc": jm.auc, "heldout_f1": jm.f1, "heldout_rows": jm.n_test,
                                         "train_rows": jm.n_train, "report_auc": round(a_r, 4),
                                         "report_accuracy": round(acc, 4), "report_rows": int(known.sum())}
-        print(f"  {name:<30} held-out judged rows (design): AUC {jm.auc:.3f}, F1 {jm.f1:.3f} "
-              f"(train {jm.n_train}, test {jm.n_test}); report half (judge's confident 80%): AUC {a_r:.3f}, "
+        print(f"  {name:<30} held-out judged questions (design): AUC {jm.auc:.3f}, F1 {jm.f1:.3f} "
+              f"(train {jm.n_train}, test {jm.n_test} rows); report half (judge's confident 80%): AUC {a_r:.3f}, "
               f"accuracy {acc:.3f} ({int(known.sum())} rows)")
 
-    head = fig["report_auc"]["selector (cheap + embedding)"]["auc"]
+    head = fig["report_auc"][HEAD]["auc"]
     cheap = fig["report_auc"]["selector (cheap features)"]["auc"]
     length = fig["report_auc"]["length only (-chars)"]["auc"]
     fig["verdict"] = {"cheap+embedding": head, "cheap": cheap, "length_only": length,
@@ -164,7 +189,7 @@ def main(argv=None) -> int:
           f"cheap + embedding {head:.3f} {'met' if fig['verdict']['target_met'] else 'NOT met'}; "
           f"cheap features only {cheap:.3f} {'met' if fig['verdict']['cheap_target_met'] else 'NOT met'}")
     print(f"timings: signals {fig['seconds_signals']} s, judge + training (cheap arm) {fig['seconds_judge_and_train']} s, "
-          f"scoring the report half {fig['seconds_score_report']} s (embeddings are memoised: warm runs are faster)")
+          f"scoring both halves, 5 arms {fig['seconds_score_both_halves']} s (embeddings are memoised: warm runs are faster)")
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=1, default=float))
     return 0

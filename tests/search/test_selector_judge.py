@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from autodp_search.judges import RelevanceJudge, question_groups, relevance
+from autodp_search.judges import OfflineJudge, question_groups, relevance
 from autodp_search.signals import signal_frame
 from autodp_search.targets import auc, text_features, train_selector
 from stdlib_ops.backends.embed import Embedder
@@ -94,7 +94,7 @@ def test_relevance_and_groups(bow):
 
 def test_relevance_judge_labels(bow):
     frame, bad = forum(10, 10)
-    judge = RelevanceJudge(bow)
+    judge = OfflineJudge(bow)
     labels = judge(frame)
     assert sum(v is True for v in labels) == 40 and sum(v is False for v in labels) == 40
     confident = np.array([v is not None for v in labels])
@@ -103,7 +103,7 @@ def test_relevance_judge_labels(bow):
     with pytest.raises(ValueError, match="needs a 'instruction' column"):
         judge(frame.select("output"))
     with pytest.raises(ValueError, match="sum to at most 1"):
-        RelevanceJudge(bow, low_share=0.7, good_share=0.7)
+        OfflineJudge(bow, low_share=0.7, good_share=0.7)
 
 
 def test_train_on_judge_labels_only(bow):
@@ -135,7 +135,7 @@ def test_train_on_judge_labels_only(bow):
 
 def test_embedding_feature(bow):
     frame, bad = forum(30, 8, seed=2)
-    ts = train_selector(frame, seed=0, judge=RelevanceJudge(bow), judge_budget=120, embedder=bow)
+    ts = train_selector(frame, seed=0, judge=OfflineJudge(bow), judge_budget=120, embedder=bow)
     assert "qa.relevance" in ts.features.names
     new, new_bad = forum(5, 8, seed=9)
     assert auc(ts.score(new).to_numpy(), new_bad) > 0.9
@@ -157,7 +157,7 @@ def test_semeval_slice_label_and_train():
     """The real path on 8 questions (80 answers): MiniLM judges 40 rows, the classifier scores all."""
     rows = [json.loads(line) for line in SEMEVAL.read_text(encoding="utf-8").splitlines()[:80]]
     frame = pl.DataFrame({"instruction": [r["instruction"] for r in rows], "output": [r["output"] for r in rows]})
-    judge = RelevanceJudge(Embedder("minilm", memo=False))
+    judge = OfflineJudge(Embedder("minilm", memo=False))
     ts = train_selector(frame, seed=0, judge=judge, judge_budget=40)
     c = ts.label_counts
     assert c["judged_low"] == 16 and c["judged_good"] == 16 and c["judge_unsure"] == 8 and c["not_judged"] == 40
