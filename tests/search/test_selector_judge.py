@@ -104,6 +104,24 @@ def test_relevance_judge_labels(bow):
         judge(frame.select("output"))
     with pytest.raises(ValueError, match="sum to at most 1"):
         OfflineJudge(bow, low_share=0.7, good_share=0.7)
+    with pytest.raises(ValueError, match="unknown judge part"):
+        OfflineJudge(bow, parts=("relevance", "vibes"))
+
+
+def test_judge_parts_and_threads(bow):
+    # one question, three answers: on topic, on topic but short, off topic chat
+    rows = pl.DataFrame({"instruction": ["visa office hours doha?"] * 3 + ["bank salary transfer?"],
+                         "output": ["the visa office in doha opens at seven, hours end at one",
+                                    "visa office: seven", "lol hi thanks", "salary transfer at the bank takes a day"]})
+    rel = OfflineJudge(bow, parts=("relevance",)).scores(rows)
+    assert rel.argmax() == 2  # least relevant answer scores lowest quality
+    thread = OfflineJudge(bow, parts=("thread",)).scores(rows)
+    assert thread[:3].argmax() == 2  # relative to its own thread, the chat answer is still the worst
+    z0 = OfflineJudge(bow, parts=("thread",)).scores(rows.tail(1))
+    assert z0.tolist() == [0.0]
+    cues = OfflineJudge(bow, parts=("length", "asks_back", "chat")).scores(rows)
+    assert cues.argmax() == 2
+    assert "relevance" in OfflineJudge(bow).describe() and "bow" in OfflineJudge(bow).describe()
 
 
 def test_train_on_judge_labels_only(bow):
