@@ -248,8 +248,11 @@ class Selector:
         return self.model.add_column(frame, name=name)
 
 
-def make_selector(frame: pl.DataFrame, seed: int, enabled: bool) -> Selector:
-    """A low-quality-row classifier trained on ``frame``; disabled: every row is a target (score 1)."""
+def make_selector(frame: pl.DataFrame, seed: int, enabled: bool, judge: str = "weak", *, embedder: Any = None,
+                  memo: bool = True) -> Selector:
+    """A low-quality-row classifier trained on ``frame``; disabled: every row is a target (score 1).
+    ``judge``: "weak" (labelling functions over cheap signals) or "offline" (``judges.OfflineJudge``
+    labels a few hundred rows; see docs/selector.md)."""
     if not enabled:
         return Selector(None, {"enabled": False, "note": "target selection off: every row is a target (lowq = 1)"}, 0.0)
     try:
@@ -257,11 +260,27 @@ def make_selector(frame: pl.DataFrame, seed: int, enabled: bool) -> Selector:
     except ImportError:
         return Selector(None, {"enabled": False, "note": "target selection unavailable: every row is a target"}, 0.0)
     t = time.perf_counter()
-    sel = train_selector(frame.select([c for c in frame.columns if c != ROW_ID]), seed=seed)
+    rows = frame.select([c for c in frame.columns if c != ROW_ID])
+    if judge == "offline":
+        from stdlib_ops.backends.errors import ConfigError
+
+        from .judges import OfflineJudge
+
+        try:
+            if embedder is None:
+                from stdlib_ops.backends.embed import default_embedder
+
+                embedder = default_embedder(memo=memo)
+            sel = train_selector(rows, seed=seed, judge=OfflineJudge(embedder))
+        except (ConfigError, ValueError) as e:
+            raise BackendFailure(f"the offline target judge cannot label the data: {e}") from e
+    else:
+        sel = train_selector(rows, seed=seed)
     metrics = _jsonable(sel.metrics)
     if not isinstance(metrics, dict):
         metrics = {"metrics": metrics}
     metrics["enabled"] = True
+    metrics["trained_on"] = sel.judge_name or "weak labels"
     return Selector(sel, metrics, time.perf_counter() - t)
 
 
@@ -571,6 +590,7 @@ class SearchConfig:
     sampling: bool = True
     sample_fraction: float = 0.2
     target_selection: bool = True
+    target_judge: str = "weak"  # what labels the target selector: "weak" or "offline" (docs/selector.md)
     cache: bool = True
     cache_dir: str | None = None  # executor + evaluator cache (default: <out>/.cache)
     eval_preset: str = "quick"
@@ -599,7 +619,8 @@ class SearchConfig:
             "llm_model": self.llm.model if self.llm else None,
             "k": [self.k, self.k_min, self.k_max, self.refills],
             "sampling": [self.sampling, self.sample_fraction if self.sampling else None],
-            "target_selection": self.target_selection,
+            # a pair only off the default, so journals written before the setting existed still resume
+            "target_selection": self.target_selection if self.target_judge == "weak" else [self.target_selection, self.target_judge],
             "heldout": [self.heldout_n, self.final_heldout_n],
             "profile_k": self.profile_k,
             "eval": [self.eval_preset, self.eval_overrides, self.same_steps, self.tidy_heldout],
@@ -753,7 +774,7 @@ class Search:
         t = time.perf_counter()
         # trained on every searchable row, not just the sample: its labels come from cheap signals,
         # and a small sample may hold too few low-quality rows to learn from
-        self.selector = make_selector(pool, cfg.seed, cfg.target_selection)
+        self.selector = make_selector(pool, cfg.seed, cfg.target_selection, cfg.target_judge, memo=cfg.cache)
         search = self.selector.add(search, TARGET_COLUMN)
         self.full_frame = self.selector.add(full, TARGET_COLUMN)
         self.timings["targets"] = time.perf_counter() - t

