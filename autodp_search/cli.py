@@ -69,6 +69,9 @@ def register(subparsers) -> None:
     a.add_argument("--sample-fraction", type=_fraction, default=0.2, help="share of the rows searched on, in (0, 1]")
     a.add_argument("--no-sampling", action="store_true", help="search on all rows")
     a.add_argument("--no-target-selection", action="store_true", help="no low-quality classifier: every row is a target")
+    a.add_argument("--target-judge", choices=("weak", "offline"), default="weak",
+                   help="what labels the target selector: weak (rules over cheap signals) or offline (MiniLM "
+                        "question-answer relevance and consensus on a few hundred rows; docs/selector.md)")
     a.add_argument("--no-cache", action="store_true", help="reuse nothing across runs (executor and evaluator)")
     a.add_argument("--cache-dir", help="cache folder (default <out>/.cache)")
     e = p.add_argument_group("evaluation")
@@ -165,6 +168,8 @@ def _k_max(args) -> int:
 def usage_error(args) -> str | None:
     """What is wrong with arguments that are each in their domain but not together, or with the
     evaluation settings; None when nothing is. Checked before anything is read or written."""
+    if args.target_judge != "weak" and args.no_target_selection:
+        return f"--target-judge {args.target_judge} trains the target selector, which --no-target-selection turns off"
     k_max = _k_max(args)
     if args.k_min > k_max:
         return f"--k-min {args.k_min} is greater than --k-max {k_max}"
@@ -204,7 +209,8 @@ def build_config(args):
     return SearchConfig(
         data=args.data, out_dir=out, seed=args.seed, agent=args.agent, llm=llm, k=args.candidates,
         k_min=args.k_min, k_max=_k_max(args), refills=args.refills, budget=budget, sampling=not args.no_sampling,
-        sample_fraction=args.sample_fraction, target_selection=not args.no_target_selection, cache=not args.no_cache,
+        sample_fraction=args.sample_fraction, target_selection=not args.no_target_selection,
+        target_judge=args.target_judge, cache=not args.no_cache,
         cache_dir=args.cache_dir, eval_preset=args.eval_preset,
         eval_overrides={**_overrides(args.eval_set), **({"workers": args.eval_workers} if args.eval_workers else {})},
         heldout_n=args.heldout, final_heldout_n=args.final_heldout, resume=args.resume, final=not args.no_final,

@@ -29,6 +29,7 @@ class SearchConfig:
     sampling: bool = True
     sample_fraction: float = 0.2
     target_selection: bool = True
+    target_judge: str = "weak"  # what labels the target selector: "weak" or "offline" (docs/selector.md)
     cache: bool = True
     cache_dir: str | None = None  # executor + evaluator cache (default: <out>/.cache)
     eval_preset: str = "quick"
@@ -60,7 +61,8 @@ class SearchConfig:
             "llm_model": self.llm.model if self.llm else None,
             "k": [self.k, self.k_min, self.k_max, self.refills],
             "sampling": [self.sampling, self.sample_fraction if self.sampling else None],
-            "target_selection": self.target_selection,
+            # a pair only off the default, so journals written before the setting existed still resume
+            "target_selection": self.target_selection if self.target_judge == "weak" else [self.target_selection, self.target_judge],
             "heldout": [self.heldout_n, self.final_heldout_n, self.verdict_replicates],
             "profile_k": self.profile_k,
             "eval": [self.eval_preset, self.eval_overrides, self.same_steps, self.tidy_heldout],

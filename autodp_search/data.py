@@ -155,14 +155,33 @@ class Selector:
         return self.model.add_column(frame, name=name)
 
 
-def make_selector(frame: pl.DataFrame, seed: int, enabled: bool) -> Selector:
-    """A low-quality-row classifier trained on ``frame``; disabled: every row is a target (score 1)."""
+def make_selector(frame: pl.DataFrame, seed: int, enabled: bool, judge: str = "weak", *, embedder: Any = None,
+                  memo: bool = True) -> Selector:
+    """A low-quality-row classifier trained on ``frame``; disabled: every row is a target (score 1).
+    ``judge``: "weak" (labelling functions over cheap signals) or "offline" (``judges.OfflineJudge``
+    labels a few hundred rows; see docs/selector.md)."""
     if not enabled:
         return Selector(None, {"enabled": False, "note": "target selection off: every row is a target (lowq = 1)"}, 0.0)
     t = time.perf_counter()
-    sel = train_selector(frame.select([c for c in frame.columns if c != ROW_ID]), seed=seed)
+    rows = frame.select([c for c in frame.columns if c != ROW_ID])
+    if judge == "offline":
+        from autodp_backends.errors import ConfigError
+        from stdlib_ops.backends.embed import default_embedder
+
+        from .errors import BackendFailure
+        from .judges import OfflineJudge
+
+        try:
+            if embedder is None:
+                embedder = default_embedder(memo=memo)
+            sel = train_selector(rows, seed=seed, judge=OfflineJudge(embedder))
+        except (ConfigError, ValueError) as e:
+            raise BackendFailure(f"the offline target judge cannot label the data: {e}") from e
+    else:
+        sel = train_selector(rows, seed=seed)
     metrics = _jsonable(sel.metrics)
     if not isinstance(metrics, dict):
         metrics = {"metrics": metrics}
     metrics["enabled"] = True
+    metrics["trained_on"] = sel.judge_name or "weak labels"
     return Selector(sel, metrics, time.perf_counter() - t)

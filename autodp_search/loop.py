@@ -159,7 +159,7 @@ class Search:
         t = time.perf_counter()
         # trained on every searchable row, not just the sample: its labels come from cheap signals,
         # and a small sample may hold too few low-quality rows to learn from
-        self.selector = make_selector(pool, cfg.seed, cfg.target_selection)
+        self.selector = make_selector(pool, cfg.seed, cfg.target_selection, cfg.target_judge, memo=cfg.cache)
         search = self.selector.add(search, TARGET_COLUMN)
         self.full_frame = self.selector.add(full, TARGET_COLUMN)
         self.timings["targets"] = time.perf_counter() - t

@@ -4,6 +4,20 @@
 the probability that a row is low quality; ``add_column(frame, "lowq")`` adds it as a column so a
 strategy can gate expensive operators: ``where: lowq > 0.5 do: [refine.rewrite(output, ...)]``.
 
+Two ways to train it:
+
+- **From a judge** (``train_selector(frame, judge=OfflineJudge())``, see ``judges``): the judge, an
+  expensive and more trustworthy judgement of quality (an LLM when an endpoint is configured; offline,
+  question-answer relevance and consensus under MiniLM with a few text cues), labels ``judge_budget`` rows (whole questions), and the
+  classifier learns those labels from cheap features (the signal vector and ``text_features``; with
+  an ``embedder`` also ``qa.relevance``) to extend them to every row. 30% of the judged questions are
+  held out: ``metrics`` (= ``judge_metrics``, with ``auc``) say how well the score agrees with the
+  judge on rows it was not trained on. This is the selector that knows quality: on SemEval-2016 CQA
+  its AUC against human labels is measured by ``bench/bench_selector_semeval.py`` (docs/selector.md).
+- **From weak labels** (no judge; what ``autodp search`` does today), described below. Its metrics
+  only show that the classifier reproduces its own labelling functions; on an expert-labelled set
+  its score was slightly backwards (AUC 0.446).
+
 **Weak labels** (labelling functions over the row's signals, ``signals.signal_frame``). A row is
 *low quality* (1) when any of these fires:
 
@@ -32,7 +46,7 @@ low-quality rows among the held-out labelled rows) and the sizes. These measure 
 reproduces the labelling functions, not true quality: the classifier's value is a smooth score that
 also covers the abstaining rows and can be thresholded.
 
-**Judge** (optional): a callable ``judge(rows: pl.DataFrame) -> Sequence[bool | None]`` that labels
+**Judge with weak labels** (``weak=True`` and a judge): a callable ``judge(rows: pl.DataFrame) -> Sequence[bool | None]`` that labels
 rows as low quality (True), fine (False) or unsure (None), e.g. an LLM. It is shown at most
 ``judge_budget`` (default 200) rows, chosen deterministically and spread over the weak-label classes
 (a third weak-low, a third abstaining, a third weak-good where available). Its labels replace the
@@ -45,12 +59,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
 from pydantic import BaseModel
 
-from .signals import signal_frame
+from .signals import STOPWORDS_EN, signal_frame
 
 __all__ = [
     "TargetSelector",
@@ -59,6 +74,9 @@ __all__ = [
     "weak_labels",
     "LABELLING_FUNCTIONS",
     "Judge",
+    "auc",
+    "text_features",
+    "feature_frame",
 ]
 
 Judge = Callable[[pl.DataFrame], Sequence[bool | None]]
@@ -84,6 +102,7 @@ class SelectorMetrics(BaseModel):
     n_train: int
     n_test: int
     threshold: float = 0.5
+    auc: float | None = None  # ranking agreement with the held-out labels (None: one class only)
 
 
 def _col(sig: pl.DataFrame, name: str, default=0.0) -> np.ndarray:
@@ -126,6 +145,49 @@ def weak_labels(signals: pl.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray
 
 
 # ---------------------------------------------------------------- features and model
+
+_WORD = r"[a-z0-9']+"
+# forum chit-chat: greetings, thanks and laughter say little about the question
+_CHAT = r"\b(?:thanks?|thx|lol|hehe+|haha+|hi|hello|dear|welcome|cheers|good luck)\b|:\)|:d\b|;\)"
+
+
+def text_features(frame: pl.DataFrame, instruction: str = "instruction", output: str = "output") -> pl.DataFrame:
+    """Cheap question-answer features beside the signal vector (no model): ``qa.overlap`` (share of
+    the question's content words the answer uses), ``output.qmarks`` (question marks: an answer that
+    asks back), ``output.chat`` (greetings, thanks, laughter). Empty when a column is missing."""
+    if output not in frame.columns:
+        return pl.DataFrame()
+    low = lambda c: pl.col(c).cast(pl.String).fill_null("").str.to_lowercase()  # noqa: E731
+    exprs = [
+        low(output).str.count_matches(r"\?").cast(pl.Int64).alias("output.qmarks"),
+        low(output).str.count_matches(_CHAT).cast(pl.Int64).alias("output.chat"),
+    ]
+    if instruction in frame.columns:
+        stop = pl.lit(sorted(STOPWORDS_EN), dtype=pl.List(pl.String))
+        q = low(instruction).str.extract_all(_WORD).list.unique().list.set_difference(stop)
+        a = low(output).str.extract_all(_WORD).list.unique().list.set_difference(stop)
+        exprs.append(
+            (q.list.set_intersection(a).list.len() / q.list.len().clip(lower_bound=1)).cast(pl.Float64).alias("qa.overlap")
+        )
+    return frame.select(exprs)
+
+
+def feature_frame(
+    frame: pl.DataFrame, signals: pl.DataFrame, embedder: Any = None
+) -> pl.DataFrame:
+    """What the classifier sees: the signal vector, ``text_features`` and, with an ``embedder``,
+    ``qa.relevance`` (question-answer cosine, see ``judges.relevance``)."""
+    parts = [signals, text_features(frame)]
+    if embedder is not None and {"instruction", "output"} <= set(frame.columns):
+        from .judges import relevance
+
+        parts.append(
+            pl.DataFrame(
+                {"qa.relevance": relevance(embedder, frame["instruction"].to_list(), frame["output"].to_list())},
+                schema={"qa.relevance": pl.Float64},
+            )
+        )
+    return pl.concat([p for p in parts if p.width], how="horizontal")
 
 
 @dataclass
@@ -195,6 +257,27 @@ def _fit_logreg(
     return beta[:-1], float(beta[-1])
 
 
+def auc(score: np.ndarray, y: np.ndarray) -> float | None:
+    """Area under the ROC curve of ``score`` for the positives ``y == 1`` (ties count half);
+    None when ``y`` holds one class only."""
+    score, y = np.asarray(score, dtype=np.float64), np.asarray(y)
+    n1 = int((y == 1).sum())
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        return None
+    order = np.argsort(score, kind="stable")
+    ranks = np.empty(len(score))
+    s = score[order]
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and s[j + 1] == s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 def _prf(y: np.ndarray, p: np.ndarray, thr: float, n_train: int) -> SelectorMetrics:
     pred = p > thr
     tp = int((pred & (y == 1)).sum())
@@ -211,6 +294,7 @@ def _prf(y: np.ndarray, p: np.ndarray, thr: float, n_train: int) -> SelectorMetr
         n_train=n_train,
         n_test=int(len(y)),
         threshold=thr,
+        auc=auc(p, y),
     )
 
 
@@ -238,13 +322,17 @@ class TargetSelector:
     judge_agreement: float | None = None
     label_counts: dict[str, int] = field(default_factory=dict)  # low / good / abstain (aggregates)
     lf_counts: dict[str, int] = field(default_factory=dict)  # rows each labelling function fired on
+    embedder: Any = None  # gives the ``qa.relevance`` feature when set
+    judge_name: str | None = None
+    weak: bool = True  # trained on the weak labels (False: on the judge's labels only)
+    judged_rows: np.ndarray | None = None  # positions of the rows shown to the judge (None: no judge)
 
     def score(self, frame: pl.DataFrame, *, signals: pl.DataFrame | None = None) -> pl.Series:
         """Probability of low quality per row, a Float64 in [0, 1], same order as ``frame``."""
         sig = signals if signals is not None else signal_frame(frame, ops=self.ops)
         if sig.height != frame.height:
             raise ValueError(f"signals have {sig.height} rows, the frame {frame.height}")
-        x = self.features.transform(sig)
+        x = self.features.transform(feature_frame(frame, sig, self.embedder))
         return pl.Series("lowq", _sigmoid(x @ self.coef + self.intercept), dtype=pl.Float64)
 
     def add_column(
@@ -256,16 +344,25 @@ class TargetSelector:
     def summary(self, k: int = 20) -> str:
         """Aggregate description for reports and prompts (counts below k hidden)."""
         m = self.metrics
-        lines = [
-            f"target selector: logistic regression on {len(self.features.names)} signals; held-out weak labels: "
-            f"precision {m.precision:.3f}, recall {m.recall:.3f}, F1 {m.f1:.3f}, base rate {m.base_rate:.3f} "
-            f"(train {m.n_train}, test {m.n_test})"
-        ]
+        lines = []
+        if self.weak:
+            lines.append(
+                f"target selector: logistic regression on {len(self.features.names)} features; held-out weak labels: "
+                f"precision {m.precision:.3f}, recall {m.recall:.3f}, F1 {m.f1:.3f}, base rate {m.base_rate:.3f} "
+                f"(train {m.n_train}, test {m.n_test})"
+            )
+        else:
+            lines.append(
+                f"target selector: logistic regression on {len(self.features.names)} features, trained on the labels of "
+                f"{self.judge_name or 'a judge'}"
+            )
         if self.judge_metrics is not None:
             j = self.judge_metrics
+            agree = f"{self.judge_agreement:.2f}" if self.judge_agreement is not None else "n/a"
+            jauc = f"{j.auc:.3f}" if j.auc is not None else "n/a"
             lines.append(
-                f"judge hold-out: precision {j.precision:.3f}, recall {j.recall:.3f}, F1 {j.f1:.3f} (test {j.n_test}); "
-                f"weak-label agreement {self.judge_agreement if self.judge_agreement is not None else float('nan'):.2f}"
+                f"judge hold-out: AUC {jauc}, precision {j.precision:.3f}, recall {j.recall:.3f}, F1 {j.f1:.3f} "
+                f"(train {j.n_train}, test {j.n_test}); weak-label agreement {agree}"
             )
         lines.append(
             "weak labels: "
@@ -295,6 +392,32 @@ def _pick_for_judge(labels: np.ndarray, budget: int, rng: np.random.Generator) -
     return np.sort(np.concatenate(picked)).astype(np.int64)
 
 
+def _pick_groups(groups: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+    """Whole groups (rows sharing a question), in a seeded random order, up to ``budget`` rows; the
+    group that would overflow contributes a random part. Lets a judge compare answers to one question."""
+    picked: list[np.ndarray] = []
+    left = budget
+    for g in rng.permutation(np.unique(groups)):
+        if left <= 0:
+            break
+        rows = np.flatnonzero(groups == g)
+        if len(rows) > left:
+            rows = rng.choice(rows, size=left, replace=False)
+        picked.append(rows)
+        left -= len(rows)
+    return np.sort(np.concatenate(picked)).astype(np.int64) if picked else np.zeros(0, dtype=np.int64)
+
+
+def _split_groups(
+    idx: np.ndarray, groups: np.ndarray, test: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``idx`` split into train/test by whole groups (no question on both sides)."""
+    g = rng.permutation(np.unique(groups[idx]))
+    k = int(round(test * len(g))) if len(g) > 1 else 0
+    te = np.isin(groups[idx], g[:k])
+    return np.sort(idx[~te]), np.sort(idx[te])
+
+
 def train_selector(
     frame: pl.DataFrame,
     seed: int = 0,
@@ -305,10 +428,22 @@ def train_selector(
     test_fraction: float = 0.2,
     judge_budget: int = 200,
     judge_weight: float = 5.0,
+    weak: bool | None = None,
+    embedder: Any = None,
     l2: float = 1.0,
 ) -> TargetSelector:
-    """Train the low-quality classifier from weak labels (and a judge's, if given); see the module docstring."""
+    """Train the low-quality classifier; see the module docstring.
+
+    ``weak``: train on the weak labels (with the judge's labels, if any, weighing ``judge_weight``
+    times more); False: on the judge's labels only, the judged rows being whole questions, 30% of the
+    questions held out. Default: weak labels only without a judge, the judge's only with one.
+    ``embedder``: adds the ``qa.relevance`` feature (question-answer cosine) for every row scored.
+    """
     n = frame.height
+    if weak is None:
+        weak = judge is None
+    if not weak and judge is None:
+        raise ValueError("weak=False needs a judge: without weak labels nothing labels the rows")
     sig = signals if signals is not None else signal_frame(frame, ops=ops)
     if sig.height != n:
         raise ValueError(f"signals have {sig.height} rows, the frame {n}")
@@ -317,10 +452,20 @@ def train_selector(
     y = labels.astype(np.float64)
     w = np.ones(n)
     judged = np.zeros(0, dtype=np.int64)
+    shown = None
     jlab = np.zeros(0)
     agreement = None
+    groups = None
     if judge is not None and n:
-        judged = _pick_for_judge(labels, min(judge_budget, 200, n), rng)
+        if weak:
+            judged = _pick_for_judge(labels, min(judge_budget, n), rng)
+        else:
+            from .judges import question_groups
+
+            q = frame["instruction"].cast(pl.String).to_list() if "instruction" in frame.columns else [None] * n
+            groups = question_groups(q) if "instruction" in frame.columns else np.arange(n)
+            judged = _pick_groups(groups, min(judge_budget, n), rng)
+        shown = judged
         answers = list(judge(frame[judged]))
         if len(answers) != len(judged):
             raise ValueError(f"judge returned {len(answers)} labels for {len(judged)} rows")
@@ -330,31 +475,46 @@ def train_selector(
         weak_j = labels[judged]
         both = weak_j >= 0
         agreement = float((weak_j[both] == jlab[both]).mean()) if both.any() else None
-    # held-out weak labels: split the weakly labelled rows that the judge did not label
+        if not weak and len(np.unique(jlab)) < 2:
+            raise ValueError(f"the judge gave {len(jlab)} rows one label only: nothing to learn from")
     is_j = np.zeros(n, dtype=bool)
     is_j[judged] = True
-    lab_idx = np.flatnonzero((labels >= 0) & ~is_j)
-    if len(lab_idx) == 0 and len(judged) == 0:
-        raise ValueError(
-            "no row could be labelled (no labelling function fired and none is confidently good)"
-        )
-    tr, te = _split(lab_idx, labels[lab_idx], test_fraction, rng) if len(lab_idx) else (lab_idx, lab_idx)
     jtr = jte = np.zeros(0, dtype=np.int64)
     if len(judged):
-        jtr, jte = _split(judged, jlab.astype(np.int64), 0.3, rng)
+        if weak:
+            jtr, jte = _split(judged, jlab.astype(np.int64), 0.3, rng)
+        else:
+            jtr, jte = _split_groups(judged, groups, 0.3, rng)
         y[judged] = jlab
-        w[judged] = judge_weight
+        w[judged] = judge_weight if weak else 1.0
+    if weak:
+        # held-out weak labels: split the weakly labelled rows that the judge did not label
+        lab_idx = np.flatnonzero((labels >= 0) & ~is_j)
+        if len(lab_idx) == 0 and len(judged) == 0:
+            raise ValueError(
+                "no row could be labelled (no labelling function fired and none is confidently good)"
+            )
+        tr, te = _split(lab_idx, labels[lab_idx], test_fraction, rng) if len(lab_idx) else (lab_idx, lab_idx)
+    else:
+        tr = te = np.zeros(0, dtype=np.int64)
     train_rows = np.sort(np.concatenate([tr, jtr]))
-    feats = _Features.fit(sig, train_rows)
-    x = feats.transform(sig)
+    feats_in = feature_frame(frame, sig, embedder)
+    feats = _Features.fit(feats_in, train_rows)
+    x = feats.transform(feats_in)
     yt = y[train_rows]
     if len(np.unique(yt)) < 2:  # one class only: a constant score at that class's rate
         coef, b = np.zeros(x.shape[1]), (8.0 if yt.mean() > 0.5 else -8.0)
     else:
         coef, b = _fit_logreg(x[train_rows], yt, w[train_rows], l2=l2)
     p = _sigmoid(x @ coef + b)
-    metrics = _prf(labels[te], p[te], 0.5, len(train_rows))
     jm = _prf(y[jte].astype(np.int64), p[jte], 0.5, len(jtr)) if len(jte) else None
+    if weak:
+        metrics = _prf(labels[te], p[te], 0.5, len(train_rows))
+        counts = {"low": int((labels == 1).sum()), "good": int((labels == 0).sum()), "abstain": int((labels == -1).sum())}
+    else:
+        metrics = jm if jm is not None else _prf(yt.astype(np.int64), p[train_rows], 0.5, len(train_rows))
+        counts = {"judged_low": int((jlab == 1).sum()), "judged_good": int((jlab == 0).sum()),
+                  "judge_unsure": int(len(ok) - ok.sum()), "not_judged": int(n - len(ok))}
     return TargetSelector(
         features=feats,
         coef=coef,
@@ -363,10 +523,10 @@ def train_selector(
         ops=ops,
         judge_metrics=jm,
         judge_agreement=agreement,
-        label_counts={
-            "low": int((labels == 1).sum()),
-            "good": int((labels == 0).sum()),
-            "abstain": int((labels == -1).sum()),
-        },
+        label_counts=counts,
         lf_counts={k: int(v.sum()) for k, v in fired.items()},
+        embedder=embedder,
+        judge_name=(judge.describe() if hasattr(judge, "describe") else getattr(judge, "__name__", None)) if judge else None,
+        weak=weak,
+        judged_rows=shown,
     )

@@ -28,6 +28,7 @@ def test_defaults_are_the_offline_main_job():
     cfg = build_config(a)
     assert cfg.agent == "offline" and cfg.k == 4 and cfg.budget.max_rounds == 3
     assert cfg.sampling and cfg.target_selection and cfg.cache and cfg.sample_fraction == 0.2
+    assert cfg.target_judge == "weak" and build_config(parse("d.jsonl", "--target-judge", "offline")).target_judge == "offline"
     assert cfg.eval_preset == "quick"
     assert cfg.out_dir.endswith("runs/medquad_sample")
     assert a.func.__name__ == "run"
@@ -162,6 +163,7 @@ FAST = ["--heldout", "20", "--final-heldout", "20", "--sample-fraction", "0.5", 
         (["--sample-fraction", "-0.1"], "--sample-fraction: must be in (0, 1]"),
         (["--rounds", "2.5"], "--rounds: expected an integer, got '2.5'"),
         (["--eval-preset", "huge"], "unknown preset 'huge'"),
+        (["--target-judge", "offline", "--no-target-selection"], "--target-judge offline trains the target selector"),
     ],
 )
 def test_options_out_of_their_domain_are_refused_before_anything_runs(argv, message, qa, tmp_path, scripted, capsys):
