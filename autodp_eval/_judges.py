@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from ._config import EvalConfig, JudgeConfig, canonical_hash
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._train import TrainedArm
+    from ._arm import TrainedArm
 
 __all__ = [
     "JUDGE_PROMPT_VERSION",
