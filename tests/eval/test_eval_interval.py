@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autodp_eval import detectable_effect, replicate_interval
-from autodp_eval._interval import t_quantile, percentile_bootstrap
+from autodp_eval._interval import percentile_bootstrap, t_quantile
 
 
 def coverage(
