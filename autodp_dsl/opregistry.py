@@ -34,7 +34,11 @@ class Registry:
         self._unloaded: dict[str, Callable[[], Any]] = {}  # described, class not imported yet
 
     def add(self, op):
-        """Register an operator class (usable as a decorator)."""
+        """Register an operator class (usable as a decorator). A class that leaves out the one method
+        of its kind (``SignalOp.expr``...) is refused here, not when a strategy first runs it."""
+        missing = sorted(getattr(op, "__abstractmethods__", ()))
+        if missing:
+            raise TypeError(f"operator {op.name!r} ({op.__qualname__}) does not implement {', '.join(missing)}()")
         known = self.get(op.name)
         if known is not None and known is not op:
             raise ValueError(f"operator {op.name!r} is registered twice")

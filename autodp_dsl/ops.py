@@ -1,6 +1,6 @@
 """The operator API, in one import: what an operator package needs to declare and register ops.
 
-    from autodp_dsl.ops import Arg, Family, Op, OpKind, Params, Registry
+    from autodp_dsl.ops import Arg, Family, MapOp, Params, Registry, SignalOp
 
 Operators are registered in a ``Registry``. ``registry()`` builds the default one from the
 ``autodp.ops`` entry-point group, so a third-party package adds operators the same way
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .declarations import KEEP, REASON, ROW_ID, Arg, Cost, Family, OpKind
 from .default_registry import registry
-from .opbase import LowerContext, NoParams, Op, Params
+from .opbase import FilterOp, FrameMapOp, GenerateOp, GlobalOp, LowerContext, MapOp, ModelSignalOp, NoParams, Op, Params, SignalOp
 from .opregistry import Registry
 
 __all__ = [
@@ -28,6 +28,13 @@ __all__ = [
     "Params",
     "NoParams",
     "Op",
+    "SignalOp",
+    "ModelSignalOp",
+    "MapOp",
+    "FrameMapOp",
+    "FilterOp",
+    "GlobalOp",
+    "GenerateOp",
     "LowerContext",
     "Registry",
     "registry",

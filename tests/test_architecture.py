@@ -8,7 +8,8 @@ until the function runs). It fails on
   ``autodp_eval`` imports none of the others; ``autodp_backends`` (the model-backend leaf) imports
   none of them and any of them may import it;
 - an import cycle between two modules (a package's ``__init__`` counts as a module);
-- a private name (``_x``) imported from another module.
+- a private name (``_x``) imported from another module, or a private module (``_x.py``) imported
+  from outside its top-level package (the privacy convention of docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ def graph(root: Path = ROOT) -> tuple[dict[str, tuple[Path, bool]], dict[str, di
                 continue
             edges[m].setdefault(target, line)
             private += [f"{f.relative_to(root)}:{line} imports {n} from {target}" for n in names if n.startswith("_") and not n.startswith("__")]
+            hidden = [p for p in target.split(".")[1:] if p.startswith("_") and not p.startswith("__")]
+            if hidden and target.split(".")[0] != m.split(".")[0]:
+                private.append(f"{f.relative_to(root)}:{line} imports the private module {target}")
     return mods, edges, private
 
 
@@ -181,11 +185,12 @@ def test_the_checks_catch_a_hidden_cycle_an_upward_import_and_a_private_import(t
         "stdlib_ops/__init__.py": "",
         "stdlib_ops/x.py": "import json\n",
         "autodp_eval/__init__.py": "def g():\n    from autodp_dsl import a\n",
-        "autodp_search/__init__.py": "",
+        "autodp_eval/_inner.py": "",
+        "autodp_search/__init__.py": "from autodp_eval import _inner\n",
     })
     mods, edges, private = graph(tmp_path)
     assert cycles(edges) == [["autodp_dsl.a", "autodp_dsl.b"]]
-    assert private == ["autodp_dsl/b.py:3 imports _secret from autodp_dsl.c"]
+    assert private == ["autodp_dsl/b.py:3 imports _secret from autodp_dsl.c", "autodp_search/__init__.py:1 imports the private module autodp_eval._inner"]
     assert upward(mods, edges, tmp_path) == [
         "autodp_dsl/c.py:2: autodp_dsl may not import stdlib_ops (autodp_dsl.c -> stdlib_ops.x)",
         "autodp_eval/__init__.py:2: autodp_eval may not import autodp_dsl (autodp_eval -> autodp_dsl.a)",
