@@ -17,7 +17,19 @@ from __future__ import annotations
 
 from .declarations import KEEP, REASON, ROW_ID, Arg, Cost, Family, OpKind
 from .default_registry import registry
-from .opbase import FilterOp, FrameMapOp, GenerateOp, GlobalOp, LowerContext, MapOp, ModelSignalOp, NoParams, Op, Params, SignalOp
+from .opbase import (
+    FilterOp,
+    FrameMapOp,
+    GenerateOp,
+    GlobalOp,
+    LowerContext,
+    MapOp,
+    ModelSignalOp,
+    NoParams,
+    Op,
+    Params,
+    SignalOp,
+)
 from .opregistry import Registry
 
 __all__ = [
