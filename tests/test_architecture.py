@@ -9,7 +9,8 @@ until the function runs). It fails on
   none of them and any of them may import it;
 - an import cycle between two modules (a package's ``__init__`` counts as a module);
 - a private name (``_x``) imported from another module, or a private module (``_x.py``) imported
-  from outside its top-level package (the privacy convention of docs/architecture.md).
+  from outside its top-level package (the privacy convention of docs/architecture.md), or a
+  private name read through another module (``ir._x``; two known cases are listed, none may be added).
 """
 
 from __future__ import annotations
@@ -63,6 +64,38 @@ def imports(name: str, init: bool, tree: ast.AST, known) -> list[tuple[str, int,
                 sub = f"{src}.{a.name}"
                 out.append((sub, node.lineno, []) if sub in known else (src, node.lineno, [a.name]))
     return out
+
+
+def module_aliases(name: str, init: bool, tree: ast.AST, known) -> dict[str, str]:
+    """Local name -> module of ours, for ``from pkg import mod`` and ``import pkg.mod as m``."""
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update({a.asname: a.name for a in node.names if a.asname and a.name in known})
+        elif isinstance(node, ast.ImportFrom):
+            for sub, _, names in imports(name, init, ast.Module(body=[node], type_ignores=[]), known):
+                if not names:
+                    alias = next(a for a in node.names if sub.endswith("." + a.name))
+                    out[alias.asname or alias.name] = sub
+    return out
+
+
+def private_attributes(root: Path = ROOT) -> set[str]:
+    """``module._name`` read through a module imported from another module of ours."""
+    found = set()
+    for m, (f, init) in modules(root).items():
+        tree = ast.parse(f.read_text(encoding="utf-8"), str(f))
+        aliases = module_aliases(m, init, tree, modules(root))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                found.add(f"{m}: {aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+# Reads of another module's private name that other work in progress removes (the one infix printer
+# replaces fmt's use of ir's precedence table); nothing may be added to this list.
+KNOWN_PRIVATE_ATTRIBUTES = {"autodp_dsl.fmt: autodp_dsl.ir._PREC", "autodp_dsl.fmt: autodp_dsl.ir._lit_text"}
 
 
 def graph(root: Path = ROOT) -> tuple[dict[str, tuple[Path, bool]], dict[str, dict[str, int]], list[str]]:
@@ -167,6 +200,10 @@ def test_no_private_name_is_imported_from_another_module(house):
     assert house[2] == []
 
 
+def test_no_private_name_is_read_through_another_module():
+    assert private_attributes() <= KNOWN_PRIVATE_ATTRIBUTES
+
+
 def _write(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         p = root / rel
@@ -182,6 +219,7 @@ def test_the_checks_catch_a_hidden_cycle_an_upward_import_and_a_private_import(t
         "autodp_dsl/a.py": "from .b import thing\n",
         "autodp_dsl/b.py": "def thing():\n    from . import a\n    from .c import _secret\n",
         "autodp_dsl/c.py": "def f():\n    import stdlib_ops.x\n",
+        "autodp_dsl/d.py": "from . import a\n\n\ndef g():\n    return a._hidden\n",
         "stdlib_ops/__init__.py": "",
         "stdlib_ops/x.py": "import json\n",
         "autodp_eval/__init__.py": "def g():\n    from autodp_dsl import a\n",
@@ -191,6 +229,7 @@ def test_the_checks_catch_a_hidden_cycle_an_upward_import_and_a_private_import(t
     mods, edges, private = graph(tmp_path)
     assert cycles(edges) == [["autodp_dsl.a", "autodp_dsl.b"]]
     assert private == ["autodp_dsl/b.py:3 imports _secret from autodp_dsl.c", "autodp_search/__init__.py:1 imports the private module autodp_eval._inner"]
+    assert private_attributes(tmp_path) == {"autodp_dsl.d: autodp_dsl.a._hidden"}
     assert upward(mods, edges, tmp_path) == [
         "autodp_dsl/c.py:2: autodp_dsl may not import stdlib_ops (autodp_dsl.c -> stdlib_ops.x)",
         "autodp_eval/__init__.py:2: autodp_eval may not import autodp_dsl (autodp_eval -> autodp_dsl.a)",
