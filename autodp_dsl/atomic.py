@@ -18,9 +18,11 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import RefusedWrite
-
 __all__ = ["RefusedWrite", "check_target", "commit", "kind_of", "resolve_target", "write_bytes_atomic", "write_text_atomic"]
+
+
+class RefusedWrite(ValueError):
+    """A write that would destroy or corrupt something that is not the file being written."""
 
 
 def resolve_target(path: Path | str) -> Path:

@@ -7,8 +7,6 @@ The tree::
     │   │                        not JSON as a whole (``io``)
     │   └── NoUsableRows         every record was quarantined, or there is none; carries the
     │                            ``Loaded`` so the quarantine and report can still be written
-    ├── RefusedWrite (ValueError)  a write that would destroy or corrupt something that is not the
-    │                            file being written (``atomic``, ``outputs``)
     ├── NotACache (ValueError)   a folder that is not an autodp cache, or not one this version can
     │   │                        use: nothing in it is touched (``engine.cache``)
     │   └── NoCache              opened to inspect, and there is no cache at the path
@@ -17,15 +15,18 @@ The tree::
 A problem in a strategy is a ``Diagnostic`` (``diagnostics``), not an exception: ``compile_text``
 returns them. Two exceptions are control flow that never leaves the package and are not part of
 the tree: ``nodes.SyntaxProblem`` (a parse error, turned into a diagnostic) and ``descent.Unsure``
-(the fast parser hands the step to the reference parser). The ``ValueError`` bases are kept for
-code that caught these errors as ``ValueError`` before the root existed.
+(the fast parser hands the step to the reference parser). ``atomic.RefusedWrite`` (a write that
+would destroy something that is not the file being written) belongs to the file-writing layer,
+which the evaluator shares and which imports nothing of the language, so it stays a plain
+``ValueError`` outside this root. The ``ValueError`` bases are kept for code that caught these
+errors as ``ValueError`` before the root existed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DslError", "DataError", "NoUsableRows", "RefusedWrite", "NotACache", "NoCache", "StrategyError"]
+__all__ = ["DslError", "DataError", "NoUsableRows", "NotACache", "NoCache", "StrategyError"]
 
 
 class DslError(Exception):
@@ -49,10 +50,6 @@ class NoUsableRows(DataError):
             counts = dict(q.group_by("reason").len().sort("reason").iter_rows()) if q.height else {}
             why = f"{q.height:,} of {loaded.rows_total:,} rows quarantined" + (f" ({', '.join(f'{r}: {n:,}' for r, n in counts.items())})" if counts else "")
         super().__init__(f"{loaded.path}: no usable row: {why}")
-
-
-class RefusedWrite(DslError, ValueError):
-    """A write that would destroy or corrupt something that is not the file being written."""
 
 
 class NotACache(DslError, ValueError):

@@ -290,7 +290,7 @@ class ModelBackend(Protocol):
 # ---------------------------------------------------------------- shared machinery
 
 
-def memo_from(memo: Memo | str | PathLike[str] | bool | None) -> Memo | None:
+def _memo_from(memo: Memo | str | PathLike[str] | bool | None) -> Memo | None:
     if memo is None or memo is False:
         return None
     if memo is True:
@@ -334,7 +334,7 @@ class BaseBackend:
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        self.memo = memo_from(memo)
+        self.memo = _memo_from(memo)
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.malformed_retries = malformed_retries

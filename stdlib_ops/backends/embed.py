@@ -20,7 +20,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from .base import BackendStats, memo_from
+from .base import BackendStats, _memo_from
 from .errors import ConfigError
 from .memo import Memo, memo_key
 
@@ -60,7 +60,7 @@ class Embedder:
             self._model = str(Path(model).resolve())
         self._path = model if isinstance(model, str) else None
         self.batch_size, self.max_length, self.threads, self.device = batch_size, max_length, threads, device
-        self.memo = memo_from(memo)
+        self.memo = _memo_from(memo)
         self.stats = BackendStats()
         self._lm = self._tok = None
         self._lock = threading.RLock()
