@@ -9,11 +9,14 @@ Importing this package loads neither torch nor an LLM client, nor Polars, pydant
     True
 """
 
-from .catalog import Arg, Cost, Family, OpKind, Registry, registry
 from .compiler import CompileResult, compile_file, compile_text, json_schema, lint_text
+from .declarations import Arg, Cost, Family, OpKind
+from .default_registry import registry
 from .diagnostics import CODES, Diagnostic, Severity, render, render_all
+from .errors import DslError
 from .fmt import format_source, strategy_to_text
 from .ir import Strategy
+from .opregistry import Registry
 from .optimizer import canonicalize, optimize
 from .types import Type, parse_type
 
@@ -26,9 +29,9 @@ def __getattr__(name: str):
 
         return lower_strategy
     if name in ("Op", "Params"):
-        from . import ops
+        from . import opbase
 
-        return getattr(ops, name)
+        return getattr(opbase, name)
     raise AttributeError(f"module 'autodp_dsl' has no attribute {name!r}")
 
 
@@ -38,6 +41,7 @@ __all__ = [
     "CompileResult",
     "Cost",
     "Diagnostic",
+    "DslError",
     "Family",
     "Op",
     "OpKind",

@@ -12,10 +12,11 @@ import difflib
 from typing import Any
 
 from . import ir
-from .catalog import OpKind, Registry
+from .declarations import OpKind
 from .diagnostics import Diagnostic, Severity
 from .document import Locator, RawDocument, RawStep
-from .fixes import name_fixes
+from .edits import name_fixes
+from .opregistry import Registry
 from .syntax import (
     AAssign,
     ABin,

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ir
-from .catalog import OpKind, Registry, registry
 from .checker import check_document
+from .declarations import OpKind
+from .default_registry import registry
 from .diagnostics import Diagnostic, Severity, has_errors
 from .document import DEFAULT_LIMITS, Limits, load_document, position
+from .opregistry import Registry
 from .optimizer import canonicalize, optimize
 from .types import Type
 

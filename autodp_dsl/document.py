@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from .diagnostics import Diagnostic, Severity
-from .fixes import name_fixes
+from .edits import name_fixes
 from .syntax import MAX_DEPTH
 
 __all__ = ["Limits", "DEFAULT_LIMITS", "Locator", "RawStep", "RawDocument", "load_document", "position", "TOP_LEVEL_KEYS"]

@@ -44,12 +44,14 @@ from typing import Any
 
 import polars as pl
 
-from .ops import ROW_ID
+from .declarations import ROW_ID
+from .errors import DataError, NoUsableRows
 from .plan_keys import stable_hash
 from .types import ANY, STR, Type, from_polars, parse_type
 
 __all__ = [
     "DataError",
+    "NoUsableRows",
     "Loaded",
     "Source",
     "open_source",
@@ -60,6 +62,8 @@ __all__ = [
     "validate_lazy",
     "normalise_required",
     "read_data",
+    "read_jsonl_bytes",
+    "first_line",
     "write_data",
     "peek_columns",
     "data_format",
@@ -73,25 +77,6 @@ READER_VERSION = 3  # 3: duplicate keys are quarantined (cached reads of version
 DEFAULT_MAX_ROW_BYTES = 8 * 1024 * 1024
 EXCERPT_CHARS = 200
 QUARANTINE_SCHEMA = {"rid": pl.UInt64, "line": pl.Int64, "reason": pl.String, "detail": pl.String, "raw": pl.String}
-
-
-class DataError(ValueError):
-    """The input cannot be read at all (missing file, unknown format, not JSON as a whole)."""
-
-
-class NoUsableRows(DataError):
-    """Every record of the input was quarantined (or it holds none): nothing to run on. Carries the
-    ``Loaded`` so the caller can still write the quarantine and the report."""
-
-    def __init__(self, loaded: Loaded):
-        self.loaded = loaded
-        q = loaded.quarantine
-        if loaded.rows_total == 0:
-            why = "it holds no records"
-        else:
-            counts = dict(q.group_by("reason").len().sort("reason").iter_rows()) if q.height else {}
-            why = f"{q.height:,} of {loaded.rows_total:,} rows quarantined" + (f" ({', '.join(f'{r}: {n:,}' for r, n in counts.items())})" if counts else "")
-        super().__init__(f"{loaded.path}: no usable row: {why}")
 
 
 # ---------------------------------------------------------------- column names
@@ -489,7 +474,7 @@ def _has_non_finite(obj) -> bool:
     return False
 
 
-def _read_jsonl_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
+def read_jsonl_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int, dict[str, str]]:
     """(usable rows with ``__rid`` first, quarantine, records in the input, column changes)."""
     if b.startswith(b"\xef\xbb\xbf"):
         b = b[3:]
@@ -556,7 +541,7 @@ def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) ->
             lists = [v for v in doc.values() if isinstance(v, list)]
             doc = lists[0] if len(doc) == 1 and len(lists) == 1 else None
             if doc is None:
-                return _read_jsonl_bytes(b, required, max_row_bytes)
+                return read_jsonl_bytes(b, required, max_row_bytes)
         if isinstance(doc, list):
             rids, records, quarantine = [], [], []
             surrogates = _SURROGATE_ESCAPE.search(b) is not None
@@ -580,7 +565,7 @@ def _read_json_bytes(b: bytes, required: dict[str, Type], max_row_bytes: int) ->
             return _assemble(rids, records, quarantine)
         if head == b"[":
             raise DataError("not valid JSON (a .json file must hold an array of objects, or JSON lines)")
-    return _read_jsonl_bytes(b, required, max_row_bytes)
+    return read_jsonl_bytes(b, required, max_row_bytes)
 
 
 # ---------------------------------------------------------------- columnar (parquet, arrow, hf)
@@ -684,7 +669,7 @@ def _read_arrow(f, name: str | None = None) -> pl.DataFrame:
                 f.seek(0)
             return pl.read_ipc(f)
         except Exception as e:
-            raise DataError(f"cannot read arrow file {name or f}: {_first_line(e)}") from e
+            raise DataError(f"cannot read arrow file {name or f}: {first_line(e)}") from e
 
 
 # ---------------------------------------------------------------- public
@@ -827,7 +812,7 @@ def parse_source(src: Source, required=("instruction", "output"), max_row_bytes:
         df = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
         frame, quarantine, total, changes = _validate_columnar(df, req, max_row_bytes)
     elif fmt == "jsonl":
-        frame, quarantine, total, changes = _read_jsonl_bytes(src.payload, req, max_row_bytes)
+        frame, quarantine, total, changes = read_jsonl_bytes(src.payload, req, max_row_bytes)
     elif fmt == "json":
         frame, quarantine, total, changes = _read_json_bytes(src.payload, req, max_row_bytes)
     else:
@@ -836,7 +821,7 @@ def parse_source(src: Source, required=("instruction", "output"), max_row_bytes:
         except DataError:
             raise
         except Exception as e:
-            raise DataError(f"cannot read {src.path}: {_first_line(e)}") from e
+            raise DataError(f"cannot read {src.path}: {first_line(e)}") from e
         frame, quarantine, total, changes = _validate_columnar(df, req, max_row_bytes)
     missing = [n for n in req if n not in frame.columns]
     if missing and frame.height == 0:  # no usable row: still the columns a strategy reads, so it runs on none
@@ -844,7 +829,7 @@ def parse_source(src: Source, required=("instruction", "output"), max_row_bytes:
     return Loaded(frame, quarantine, src.fingerprint(req, max_row_bytes), str(src.path), fmt, total, [], src.content_sha256, changes)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     """A library error's first line (Polars appends multi-line context)."""
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -924,7 +909,7 @@ def peek_columns(path: str | Path, n: int = 1000) -> dict[str, Type]:
     except OSError as e:
         raise DataError(f"cannot read {p}: {e.strerror or e}") from e
     except Exception as e:  # a corrupt Parquet or arrow file
-        raise DataError(f"cannot read {p}: {_first_line(e)}") from e
+        raise DataError(f"cannot read {p}: {first_line(e)}") from e
     out = {}
     for name, dt in dict(schema).items():
         if escape_column(name) != name:  # "__*" (and "_~*"): passes through, but a strategy cannot name it

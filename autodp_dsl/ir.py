@@ -202,7 +202,8 @@ def _params_to_json(params) -> dict[str, Any]:
     return {k: v for k, v in params}
 
 
-def _params_from_json(d: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+def params_from_json(d: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Keyword parameters as the IR holds them (a tuple of pairs, lists frozen to tuples), from JSON."""
     return tuple((k, _freeze(v)) for k, v in d.items())
 
 
@@ -246,7 +247,7 @@ def expr_from_json(d: dict[str, Any]) -> Expr:
     if "list" in d:
         return ListLit(tuple(expr_from_json(i) for i in d["list"]), t)
     if "call" in d:
-        return Call(d["call"], tuple(expr_from_json(a) for a in d["args"]), _params_from_json(d["params"]), t)
+        return Call(d["call"], tuple(expr_from_json(a) for a in d["args"]), params_from_json(d["params"]), t)
     if "binop" in d:
         return BinOp(d["binop"], expr_from_json(d["left"]), expr_from_json(d["right"]), t)
     if "unop" in d:
@@ -269,7 +270,7 @@ def _step_to_json(s: Step) -> dict[str, Any]:
 
 def _step_from_json(d: dict[str, Any]) -> Step:
     if "op" in d:
-        return OpStep(d["op"], tuple(expr_from_json(a) for a in d["args"]), _params_from_json(d.get("params", {})))
+        return OpStep(d["op"], tuple(expr_from_json(a) for a in d["args"]), params_from_json(d.get("params", {})))
     if "filter" in d:
         return Filter(expr_from_json(d["filter"]))
     if "assign" in d:

@@ -18,8 +18,10 @@ from typing import Any
 import polars as pl
 
 from . import ir
+from .declarations import KEEP, REASON, ROW_ID, OpKind
+from .default_registry import registry
 from .ir import Assign, BinOp, Call, Col, Filter, ListLit, Lit, OpStep, UnOp, Where
-from .ops import KEEP, REASON, ROW_ID, OpKind, Registry, registry
+from .opregistry import Registry
 from .plan_keys import STAT_PREFIX, stat_column_name
 
 __all__ = ["Context", "lower_expr", "lower_step", "lower_strategy", "with_row_ids"]

@@ -32,16 +32,19 @@ import sys
 import zlib
 from pathlib import Path
 
-from .catalog import Registry, load_function
+from .opregistry import Registry
 from .opspec import OpSpec
 from .paths import cache_root
+from .plugins import BUILTIN, BUILTIN_ENTRY_POINT, GROUP, entry_point_module, load_entry_points, load_function
 
 __all__ = ["load", "save", "manifest_path"]
 
 FORMAT = 1
-_BUILTIN, _BUILTIN_EP = "stdlib_ops", "stdlib_ops:register"  # what catalog.load_entry_points always loads
 # autodp modules whose code decides what a spec says: a change to them makes manifests stale
-_SHAPERS = ("autodp_dsl.catalog", "autodp_dsl.manifest", "autodp_dsl.ops", "autodp_dsl.opspec", "autodp_dsl.types")
+_SHAPERS = (
+    "autodp_dsl.catalog", "autodp_dsl.declarations", "autodp_dsl.manifest", "autodp_dsl.opbase", "autodp_dsl.opregistry",
+    "autodp_dsl.ops", "autodp_dsl.opspec", "autodp_dsl.plugins", "autodp_dsl.types",
+)
 
 
 def _search_path() -> list[str]:
@@ -99,9 +102,10 @@ def _loader(where: str | None, entry_point: str, name: str):
     def load():
         op = None
         # the built-in operators need no look-up of the installed entry points (20+ ms)
-        if where and (_module(where).split(".")[0] == _BUILTIN or _module(where).split(".")[0] in _installed()[1]):
+        top = entry_point_module(where).split(".")[0] if where else None
+        if where and (top == BUILTIN or top in _installed()[1]):
             op = load_function(where)
-        elif not where and (entry_point == _BUILTIN_EP or entry_point in _installed()[0]):
+        elif not where and (entry_point == BUILTIN_ENTRY_POINT or entry_point in _installed()[0]):
             scratch = Registry()
             load_function(entry_point)(scratch)
             op = scratch.get(name)
@@ -112,22 +116,18 @@ def _loader(where: str | None, entry_point: str, name: str):
     return load
 
 
-def _module(spec: str) -> str:
-    return spec.split("[")[0].strip().partition(":")[0]
-
-
 @functools.cache
 def _installed() -> tuple[frozenset[str], frozenset[str]]:
     """The values of the installed ``autodp.ops`` entry points (plus the built-in stdlib's) and the
     top-level packages they are in: the only code a manifest may name."""
     from importlib.metadata import entry_points
 
-    values = {ep.value.split("[")[0].strip() for ep in entry_points(group="autodp.ops")} | {_BUILTIN_EP}
-    return frozenset(values), frozenset(_module(v).split(".")[0] for v in values)
+    values = {ep.value.split("[")[0].strip() for ep in entry_points(group=GROUP)} | {BUILTIN_ENTRY_POINT}
+    return frozenset(values), frozenset(entry_point_module(v).split(".")[0] for v in values)
 
 
 def _is_op(obj) -> bool:
-    from .ops import Op
+    from .opbase import Op  # pydantic: only once a manifest's operator is imported
 
     return isinstance(obj, type) and issubclass(obj, Op)
 
@@ -135,8 +135,6 @@ def _is_op(obj) -> bool:
 def _from_entry_points(name: str):
     """Operator ``name`` from the installed entry points, for a manifest that names other code (it
     is rewritten from them)."""
-    from .catalog import load_entry_points
-
     reg, sources = load_entry_points()
     save(reg, sources)
     op = reg.get(name)
@@ -155,7 +153,7 @@ def save(reg: Registry, sources: dict[str, str]) -> None:
     try:
         path = manifest_path()
         data = _describe(reg, sources)
-        from .atomic import write_text_atomic
+        from .atomic import write_text_atomic  # here: tempfile is not needed to read a manifest
 
         for folder in reversed([path.parent, *path.parent.parents]):  # private, like the rest of the cache
             if not folder.exists():

@@ -1,43 +1,36 @@
-"""The operator API: how an operator declares itself and lowers to Polars.
+"""The operator API, in one import: what an operator package needs to declare and register ops.
 
-An operator is a class with a few declarative attributes and one lowering method. The type checker
-reads the declarations (signature, parameter model, kind); the executor calls the lowering.
-
-Kinds (``OpKind``):
-
-- ``signal``: a function inside expressions, ``words(output)``; ``expr(args, params)`` returns a
-  ``pl.Expr`` computing one value per row. Filters on signals are split by the executor into the
-  expensive *statistic* (the signal column, shared and cached by key) and the cheap threshold.
-- ``map``: a step that rewrites the named columns in place, row by row, never dropping rows.
-  Implement ``map_expr(col, params)`` (vectorised) or override ``lower`` (frame-level, e.g. LLM ops
-  that need other columns as context).
-- ``filter``: a step that drops rows on a row-local condition: implement ``keep(args, params)``
-  returning a boolean ``pl.Expr``.
-- ``global``: a step whose keep decision depends on other rows (dedup, select). ``lower`` returns
-  the frame with a boolean ``KEEP`` column; the executor drops the false rows and records why.
-  Not allowed inside ``where:`` blocks.
-- ``generate``: a step that may add rows (new rows get fresh row ids) or fill empty fields.
+    from autodp_dsl.ops import Arg, Family, MapOp, Params, Registry, SignalOp
 
 Operators are registered in a ``Registry``. ``registry()`` builds the default one from the
 ``autodp.ops`` entry-point group, so a third-party package adds operators the same way
 ``stdlib_ops`` does: an entry point naming a function ``register(reg: Registry) -> None``. The
 default registry is read from a manifest of those operators' declarations when it is current, and
 imports an operator's module only when its class is asked for (see ``autodp_dsl.manifest``).
+
+This module only gathers names (it defines nothing): the vocabulary is in ``declarations``, the
+base classes in ``opbase``, the container in ``opregistry``, the default registry in
+``default_registry``. Code inside ``autodp_dsl`` imports from those; code outside, from here.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
-
-from pydantic import BaseModel, ConfigDict
-
-# The declarations the checker reads live in ``catalog`` (importable without pydantic); they are
-# part of this API too.
-from .catalog import Arg, Cost, Family, OpKind, Registry, registry
-from .types import ANY, Type
-
-if TYPE_CHECKING:
-    import polars as pl
+from .declarations import KEEP, REASON, ROW_ID, Arg, Cost, Family, OpKind
+from .default_registry import registry
+from .opbase import (
+    FilterOp,
+    FrameMapOp,
+    GenerateOp,
+    GlobalOp,
+    LowerContext,
+    MapOp,
+    ModelSignalOp,
+    NoParams,
+    Op,
+    Params,
+    SignalOp,
+)
+from .opregistry import Registry
 
 __all__ = [
     "OpKind",
@@ -47,6 +40,13 @@ __all__ = [
     "Params",
     "NoParams",
     "Op",
+    "SignalOp",
+    "ModelSignalOp",
+    "MapOp",
+    "FrameMapOp",
+    "FilterOp",
+    "GlobalOp",
+    "GenerateOp",
     "LowerContext",
     "Registry",
     "registry",
@@ -54,126 +54,3 @@ __all__ = [
     "KEEP",
     "REASON",
 ]
-
-ROW_ID = "__rid"  # stable id of every input row (UInt64), carried through every step
-KEEP = "__keep"  # boolean column a filter/global op adds; false rows are dropped with a reason
-REASON = "__reason"  # optional string column: why a row is dropped (else the step text is the reason)
-
-
-class Params(BaseModel):
-    """Base of every parameter model: unknown keys are errors, values are validated strictly."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NoParams(Params):
-    pass
-
-
-class LowerContext(Protocol):
-    """What the executor gives an operator while lowering it."""
-
-    def expr(self, e: Any) -> pl.Expr:
-        """Lower an IR expression (a score, a predicate) to a ``pl.Expr``."""
-
-    def statistic(self, lf: pl.LazyFrame, name: str, spec: dict[str, Any], expr: pl.Expr) -> tuple[pl.LazyFrame, str]:
-        """Add an expensive per-row value as a shared, cacheable column.
-
-        ``spec`` identifies the statistic exactly (operator, version, the parameters that affect
-        the value, input columns) and must leave out what does not (a threshold). Returns the frame
-        with the column and the column's name. Candidates that differ only in thresholds share it.
-        """
-
-    def service(self, name: str) -> Any:
-        """A run-scoped service (e.g. ``"model_backend"``), or None when not configured."""
-
-
-class Op:
-    """Base class of operators. Subclasses set the class attributes and implement one lowering."""
-
-    name: ClassVar[str]
-    kind: ClassVar[OpKind]
-    family: ClassVar[Family] = Family.CLEANING
-    cost: ClassVar[Cost] = Cost.VECTORISED
-    version: ClassVar[int] = 1  # bump when semantics change: invalidates cached results below it
-    deterministic: ClassVar[bool] = True
-    args: ClassVar[tuple[Arg, ...]] = ()
-    Params: ClassVar[type[Params]] = NoParams
-    returns: ClassVar[Type] = ANY  # signals: the type of the value
-    # Row-wise and free of side effects on other columns: may be reordered with other such steps.
-    commutes: ClassVar[bool] = False
-
-    # ---- declarations read by the checker and the docs
-
-    @classmethod
-    def doc(cls) -> str:
-        import inspect
-
-        return inspect.cleandoc(cls.__doc__ or "")
-
-    @classmethod
-    def summary(cls) -> str:
-        return cls.doc().split("\n", 1)[0]
-
-    @classmethod
-    def signature(cls) -> str:
-        parts = []
-        for a in cls.args:
-            s = f"{a.name}: {a.type}" + ("..." if a.variadic else "")
-            parts.append(s)
-        for fname, f in cls.Params.model_fields.items():
-            ann = getattr(f.annotation, "__name__", str(f.annotation))
-            default = "" if f.is_required() else f" = {f.default!r}"
-            parts.append(f"{fname}: {ann}{default}")
-        ret = f" -> {cls.returns}" if cls.kind == OpKind.SIGNAL else ""
-        return f"{cls.name}({', '.join(parts)}){ret}"
-
-    def result_type(self, arg_types: list[Type], params: Params) -> Type:
-        """Signals: the type of the value (override when it depends on the arguments)."""
-        return self.returns
-
-    def written_columns(self, columns: list[str], params: Params) -> list[str]:
-        """The columns this step writes (maps: the targets)."""
-        return columns if self.kind == OpKind.MAP else []
-
-    def removed_columns(self, columns: list[str], params: Params) -> list[str]:
-        """The columns this step removes from the frame (rare: ``drop``)."""
-        return []
-
-    # ---- lowering (implement the one that fits the kind)
-
-    def expr(self, args: list[pl.Expr], params: Params) -> pl.Expr:
-        raise NotImplementedError(f"{self.name} is not a signal")
-
-    def signal_expr(self, args: list[pl.Expr], params: Params, ctx: LowerContext) -> pl.Expr:
-        """Signals: like ``expr`` but with the lowering context, for signals that need a run-scoped
-        service (a model backend: ``ctx.service("model_backend")``). The default calls ``expr``."""
-        return self.expr(args, params)
-
-    def identity(self, params: Params, ctx: LowerContext) -> dict[str, Any]:
-        """What the value depends on besides op name, version, arguments and parameters (e.g. the
-        model and prompt version of a model-backed op). Part of statistic specs and cache keys;
-        ``{}`` (the default) for pure operators."""
-        return {}
-
-    def map_expr(self, col: pl.Expr, params: Params) -> pl.Expr:
-        raise NotImplementedError(f"{self.name} has no vectorised map")
-
-    def keep(self, args: list[pl.Expr], params: Params) -> pl.Expr:
-        raise NotImplementedError(f"{self.name} has no keep expression")
-
-    def lower(self, lf: pl.LazyFrame, args: list[Any], params: Params, ctx: LowerContext) -> pl.LazyFrame:
-        """Frame-level lowering. ``args`` are IR expressions (``ctx.expr`` lowers them).
-
-        The default covers maps (``map_expr`` on each target column) and filters (``keep``).
-        """
-        import polars as pl
-
-        from .ir import Col
-
-        if self.kind == OpKind.MAP:
-            cols = [a.name for a in args if isinstance(a, Col)]
-            return lf.with_columns([self.map_expr(pl.col(c), params).alias(c) for c in cols])
-        if self.kind == OpKind.FILTER:
-            return lf.with_columns(self.keep([ctx.expr(a) for a in args], params).fill_null(False).alias(KEEP))
-        raise NotImplementedError(f"{self.name} ({self.kind}) must implement lower()")

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .catalog import Arg, OpKind
+from .declarations import Arg, OpKind
 from .types import Type, parse_type
 
 __all__ = ["OpSpec"]
@@ -88,8 +88,7 @@ class OpSpec:
 
     @classmethod
     def from_class(cls, op) -> OpSpec:
-        from .ops import Op
-
+        """The spec of operator class ``op`` (an ``Op`` subclass; pydantic is loaded by then)."""
         model = op.Params
         wants = {n: getattr(f.annotation, "__name__", str(f.annotation)) for n, f in model.model_fields.items()}
         return cls(
@@ -99,7 +98,7 @@ class OpSpec:
             returns=op.returns,
             signature=op.signature(),
             wants=wants,
-            custom_typing=op.result_type is not Op.result_type or op.removed_columns is not Op.removed_columns,
+            custom_typing=op.custom_typing(),
             checks=_plain_checks(model),
             no_params=_errors_without_params(model),
             load=lambda: op,

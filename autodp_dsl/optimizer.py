@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from . import ir
-from .catalog import Registry, registry
+from .default_registry import registry
+from .opregistry import Registry
 from .types import BOOL, FLOAT, INT
 
 __all__ = ["Rule", "RULES", "CANONICAL", "optimize", "canonicalize"]
@@ -62,7 +63,7 @@ def _full_params(reg: Registry, op_name: str, params) -> tuple:
     if cls is None:
         return tuple(sorted(params))
     model = cls.Params.model_validate(dict(params), strict=True)
-    return tuple(sorted(ir._params_from_json(model.model_dump(mode="json")).__iter__()))
+    return tuple(sorted(ir.params_from_json(model.model_dump(mode="json")).__iter__()))
 
 
 def fill_defaults(s: ir.Strategy, reg: Registry) -> ir.Strategy:

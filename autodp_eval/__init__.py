@@ -16,6 +16,7 @@ This package depends neither on the DSL (autodp_dsl, stdlib_ops) nor on the sear
 
 from __future__ import annotations
 
+from ._arm import TrainedArm
 from ._cache import resolve_cache_dir
 from ._calibrate import Calibration, calibrate
 from ._config import (
@@ -55,7 +56,7 @@ from ._judges import (
     parse_judge_reply,
 )
 from ._score import RefScore, mean_loss, score_references
-from ._train import TrainedArm, find_arm, train_arm
+from ._train import find_arm, train_arm
 from ._winrate import SliceStats, WinRate, win_rate
 from .errors import (
     BackendUnavailableError,

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from ._config import EvalConfig
 from ._data import load_rows, normalize_prompt, prompt_text, split_heldout
 from ._evaluate import SEED_BLOCK, EvalResult, Evaluation, random_drop
-from ._interval import Interval, _t_quantile, detectable_effect
+from ._interval import Interval, detectable_effect, t_quantile
 from ._judges import Judge
 from .errors import EvalInputError
 
@@ -116,7 +116,7 @@ def _se(iv: Interval | None) -> float | None:
         return None
     if iv.se is not None:
         return iv.se
-    return (iv.high - iv.low) / (2 * _t_quantile(1 - (1 - iv.level) / 2, 1e9))  # bootstrap: normal width
+    return (iv.high - iv.low) / (2 * t_quantile(1 - (1 - iv.level) / 2, 1e9))  # bootstrap: normal width
 
 
 def _effect(

@@ -29,7 +29,7 @@ from ._interval import Interval, replicate_interval
 from ._judges import Judge, JudgeItem, Verdict, judge_from_config
 from ._score import mean_loss, score_references
 from ._train import TrainedArm, find_arm, train_arm
-from ._winrate import SliceStats, _feedback, win_rate
+from ._winrate import SliceStats, feedback_text, win_rate
 from .errors import EvalInputError
 
 __all__ = [
@@ -662,7 +662,7 @@ class Evaluation:
                     bounds=(0.0, 1.0),
                 )
                 s.win_rate, s.ci_low, s.ci_high = iv.estimate, iv.low, iv.high
-            wr.feedback = _feedback(wr, self.judge.name, cfg.ci_level)
+            wr.feedback = feedback_text(wr, self.judge.name, cfg.ci_level)
         placebo = self._placebo_report(reps) if self.placebo else None
         timings: dict[str, float] = {"prepare": round(self.prepare_seconds, 3)}
         for x in reps:

@@ -6,12 +6,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ._arm import TrainedArm
 from ._cache import atomic_write_json, read_json, resolve_cache_dir
 from ._config import EVAL_VERSION, EvalConfig, canonical_hash
 from ._data import load_rows, prompt_text
 from ._format import Formatter
 from ._models import load_arm, set_threads
-from ._train import TrainedArm
 from .errors import BackendUnavailableError
 
 __all__ = ["generate_answers"]

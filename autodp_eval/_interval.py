@@ -78,7 +78,7 @@ def _t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t > 0 else tail
 
 
-def _t_quantile(p: float, df: float) -> float:
+def t_quantile(p: float, df: float) -> float:
     """Quantile of Student's t with ``df`` degrees of freedom (bisection on the CDF; no scipy)."""
     if df > 1e6:
         df = 1e6
@@ -168,7 +168,7 @@ def replicate_interval(
             den = ms_rep**2 / (R - 1) + (ms_q**2 / (n - 1)) + ms_e**2 / ((R - 1) * (n - 1))
             df = combo**2 / den if den > 0 else float(R - 1)
         se = math.sqrt(max(var, 0.0))
-        half = _t_quantile(1 - (1 - level) / 2, df) * se if se > 0 else 0.0
+        half = t_quantile(1 - (1 - level) / 2, df) * se if se > 0 else 0.0
         out.low, out.high, out.se, out.df = mean - half, mean + half, se, df
         out.method = "variance components (replicates, questions), Satterthwaite t"
     if bounds is not None and out.low is not None and out.high is not None:
@@ -180,7 +180,7 @@ def detectable_effect(se: float, df: float | None, *, alpha: float = 0.05, power
     """The smallest true effect a two-sided test at ``alpha`` detects with probability ``power``
     when its estimate has standard error ``se`` (``t_{1-alpha/2} + t_{power}``, times ``se``)."""
     d = df if df and math.isfinite(df) else 1e9
-    return (_t_quantile(1 - alpha / 2, d) + _t_quantile(power, d)) * se
+    return (t_quantile(1 - alpha / 2, d) + t_quantile(power, d)) * se
 
 
 def pool_intervals(
@@ -200,7 +200,7 @@ def pool_intervals(
     den = sum(t * t / p.df for t, p in zip(terms, parts, strict=True) if p.df)  # type: ignore[operator]
     df = var * var / den if den > 0 else float(sum(p.replicates - 1 for p in parts))
     se = math.sqrt(var)
-    half = _t_quantile(1 - (1 - parts[0].level) / 2, df) * se if se > 0 else 0.0
+    half = t_quantile(1 - (1 - parts[0].level) / 2, df) * se if se > 0 else 0.0
     low, high = est - half, est + half
     if bounds is not None:
         low, high = max(bounds[0], low), min(bounds[1], high)

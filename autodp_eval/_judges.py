@@ -29,7 +29,7 @@ from autodp_backends.retry import backoff_delay
 from ._config import EvalConfig, JudgeConfig, canonical_hash
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._train import TrainedArm
+    from ._arm import TrainedArm
 
 __all__ = [
     "JUDGE_PROMPT_VERSION",

@@ -19,7 +19,7 @@ from ._data import Row, fingerprint_rows, prompt_text
 from .errors import BackendUnavailableError, EvalConfigError, ModelLoadError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._train import TrainedArm
+    from ._arm import TrainedArm
 
 SPECIAL_TOKENS = ["<|pad|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>"]
 TINY_CHAT_TEMPLATE = (

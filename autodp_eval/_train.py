@@ -7,10 +7,9 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
-
+from ._arm import TrainedArm
 from ._cache import atomic_dir, atomic_write_json, read_json, resolve_cache_dir
 from ._config import EvalConfig, TrainConfig, canonical_hash
 from ._data import Row, fingerprint_rows, load_rows, prompt_text
@@ -28,29 +27,9 @@ from ._models import (
 )
 from .errors import EvalConfigError, EvalInputError
 
-__all__ = ["TrainedArm", "find_arm", "train_arm"]
+__all__ = ["find_arm", "train_arm"]
 
 Log = Callable[[str], None]
-
-
-class TrainedArm(BaseModel):
-    """A fine-tuned model on disk: a full model folder, or a LoRA adapter over ``base_path``."""
-
-    key: str
-    path: str
-    method: Literal["full", "lora"]
-    model: str
-    base_path: str | None = None
-    base_fingerprint: str
-    tokenizer_fingerprint: str | None = None
-    data_fingerprint: str
-    n_train: int
-    steps: int
-    epochs: float
-    train_loss_first_epoch: float | None = None
-    train_loss_last_epoch: float | None = None
-    train_seconds: float
-    from_cache: bool = False
 
 
 def _as_eval_config(config: EvalConfig | TrainConfig | None) -> EvalConfig:

@@ -87,11 +87,11 @@ def win_rate(
     out.rationales = [
         f"{ {'a': 'won', 'b': 'lost', 'tie': 'tie'}[v.winner] }: {v.rationale}" for v in ranked
     ][:feedback_examples]
-    out.feedback = _feedback(out, judge_name, ci_level)
+    out.feedback = feedback_text(out, judge_name, ci_level)
     return out
 
 
-def _feedback(w: WinRate, judge_name: str, level: float) -> str:
+def feedback_text(w: WinRate, judge_name: str, level: float) -> str:
     judged = w.n - w.failures
     lines = [
         f"win rate {_fmt(w.win_rate)} ({level:.0%} CI {_fmt(w.ci_low)}-{_fmt(w.ci_high)}) against the baseline "

@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 
 from autodp_dsl.lazy import lazy_import
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
-from autodp_dsl.ops import ROW_ID, Arg, Family, Op, OpKind, Params
+from autodp_dsl.ops import ROW_ID, Arg, Family, FrameMapOp, MapOp, Params
 from autodp_dsl.types import STR
 
 from ._text import HTML_ELEMENTS, SENT_BLOCK, SENT_LINE, batch, mix64, non_ascii, on_rows
@@ -31,8 +31,7 @@ np = lazy_import("numpy")  # loaded on first use: `autodp lint` needs no NumPy
 __all__ = ["OPS", "clean_html_series"]
 
 
-class _Map(Op):
-    kind = OpKind.MAP
+class _Map(MapOp):
     family = Family.CLEANING
     version = 1
     args = (Arg("target", STR, column=True, variadic=True, doc="the text columns to rewrite"),)
@@ -528,7 +527,7 @@ class BoilerplateParams(Params):
         return v
 
 
-class CleanBoilerplateLines(Op):
+class CleanBoilerplateLines(FrameMapOp):
     """Remove lines that recur across many rows (site chrome, disclaimers, sign-offs), and lines matching ``patterns``.
 
     A line's key is the line with whitespace runs collapsed, stripped and lowercased. A line is
@@ -545,7 +544,6 @@ class CleanBoilerplateLines(Op):
 
     name = "clean.boilerplate_lines"
     version = 1
-    kind = OpKind.MAP
     family = Family.CLEANING
     args = (Arg("target", STR, column=True, variadic=True, doc="the text columns to rewrite"),)
     Params = BoilerplateParams

@@ -47,7 +47,7 @@ from pydantic import Field, model_validator
 from autodp_dsl.ir import expr_to_json
 from autodp_dsl.lazy import lazy_import
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
-from autodp_dsl.ops import KEEP, REASON, ROW_ID, Arg, Family, Op, OpKind, Params
+from autodp_dsl.ops import KEEP, REASON, ROW_ID, Arg, Family, GlobalOp, Params
 from autodp_dsl.types import STR
 
 from ._text import (
@@ -73,7 +73,7 @@ class ExactParams(Params):
     ignore_whitespace: bool = Field(True, description="strip the ends and collapse inner whitespace runs to one space")
 
 
-class DedupExact(Op):
+class DedupExact(GlobalOp):
     """Drop rows whose key equals an earlier row's key; the first occurrence (lowest row id) stays.
 
     The key is the tuple of the given texts (null counts as ""), each with leading/trailing
@@ -87,7 +87,6 @@ class DedupExact(Op):
     """
 
     name = "dedup.exact"
-    kind = OpKind.GLOBAL
     family = Family.CLEANING
     version = 2
     args = (Arg("text", STR, variadic=True, doc="the texts whose tuple is the key"),)
@@ -458,7 +457,7 @@ def signature_column(lf: pl.LazyFrame, text_arg, p: MinHashParams, ctx) -> tuple
     return ctx.statistic(lf, "minhash.signature", spec, sig_expr)
 
 
-class DedupMinHash(Op):
+class DedupMinHash(GlobalOp):
     """Drop near-duplicates (MinHash-LSH over word n-grams); each cluster keeps its lowest row id.
 
     Shingles are the ``ngram``-word windows of the text (lowercased by default; words split on
@@ -482,7 +481,6 @@ class DedupMinHash(Op):
     # 2: optimal densification (1: rotation densification); node keys carry the version, so no
     # result cached by version 1 is reused
     version = 2
-    kind = OpKind.GLOBAL
     family = Family.CLEANING
     args = (Arg("text", STR, doc="the text to shingle (concatenate columns with +)"),)
     Params = MinHashParams

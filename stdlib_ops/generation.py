@@ -14,7 +14,7 @@ from pydantic import Field
 from autodp_backends.errors import MalformedOutput
 from autodp_dsl.ir import Col
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
-from autodp_dsl.ops import ROW_ID, Arg, Cost, Family, OpKind, Params
+from autodp_dsl.ops import ROW_ID, Arg, Cost, Family, GenerateOp, Params
 from autodp_dsl.types import STR
 
 from ._llm import ModelOp, clean_reply, parse_json, replace_replies, struct_udf, text_or_empty, truncate
@@ -56,7 +56,7 @@ def _is_empty(v: Any) -> bool:
     return v is None or not str(v).strip()
 
 
-class GenFill(ModelOp):
+class GenFill(ModelOp, GenerateOp):
     """Fill an empty or missing instruction or answer from the other column with the model.
 
     ``gen.fill(target, source)``: in every row where ``target`` is null, empty or only whitespace
@@ -72,7 +72,6 @@ class GenFill(ModelOp):
     """
 
     name = "gen.fill"
-    kind = OpKind.GENERATE
     family = Family.GENERATION
     cost = Cost.LLM
     version = 1
@@ -192,7 +191,7 @@ class SynthParams(Params):
     max_chars: int = Field(4000, ge=100, le=100_000)
 
 
-class GenSynthesize(ModelOp):
+class GenSynthesize(ModelOp, GenerateOp):
     """Synthesise up to ``n_per_row`` new instruction-answer pairs from each row's pair; adds rows.
 
     ``gen.synthesize(instruction, output, n_per_row=1)``: for every input row with a non-empty
@@ -209,7 +208,6 @@ class GenSynthesize(ModelOp):
     """
 
     name = "gen.synthesize"
-    kind = OpKind.GENERATE
     family = Family.GENERATION
     cost = Cost.LLM
     version = 1

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from autodp_dsl.ir import Col
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
-from autodp_dsl.ops import Arg, Cost, Family, OpKind, Params
+from autodp_dsl.ops import Arg, Cost, Family, FrameMapOp, Params
 from autodp_dsl.types import STR
 
 from ._llm import ModelOp, clean_reply, replace_replies, struct_udf, text_or_empty, truncate
@@ -48,7 +48,7 @@ class RewriteParams(Params):
     max_chars: int = Field(6000, ge=100, le=100_000)
 
 
-class RefineRewrite(ModelOp):
+class RefineRewrite(ModelOp, FrameMapOp):
     """Rewrite a text column toward a stated goal with the model, keeping its facts (in place).
 
     ``refine.rewrite(text, goal=..., context="instruction")``: every non-empty value of ``text``
@@ -65,7 +65,6 @@ class RefineRewrite(ModelOp):
     """
 
     name = "refine.rewrite"
-    kind = OpKind.MAP
     family = Family.OPTIMIZATION
     cost = Cost.LLM
     version = 1

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
-from autodp_dsl.ops import Arg, Cost, Family, OpKind, Params
+from autodp_dsl.ops import Arg, Cost, Family, ModelSignalOp, Params
 from autodp_dsl.types import FLOAT, STR
 
 from ._llm import ModelOp, parse_score, struct_udf, text_or_empty, truncate
@@ -71,7 +71,7 @@ def heuristic_quality(instruction: pl.Expr, output: pl.Expr) -> pl.Expr:
     return pl.when((n == 0) | echo).then(pl.lit(0.0)).otherwise(length * (0.5 + 0.5 * uniq / n) * clean).cast(pl.Float64)
 
 
-class Quality(ModelOp):
+class Quality(ModelOp, ModelSignalOp):
     """Quality of a response to an instruction, a float in [0, 1]: an LLM judge's 1-10 rating, rescaled.
 
     ``method="llm"`` (default) asks the run's model backend (``model_backend``) for
@@ -86,7 +86,6 @@ class Quality(ModelOp):
     """
 
     name = "quality"
-    kind = OpKind.SIGNAL
     family = Family.SELECTION
     cost = Cost.LLM
     version = 1
@@ -100,9 +99,6 @@ class Quality(ModelOp):
         if params.method == "heuristic":
             return {}
         return super().identity(params, ctx)
-
-    def expr(self, args, params):  # without a lowering context: the environment's backend
-        return self.signal_expr(args, params, None)
 
     def signal_expr(self, args, params, ctx):
         if params.method == "heuristic":
@@ -132,7 +128,7 @@ class IFDParams(Params):
     max_chars: int = Field(8000, ge=100, le=200_000)
 
 
-class IFD(ModelOp):
+class IFD(ModelOp, ModelSignalOp):
     """Instruction-following difficulty (Li et al. 2023): loss of the output given the instruction / loss alone.
 
     A float > 0. ``ifd = mean_nll(output | instruction) / mean_nll(output)``: the instruction is rendered as a
@@ -147,7 +143,6 @@ class IFD(ModelOp):
     """
 
     name = "ifd"
-    kind = OpKind.SIGNAL
     family = Family.SELECTION
     cost = Cost.MODEL
     version = 1
@@ -157,9 +152,6 @@ class IFD(ModelOp):
     returns = FLOAT
     prompt_version = IFD_PROMPT_VERSION
     backend_role = "score_backend"
-
-    def expr(self, args, params):
-        return self.signal_expr(args, params, None)
 
     def signal_expr(self, args, params, ctx):
         backend = self.backend(ctx)
@@ -191,7 +183,7 @@ class NoveltyParams(Params):
     k: int = Field(10, ge=1, le=1000)
 
 
-class Novelty(ModelOp):
+class Novelty(ModelOp, ModelSignalOp):
     """How unlike its nearest neighbours a text is: 1 - mean cosine similarity to its k most similar rows.
 
     A float in [0, 2] computed over the rows present when the step runs (not row-local: the
@@ -208,7 +200,6 @@ class Novelty(ModelOp):
     """
 
     name = "novelty"
-    kind = OpKind.SIGNAL
     family = Family.SELECTION
     cost = Cost.MODEL
     version = 1
@@ -225,9 +216,6 @@ class Novelty(ModelOp):
 
     def identity(self, params, ctx):
         return {"embedder": self.backend(ctx).identity()}
-
-    def expr(self, args, params):
-        return self.signal_expr(args, params, None)
 
     def signal_expr(self, args, params, ctx):
         embedder = self.backend(ctx)

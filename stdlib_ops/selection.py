@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from autodp_dsl.ir import expr_text
 from autodp_dsl.lazy import lazy_import
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
-from autodp_dsl.ops import KEEP, REASON, ROW_ID, Arg, Family, Op, OpKind, Params
+from autodp_dsl.ops import KEEP, REASON, ROW_ID, Arg, Family, GlobalOp, Params
 from autodp_dsl.types import NUMBER, STR
 
 from .dedup import column_band_keys, decided, lsh_clusters, optimal_bands_rows, signature_column
@@ -51,7 +51,7 @@ def _score(e: pl.Expr) -> pl.Expr:
     return e.cast(pl.Float64).fill_nan(None)
 
 
-class SelectTop(Op):
+class SelectTop(GlobalOp):
     """Keep the ``k`` rows (or ``fraction`` of the rows) with the highest score.
 
     Rows are ranked by score, highest first, nulls and NaN last, ties broken by the smaller row id;
@@ -63,7 +63,6 @@ class SelectTop(Op):
 
     name = "select.top"
     version = 1
-    kind = OpKind.GLOBAL
     family = Family.SELECTION
     args = (Arg("score", NUMBER, doc="higher is better"),)
     Params = SizeParams
@@ -95,7 +94,7 @@ class SampleParams(SizeParams):
     seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed")
 
 
-class SelectSample(Op):
+class SelectSample(GlobalOp):
     """Keep a uniform random sample of ``k`` rows (or ``fraction`` of the rows), reproducibly.
 
     Each row gets the pseudo-random number splitmix64(row id + (seed + 1) * 0x9E3779B97F4A7C15)
@@ -108,7 +107,6 @@ class SelectSample(Op):
 
     name = "select.sample"
     version = 1
-    kind = OpKind.GLOBAL
     family = Family.SELECTION
     args = ()
     Params = SampleParams
@@ -130,7 +128,7 @@ class DiverseParams(SizeParams):
     seed: int = Field(42, ge=0, le=2**31 - 1, description="MinHash seed")
 
 
-class SelectDiverse(Op):
+class SelectDiverse(GlobalOp):
     """Keep ``k`` rows (or ``fraction``) spread over near-duplicate clusters: best of each cluster first.
 
     1. Cluster the rows as ``dedup.minhash(text, threshold=..., num_perm=..., ngram=..., lowercase=...,
@@ -149,7 +147,6 @@ class SelectDiverse(Op):
 
     name = "select.diverse"
     version = 1
-    kind = OpKind.GLOBAL
     family = Family.SELECTION
     args = (Arg("text", STR, doc="the text whose similarity defines clusters"), Arg("score", NUMBER, doc="higher is better"))
     Params = DiverseParams

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from autodp_dsl.lazy import lazy_import
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
-from autodp_dsl.ops import Arg, Family, Op, OpKind, Params
+from autodp_dsl.ops import Arg, Family, Params, SignalOp
 from autodp_dsl.types import BOOL, FLOAT, INT, STR
 
 from ._text import (
@@ -51,8 +51,7 @@ def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
     return pl.when(den > 0).then(num.cast(pl.Float64) / den.cast(pl.Float64)).otherwise(0.0)
 
 
-class _TextSignal(Op):
-    kind = OpKind.SIGNAL
+class _TextSignal(SignalOp):
     family = Family.CLEANING
     version = 1
     commutes = True  # a value of the row alone: filters on it may be reordered
@@ -400,7 +399,7 @@ def _content_words(e: pl.Expr) -> pl.Expr:
     return _text(e).str.to_lowercase().str.extract_all(r"[\p{L}\p{N}]+").list.unique()
 
 
-class EchoesQuestion(Op):
+class EchoesQuestion(SignalOp):
     """How much of the answer merely repeats the question: share of the answer's distinct words found in the question.
 
     Words are lowercased runs of letters/digits (``[\\p{L}\\p{N}]+``), compared as sets:
@@ -415,7 +414,6 @@ class EchoesQuestion(Op):
 
     name = "echoes_question"
     version = 1
-    kind = OpKind.SIGNAL
     family = Family.CLEANING
     args = (Arg("question", STR), Arg("answer", STR))
     returns = FLOAT

@@ -13,9 +13,9 @@ def register(sub) -> None:
     p.add_argument("strategies", nargs="+", metavar="STRATEGY.dp")
     p.add_argument("--data", metavar="DATA", help="the data the keys are computed on (without it: no hit map)")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    from .run import _cache_args
+    from .run import cache_options
 
-    _cache_args(p)
+    cache_options(p)
     p.set_defaults(func=run)
 
 
@@ -23,7 +23,7 @@ def run(args) -> int:
     from ..engine import Executor, NoCache, Policy
     from ..engine.render import StrategyError, explain_tree, load_strategy
     from ..io import DataError
-    from .run import _executor, data_columns
+    from .run import data_columns, make_executor
 
     try:
         columns = data_columns(args) if args.data else None
@@ -37,7 +37,7 @@ def run(args) -> int:
     try:
         args.max_row_bytes = None
         try:  # explain only reads the cache: it never makes one
-            ex = _executor(args, create_cache=False)
+            ex = make_executor(args, create_cache=False)
         except NoCache as e:
             if args.cache:  # a --cache that names no cache is a mistyped path
                 print(f"error: {e}", file=sys.stderr)

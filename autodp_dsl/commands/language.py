@@ -13,12 +13,12 @@ from ..types import Type
 __all__ = ["register_lint", "register_compile", "register_fmt", "register_schema", "register_ops"]
 
 
-def _columns_arg(p) -> None:
+def columns_options(p) -> None:
     p.add_argument("--data", metavar="DATA", help="type-check against the columns of this data file (jsonl, json, parquet)")
     p.add_argument("--columns", metavar="NAME:TYPE,...", help="the input columns, e.g. instruction:str,output:str,score:float")
 
 
-def _columns(args) -> tuple[dict[str, Type] | None, str | None]:
+def columns_from_args(args) -> tuple[dict[str, Type] | None, str | None]:
     """The input schema asked for on the command line, or (None, error message)."""
     from ..types import parse_type
 
@@ -56,7 +56,7 @@ def register_lint(sub) -> None:
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     p.add_argument("--fix", action="store_true",
                    help="first apply the machine-applicable fixes in place (comments and layout kept), then report what is left")
-    _columns_arg(p)
+    columns_options(p)
     p.set_defaults(func=run_lint)
 
 
@@ -81,7 +81,7 @@ def _fix_file(f: str, columns) -> bool:
 
 
 def run_lint(args) -> int:
-    columns, err = _columns(args)
+    columns, err = columns_from_args(args)
     if err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -114,12 +114,12 @@ def register_compile(sub) -> None:
     p.add_argument("--emit", choices=("ir", "plan", "both"), default="both")
     p.add_argument("--level", choices=("none", "canonical", "full"), default="full", help="optimizer rules to run")
     p.add_argument("--format", choices=("text", "json"), default="text", help="format of diagnostics")
-    _columns_arg(p)
+    columns_options(p)
     p.set_defaults(func=run_compile)
 
 
 def run_compile(args) -> int:
-    columns, err = _columns(args)
+    columns, err = columns_from_args(args)
     if err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -243,7 +243,7 @@ def op_text(op) -> str:
 
 
 def run_ops(args) -> int:
-    from ..ops import registry
+    from ..default_registry import registry
 
     reg = registry()
     if args.name:

@@ -23,7 +23,7 @@ def register(sub) -> None:
         action="store_true",
         help="overwrite existing files that are not earlier autodp outputs (never a folder autodp did not write, never an input)",
     )
-    _cache_args(p)
+    cache_options(p)
     p.add_argument("--max-row-bytes", type=positive_int, default=None, metavar="N", help="rows larger than this are quarantined (default 8 MiB)")
     p.add_argument("--split", default=None, help="split of a datasets folder (default: train)")
     mode = p.add_mutually_exclusive_group()
@@ -62,13 +62,13 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _cache_args(p) -> None:
+def cache_options(p) -> None:
     p.add_argument("--cache", metavar="DIR", default=None, help="cache folder (default: $AUTODP_CACHE_DIR or ~/.cache/autodp)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--cache-max-size", type=size_option, default=None, metavar="SIZE", help="evict least recently used entries above this (default 2GiB)")
 
 
-def _executor(args, progress=None, create_cache=True):
+def make_executor(args, progress=None, create_cache=True):
     from ..engine import DEFAULT_MAX_BYTES, Executor, Policy, default_cache_dir
 
     cap = args.cache_max_size if getattr(args, "cache_max_size", None) is not None else DEFAULT_MAX_BYTES
@@ -148,7 +148,7 @@ def run(args) -> int:
 
     mode = choose_mode(args.data, out, len(strategy.steps), args.streaming)
     try:
-        ex = _executor(args, progress)
+        ex = make_executor(args, progress)
         if mode.streaming:
             if not args.quiet:
                 console.print(f"streaming run over {args.data} (out of core, no cache; {mode.why})")

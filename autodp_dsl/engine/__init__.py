@@ -6,8 +6,9 @@
     results = ex.run_batch(candidates, loaded)       # one prefix tree, shared nodes run once
     ex.explain(candidates, "data.jsonl")             # keys, shared nodes, policy, hit map
 
-Modules: ``keys`` (hash chain, commutation-aware canonical order), ``executor`` (tree, waves,
-deltas, accounting), ``cache`` (content-addressed store), ``policy`` (what is persisted),
+Modules: ``keys`` (hash chain, commutation-aware canonical order), ``plan`` (what both executors
+share: plans, step kinds, drop recording), ``executor`` (tree, waves, deltas, accounting),
+``streaming`` (out of core), ``cache`` (content-addressed store), ``policy`` (what is persisted),
 ``report`` (result and explanation types), ``render`` (rich tables for the CLI).
 """
 

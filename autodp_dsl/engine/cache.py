@@ -64,6 +64,7 @@ import polars as pl
 from autodp_backends.atomic import publish
 
 from ..checksum import digest
+from ..errors import NoCache, NotACache
 from ..paths import cache_root
 
 __all__ = ["CacheStore", "NotACache", "NoCache", "Entry", "EntryInfo", "VerifyReport", "GcReport", "DEFAULT_MAX_BYTES", "default_cache_dir", "parse_size"]
@@ -86,13 +87,7 @@ _NEIGHBOURS = frozenset({"ops", "model-memo", "models", "eval"})
 _FILE_MODE, _DIR_MODE = 0o600, 0o700
 
 
-class NotACache(ValueError):
-    """The folder is not an autodp cache (or not one this version can use): nothing in it is touched."""
 
-
-class NoCache(NotACache):
-    """Opened with ``create=False`` (to inspect, not to store): there is no cache at the path, and
-    none is made there -- a mistyped path or a user's empty folder stays as it was."""
 
 
 def default_cache_dir() -> Path:

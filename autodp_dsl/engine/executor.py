@@ -14,7 +14,7 @@ step loses without saying why are still recorded ("dropped without a reason").
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ import polars as pl
 
 from .. import ir
 from ..checksum import digest, file_digest
+from ..declarations import KEEP, REASON, ROW_ID
+from ..default_registry import registry as default_registry
 from ..io import (
     DEFAULT_MAX_ROW_BYTES,
     Loaded,
@@ -34,78 +36,31 @@ from ..io import (
     source_stat,
     unescape_column,
 )
-from ..lower import Context, lower_step
-from ..ops import KEEP, REASON, ROW_ID, Registry, registry
+from ..lower import lower_step
+from ..opregistry import Registry
 from ..plan_keys import stable_hash, stat_column_name
-from ..types import ANY, Type
 from .cache import DEFAULT_MAX_BYTES, CacheStore, NoCache, NotACache, warn_stderr
-from .keys import canonical_expr, canonical_order, free_columns, node_key, root_key, stat_key, step_payload
+from .keys import canonical_expr, node_key, root_key, stat_key, step_payload
+from .plan import (
+    DropRecorder,
+    Plan,
+    drop_reason,
+    plan_strategy,
+    reason_counts,
+    required_columns,
+    step_kind,
+    strategy_keys,
+)
 from .policy import NodeFacts, Policy
 from .report import DROPPED_SCHEMA, Accounting, ExplainNode, Explanation, RunResult, StatRecord, StepReport
 
-__all__ = ["Executor", "Plan", "plan_strategy", "strategy_keys", "required_columns"]
+# Plan, plan_strategy, strategy_keys, required_columns and reason_counts live in ``plan`` (shared with
+# the streaming executor) and are re-exported here for the code that imported them from this module.
+__all__ = ["Executor", "Plan", "plan_strategy", "strategy_keys", "required_columns", "reason_counts"]
 
 Progress = Callable[[str, dict[str, Any]], None]
 _NODE_DROP_SCHEMA = {ROW_ID: pl.UInt64, "sub": pl.String, "reason": pl.String}
 _DELTA_OP = "__op"  # 0 dropped, 1 changed cells, 2 inserted row
-
-
-# ---------------------------------------------------------------- planning
-
-
-@dataclass(slots=True)
-class Plan:
-    """One strategy's chain: canonical order (indices into ``strategy.steps``) and node keys."""
-
-    strategy: ir.Strategy
-    order: list[int]
-    keys: list[str]
-    payloads: list[dict[str, Any]]
-
-
-def plan_strategy(strategy: ir.Strategy, root: str, reg: Registry | None = None, services: dict[str, Any] | None = None) -> Plan:
-    reg = reg or registry()
-    steps = list(strategy.steps)
-    payloads = [step_payload(s, reg, services) for s in steps]
-    order = canonical_order(steps, reg, payloads)
-    keys, k = [], root
-    for i in order:
-        k = node_key(k, payloads[i])
-        keys.append(k)
-    return Plan(strategy, order, keys, [payloads[i] for i in order])
-
-
-def strategy_keys(strategy: ir.Strategy, fingerprint: str, reg: Registry | None = None) -> list[str]:
-    """The node keys of a strategy over data with this fingerprint, in execution order."""
-    return plan_strategy(strategy, root_key(fingerprint), reg).keys
-
-
-def required_columns(strategies: Iterable[ir.Strategy]) -> dict[str, Type]:
-    """Fields every input record must have: the declared input columns, else the columns read."""
-    out: dict[str, Type] = {}
-    for s in strategies:
-        cols = {n: t for n, t in s.columns} if s.columns else {n: c.type for n, c in free_columns(s).items()}
-        for n, t in cols.items():
-            if n not in out or out[n] == ANY:
-                out[n] = t
-    return out
-
-
-def _step_kind(step: ir.Step, reg: Registry) -> tuple[str, str]:
-    """(kind, cost) of a step for accounting and policy."""
-    match step:
-        case ir.OpStep(op=op):
-            cls = reg.get(op)
-            return str(cls.kind), str(cls.cost)
-        case ir.Filter():
-            return "filter", "vectorised"
-        case ir.Assign():
-            return "assign", "vectorised"
-        case ir.Where(steps=steps):
-            costs = [_step_kind(s, reg)[1] for s in steps]
-            cost = "llm" if "llm" in costs else "model" if "model" in costs else "vectorised"
-            return "where", cost
-    raise TypeError(f"not a step: {step!r}")
 
 
 @dataclass(slots=True)
@@ -139,7 +94,7 @@ class _Outcome:
 # ---------------------------------------------------------------- lowering context
 
 
-class _NodeContext(Context):
+class _NodeContext(DropRecorder):
     """Lowering context for one node: shared, cached statistics; deferred, recorded drops."""
 
     def __init__(self, ex: Executor, top_key: str, run: _RunState | None, dry: bool = False):
@@ -150,7 +105,6 @@ class _NodeContext(Context):
         self.top_key = top_key
         self.frame_key = top_key
         self.entered: dict[str, tuple[str, ir.Step]] = {}
-        self.side_drops: list[tuple[str, pl.LazyFrame]] = []
         self.stats: list[StatRecord] = []
 
     def enter(self, step: ir.Step, path: str) -> None:
@@ -181,18 +135,10 @@ class _NodeContext(Context):
         return lf.join(df.lazy().rename({"value": col}), on=ROW_ID, how="left", maintain_order="left"), col
 
     def drop(self, lf: pl.LazyFrame, path: str, step: ir.Step) -> pl.LazyFrame:
-        names = lf.collect_schema().names()
-        extra = [REASON] if REASON in names else []
-        if self.dry:
-            return lf.filter(pl.col(KEEP).fill_null(False)).drop([KEEP, *extra])
-        if "." not in path:
-            return lf  # top level: split after collecting (exact, one pass)
-        reason = pl.lit(ir.step_text(step))
-        if extra:
-            reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
-        keep = pl.col(KEEP).fill_null(False)
-        self.side_drops.append((path, lf.filter(~keep).select(pl.col(ROW_ID), reason.alias("reason"))))
-        return lf.filter(keep).drop([KEEP, *extra])
+        if self.dry:  # explain: no accounting, just the rows that go on
+            names = lf.collect_schema().names()
+            return lf.filter(pl.col(KEEP).fill_null(False)).drop([KEEP, *([REASON] if REASON in names else [])])
+        return super().drop(lf, path, step)
 
 
 @dataclass(slots=True)
@@ -251,7 +197,6 @@ class Executor:
     ):
         """``create_cache=False`` (``explain``, which only reads the cache): no cache is made at
         ``cache_dir``; ``NoCache`` is raised when there is none, for the caller to decide."""
-        from ..ops import registry as default_registry
 
         self.registry = registry or default_registry()
         self.policy = policy or Policy()
@@ -409,7 +354,7 @@ class Executor:
             for pos, key in enumerate(p.keys):
                 step = p.strategy.steps[p.order[pos]]
                 if key not in nodes:
-                    kind, cost = _step_kind(step, self.registry)
+                    kind, cost = step_kind(step, self.registry)
                     nodes[key] = _Node(key, parent, step, pos + 1, kind, cost)
                     if parent != root:
                         nodes[parent].children.append(key)
@@ -433,7 +378,8 @@ class Executor:
 
     # ------------------------------------------------------------ execution
 
-    def _emit(self, event: str, **info: Any) -> None:
+    def emit(self, event: str, **info: Any) -> None:
+        """Report progress (``start``, ``node``...) to the ``progress`` callback, if any."""
         if self.progress is not None:
             self.progress(event, info)
 
@@ -448,7 +394,7 @@ class Executor:
         by_depth: dict[int, list[str]] = {}
         for k in self._order(nodes):
             by_depth.setdefault(nodes[k].depth, []).append(k)
-        self._emit("start", nodes=len(nodes), depth=max(by_depth, default=0))
+        self.emit("start", nodes=len(nodes), depth=max(by_depth, default=0))
         for depth in sorted(by_depth):
             wave = by_depth[depth]
             lazy: list[tuple[str, pl.LazyFrame, _NodeContext, float]] = []
@@ -470,7 +416,7 @@ class Executor:
                         frames[key] = df
                         outcomes[key] = oc
                         max_rid[key] = max(max_rid[n.parent], oc.max_rid)
-                        self._emit("node", key=key, text=ir.step_text(n.step), depth=depth, source="hit", rows_in=oc.rows_in, rows_out=oc.rows_out, seconds=oc.seconds)
+                        self.emit("node", key=key, text=ir.step_text(n.step), depth=depth, source="hit", rows_in=oc.rows_in, rows_out=oc.rows_out, seconds=oc.seconds)
                         continue
                 ctx = _NodeContext(self, n.parent, state)
                 try:
@@ -517,7 +463,7 @@ class Executor:
                     frames[key] = df
                     outcomes[key] = oc
                     max_rid[key] = max(max_rid[n.parent], oc.max_rid)
-                    self._emit("node", key=key, text=ir.step_text(n.step), depth=depth, source="computed", rows_in=oc.rows_in, rows_out=oc.rows_out, seconds=oc.seconds)
+                    self.emit("node", key=key, text=ir.step_text(n.step), depth=depth, source="computed", rows_in=oc.rows_in, rows_out=oc.rows_out, seconds=oc.seconds)
             for key in wave:  # free parents whose children are all done
                 p = nodes[key].parent
                 pending_children[p] -= 1
@@ -566,10 +512,7 @@ class Executor:
         visible = out.select([c for c in out.columns if not _internal(c)])  # before filtering: wide statistics are not copied
         if KEEP in out.columns:
             keep = out[KEEP].fill_null(False)
-            reason = pl.lit(text)
-            if REASON in out.columns:
-                reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
-            drops.append(out.select(pl.col(ROW_ID), pl.lit("").alias("sub"), reason.alias("reason")).filter(~keep))
+            drops.append(out.select(pl.col(ROW_ID), pl.lit("").alias("sub"), drop_reason(out.columns, text).alias("reason")).filter(~keep))
             visible = visible.filter(keep)
         for path, d in side:
             drops.append(d.select(pl.col(ROW_ID), pl.lit(path[1:]).alias("sub"), pl.col("reason")))
@@ -734,16 +677,6 @@ class Executor:
             error=error,
             columns_changed=dict(loaded.changes),
         )
-
-
-def reason_counts(dropped: pl.DataFrame, most: int = 20) -> dict[str, int]:
-    """Dropped rows per reason; when a step gives many distinct reasons ("near-duplicate of row
-    17"), numbers are folded ("near-duplicate of row N") so the summary stays a summary. The dropped
-    ids keep every reason in full."""
-    counts = dropped.group_by("reason").len()
-    if counts.height > most:
-        counts = dropped.group_by(pl.col("reason").str.replace_all(r"\d+(\.\d+)?", "N")).len()
-    return dict(counts.sort("reason").iter_rows())
 
 
 def _located(e: Exception, step: ir.Step) -> Exception:

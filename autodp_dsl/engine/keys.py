@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import ir
+from ..declarations import OpKind
 from ..ir import IR_VERSION, Assign, Call, Col, Filter, OpStep, Where
-from ..ops import OpKind, Registry
+from ..opregistry import Registry
 from ..plan_keys import stable_hash
 
 __all__ = [

@@ -9,13 +9,10 @@ from typing import Any
 
 from .. import ir
 from ..diagnostics import has_errors, render_all
+from ..errors import StrategyError
 from .report import Explanation, RunResult
 
 __all__ = ["load_strategy", "StrategyError", "summary_table", "explain_tree", "human_bytes", "when"]
-
-
-class StrategyError(Exception):
-    """A strategy file that does not compile (the message is ready to print)."""
 
 
 def load_strategy(path: str | Path, columns=None, warn=None) -> ir.Strategy:

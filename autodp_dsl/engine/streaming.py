@@ -30,51 +30,33 @@ import polars as pl
 
 from .. import ir
 from ..atomic import commit
+from ..declarations import KEEP, ROW_ID
 from ..io import (
     QUARANTINE_SCHEMA,
     READER_VERSION,
     DataError,
     Loaded,
     NoUsableRows,
-    _first_line,
-    _read_jsonl_bytes,
     bounded_blocks,
     check_regular,
     columnar_input,
     data_format,
+    first_line,
     normalise_required,
+    read_jsonl_bytes,
     unescape_column,
     validate_lazy,
 )
-from ..lower import Context, lower_step
-from ..ops import KEEP, REASON, ROW_ID
+from ..lower import lower_step
 from ..plan_keys import stable_hash
 from .keys import root_key
+from .plan import DropRecorder, drop_reason, plan_strategy, reason_counts, required_columns, step_kind
 from .report import DROPPED_SCHEMA, Accounting, RunResult, StepReport
 
 __all__ = ["run_streaming", "STREAM_FORMATS", "scan_input", "choose_mode", "estimated_footprint", "ModeChoice"]
 
 STREAM_FORMATS = ("jsonl", "parquet")
 _OUT_SINKS = {".parquet": "parquet", ".jsonl": "ndjson", ".ndjson": "ndjson", ".csv": "csv"}
-
-
-class _StreamContext(Context):
-    """Statistics are plain columns (nothing shared in one run); nested drops become side queries."""
-
-    def __init__(self, reg, services):
-        super().__init__(reg, services)
-        self.side: list[tuple[str, pl.LazyFrame]] = []
-
-    def drop(self, lf: pl.LazyFrame, path: str, step: ir.Step) -> pl.LazyFrame:
-        if "." not in path:
-            return lf  # split from the spilled frame
-        extra = [REASON] if REASON in lf.collect_schema().names() else []
-        reason = pl.lit(ir.step_text(step))
-        if extra:
-            reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
-        keep = pl.col(KEEP).fill_null(False)
-        self.side.append((path, lf.filter(~keep).select(pl.col(ROW_ID), reason.alias("reason"))))
-        return lf.filter(keep).drop([KEEP, *extra])
 
 
 def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_bytes: int = 64 << 20) -> tuple[pl.LazyFrame, Loaded]:
@@ -105,7 +87,7 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
             pl.collect_all(queries)
             total = pl.scan_parquet(path).select(pl.len()).collect().item()
         except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as e:  # a corrupt file
-            raise DataError(f"cannot read {path}: {_first_line(e)}") from e
+            raise DataError(f"cannot read {path}: {first_line(e)}") from e
         parts.append(good_path)
         if bad is not None:
             quarantine.append(pl.read_parquet(spill / "quarantine.parquet"))
@@ -114,7 +96,7 @@ def scan_input(path: Path, required, max_row_bytes: int, spill: Path, chunk_byte
         with open(path, "rb") as f:
             for data in bounded_blocks(f, max_row_bytes, digest, chunk_bytes):  # a huge line costs the bound
                 if data.strip():
-                    frame, q, n, noted = _read_jsonl_bytes(data, req, max_row_bytes)
+                    frame, q, n, noted = read_jsonl_bytes(data, req, max_row_bytes)
                     chunk_notes.append(noted)
                     frame = frame.with_columns(pl.col(ROW_ID) + rid_base)
                     if q.height:
@@ -182,8 +164,6 @@ def run_streaming(
     .jsonl/.ndjson or .csv). ``RunResult.frame`` is empty: the rows are in ``output``. ``commit(tmp,
     output)`` moves the finished temporary file into place (``autodp run`` passes the output rules').
     Raises ``NoUsableRows`` (with the quarantine) before writing anything when no input record is usable."""
-    from .executor import plan_strategy, required_columns
-
     t0 = time.perf_counter()
     out = Path(output)
     sink = _OUT_SINKS.get(out.suffix.lower())
@@ -304,12 +284,10 @@ def _run_fused(ex, strategy, plan, group: list[int], cur: pl.LazyFrame, rows: in
         user = [] if rows_only else _user_columns(lf)
         if user:
             lf = lf.with_columns([pl.col(c).alias(f"__pre_{c}") for c in user])
-        lf = lower_step(step, lf, _StreamContext(ex.registry, ex.services), "1")
+        lf = lower_step(step, lf, DropRecorder(ex.registry, ex.services), "1")
         names = lf.collect_schema().names()
         if KEEP in names:
-            reason = pl.lit(ir.step_text(step))
-            if REASON in names:
-                reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
+            reason = drop_reason(names, ir.step_text(step))
             hit = pl.col(_AT).is_null() & ~pl.col(KEEP).fill_null(False)
             lf = lf.with_columns(
                 pl.when(hit).then(pl.lit(pos, dtype=pl.Int32)).otherwise(pl.col(_AT)).alias(_AT),
@@ -345,19 +323,17 @@ def _run_fused(ex, strategy, plan, group: list[int], cur: pl.LazyFrame, rows: in
         modified = int(counts.get(f"m{pos}", 0) or 0)
         text = ir.step_text(step)
         reports.append(StepReport(labels[pos], text, _kind(step, ex.registry), plan.keys[pos], rows, rows_out, modified, 0, by_step.get(labels[pos], {}), share, "streamed", False, note))
-        ex._emit("node", key=plan.keys[pos], text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=share)
+        ex.emit("node", key=plan.keys[pos], text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=share)
         rows = rows_out
     return g.filter(pl.col(_AT).is_null()).drop(markers), rows
 
 
 def _reasons_by_step(drop_path: Path) -> dict[str, dict[str, int]]:
-    from .executor import reason_counts
-
     d = pl.read_parquet(drop_path, columns=["step", "reason"])
     return {s: reason_counts(part) for (s,), part in d.group_by("step")}
 
 
-class _NarrowContext(_StreamContext):
+class _NarrowContext(DropRecorder):
     """For a global step: every statistic (a dedup key, a MinHash signature, a score) is computed in
     a streaming pass into its own small file (one value a row, in the rows' order) and put beside
     the rows (a horizontal concatenation: no join), so that the decision, which needs all rows at
@@ -390,23 +366,19 @@ def _run_global(ex, strategy, plan, pos: int, cur: pl.LazyFrame, rows: int, spil
     ctx = _NarrowContext(ex.registry, ex.services, spill, f"{pos:03d}")
     lf = lower_step(step, cur, ctx, "1")
     names = lf.collect_schema().names()
-    if KEEP not in names or ctx.side or _user_columns(lf) != _user_columns(cur):
+    if KEEP not in names or ctx.side_drops or _user_columns(lf) != _user_columns(cur):
         return None
-    reason = pl.lit(text)
-    if REASON in names:
-        reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
+    reason = drop_reason(names, text)
     gone = lf.filter(~pl.col(KEEP).fill_null(False)).select(pl.col(ROW_ID).alias("rid"), pl.lit(label).alias("step"), reason.alias("reason")).collect()
     drop_path = spill / f"dropped-{pos:03d}.parquet"
     gone.cast(DROPPED_SCHEMA).write_parquet(drop_path)
     dropped_files.append(drop_path)
-    from .executor import reason_counts
-
     by_reason = reason_counts(gone) if gone.height else {}
     rows_out = rows - gone.height
     seconds = time.perf_counter() - t
     key = plan.keys[pos]
     reports.append(StepReport(label, text, _kind(step, ex.registry), key, rows, rows_out, 0, 0, by_reason, seconds, "streamed", False, "streaming run: decided on ids and keys, not cached"))
-    ex._emit("node", key=key, text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=seconds)
+    ex.emit("node", key=key, text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=seconds)
     if gone.height:
         cur = cur.filter(~pl.col(ROW_ID).is_in(gone["rid"].implode()))
     return cur, rows_out
@@ -425,7 +397,7 @@ def _run_one(ex, strategy, plan, pos: int, cur: pl.LazyFrame, rows: int, max_iss
     pre_cols = [] if rows_only else user
     if pre_cols:
         cur = cur.with_columns([pl.col(c).alias(f"__pre_{c}") for c in pre_cols])
-    ctx = _StreamContext(ex.registry, ex.services)
+    ctx = DropRecorder(ex.registry, ex.services)
     lf = lower_step(step, cur, ctx, "1")
     if not rows_only:  # new rows of a generate step: fresh ids above every id issued so far
         fresh = pl.col(ROW_ID).is_null().cast(pl.UInt64).cum_sum() + max_issued
@@ -438,14 +410,12 @@ def _run_one(ex, strategy, plan, pos: int, cur: pl.LazyFrame, rows: int, max_iss
     drop_path = spill / f"dropped-{pos:03d}.parquet"
     parts = []
     if KEEP in names:
-        reason = pl.lit(text)
-        if REASON in names:
-            reason = pl.coalesce(pl.col(REASON).cast(pl.String), reason)
+        reason = drop_reason(names, text)
         parts.append(pre.filter(~pl.col(KEEP).fill_null(False)).select(pl.col(ROW_ID).alias("rid"), pl.lit(label).alias("step"), reason.alias("reason")))
         kept = pre.filter(pl.col(KEEP).fill_null(False))
     else:
         kept = pre
-    for path, side in ctx.side:
+    for path, side in ctx.side_drops:
         parts.append(side.select(pl.col(ROW_ID).alias("rid"), pl.lit(label + path[1:]).alias("step"), pl.col("reason")))
     modified_q = None
     if pre_cols:
@@ -466,22 +436,18 @@ def _run_one(ex, strategy, plan, pos: int, cur: pl.LazyFrame, rows: int, max_iss
         max_issued = max(max_issued, int(pl.scan_parquet(node_path).select(pl.col(ROW_ID).max()).collect().item() or 0))
     by_reason: dict[str, int] = {}
     if parts:
-        from .executor import reason_counts
-
         by_reason = reason_counts(pl.read_parquet(drop_path, columns=["reason"]))
     dropped = sum(by_reason.values())
     added = max(rows_out - rows + dropped, 0)
     os.unlink(pre_path)
     seconds = time.perf_counter() - t
     reports.append(StepReport(label, text, _kind(step, ex.registry), key, rows, rows_out, modified, added, by_reason, seconds, "streamed", False, "streaming run: not cached"))
-    ex._emit("node", key=key, text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=seconds)
+    ex.emit("node", key=key, text=text, depth=pos + 1, source="streamed", rows_in=rows, rows_out=rows_out, seconds=seconds)
     return pl.scan_parquet(node_path), rows_out, max_issued
 
 
 def _kind(step: ir.Step, reg) -> str:
-    from .executor import _step_kind
-
-    return _step_kind(step, reg)[0]
+    return step_kind(step, reg)[0]
 
 
 # Peak memory of an in-memory (batch) run per input byte: the parsed frame, plus one frame per step

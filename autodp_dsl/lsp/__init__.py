@@ -19,16 +19,16 @@ def register(sub) -> None:
                    help="wait this long after the last change before checking a document (default 0.15)")
     p.add_argument("--check-timeout", type=float, default=5.0, metavar="SECONDS",
                    help="report a check that takes longer than this instead of waiting for it (default 5)")
-    from ..commands.language import _columns_arg
+    from ..commands.language import columns_options
 
-    _columns_arg(p)  # --data / --columns: check and complete against these input columns, as `lint` does
+    columns_options(p)  # --data / --columns: check and complete against these input columns, as `lint` does
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..commands.language import _columns
+    from ..commands.language import columns_from_args
 
-    columns, err = _columns(args)
+    columns, err = columns_from_args(args)
     if err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from ..catalog import OpKind, Registry, registry
 from ..checker import DEFAULT_COLUMNS, check_document
+from ..declarations import OpKind
+from ..default_registry import registry
 from ..diagnostics import Diagnostic
 from ..document import DEFAULT_LIMITS, TOP_LEVEL_KEYS, RawStep, load_document
 from ..ir import col_text
 from ..nodes import AAssign, SyntaxProblem
+from ..opregistry import Registry
 from ..syntax import parse_step
 from ..types import Type, parse_type
 

@@ -17,9 +17,9 @@ from dataclasses import asdict
 from lsprotocol import types as T
 from pygls.lsp.server import LanguageServer
 
-from ..catalog import registry
+from ..default_registry import registry
 from ..diagnostics import Diagnostic, Severity
-from ..fixes import MACHINE
+from ..edits import MACHINE
 from . import analysis as A
 
 __all__ = ["build_server"]
@@ -155,12 +155,12 @@ def build_server(debounce: float = 0.15, check_timeout: float = 5.0, columns=Non
             return
         from types import SimpleNamespace
 
-        from ..commands.language import _columns
+        from ..commands.language import columns_from_args
 
         data = opts.get("data")
         if isinstance(data, str) and data and not os.path.isabs(data) and params.root_uri:
             data = os.path.join(_path(params.root_uri) or "", data)  # relative to the workspace
-        columns, err = _columns(SimpleNamespace(data=data if isinstance(data, str) else None,
+        columns, err = columns_from_args(SimpleNamespace(data=data if isinstance(data, str) else None,
                                                 columns=opts.get("columns") if isinstance(opts.get("columns"), str) else None))
         if err:
             ls.window_show_message(T.ShowMessageParams(type=T.MessageType.Error, message=f"autodp: {err}"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autodp_eval import detectable_effect, replicate_interval
-from autodp_eval._interval import _t_quantile, percentile_bootstrap
+from autodp_eval._interval import percentile_bootstrap, t_quantile
 
 
 def coverage(
@@ -74,9 +74,9 @@ def test_replicates_missing_questions_bounds_and_spread():
 
 
 def test_student_t_and_detectable_effect():
-    assert _t_quantile(0.975, 2) == pytest.approx(4.3027, abs=1e-4)
-    assert _t_quantile(0.975, 1e9) == pytest.approx(1.95996, abs=1e-4)
-    assert _t_quantile(0.8, 4) == pytest.approx(0.9410, abs=1e-4)
+    assert t_quantile(0.975, 2) == pytest.approx(4.3027, abs=1e-4)
+    assert t_quantile(0.975, 1e9) == pytest.approx(1.95996, abs=1e-4)
+    assert t_quantile(0.8, 4) == pytest.approx(0.9410, abs=1e-4)
     assert detectable_effect(0.01, math.inf) == pytest.approx((1.959964 + 0.841621) * 0.01, rel=1e-4)
     assert detectable_effect(0.01, 2) > detectable_effect(0.01, 20)
 
