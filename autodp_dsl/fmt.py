@@ -42,7 +42,7 @@ def ast_text(node, parent_prec: int = 0, source: str = "") -> str:
         case ALit(value=v):
             if isinstance(v, float) and not math.isfinite(v) and source:
                 return source[node.start : node.end]
-            return ir._lit_text(v)
+            return ir.lit_text(v)
         case AList(items=items):
             return "[" + ", ".join(ast_text(i, 0, source) for i in items) + "]"
         case ACall(name=name, args=args, kwargs=kwargs):

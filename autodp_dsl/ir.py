@@ -337,7 +337,7 @@ def operator_text(op: str, operands: tuple, parent_prec: int, text_of: Callable[
     return f"({text})" if p < parent_prec else text
 
 
-def _lit_text(v: Any) -> str:
+def lit_text(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
@@ -346,7 +346,7 @@ def _lit_text(v: Any) -> str:
         r = repr(v)
         return r if ("." in r or "e" in r or "n" in r) else r + ".0"
     if isinstance(v, list | tuple):
-        return "[" + ", ".join(_lit_text(x) for x in v) + "]"
+        return "[" + ", ".join(lit_text(x) for x in v) + "]"
     return str(v)
 
 
@@ -361,7 +361,7 @@ def col_text(name: str) -> str:
 
 
 def _call_text(op: str, args, params) -> str:
-    parts = [expr_text(a) for a in args] + [f"{k}={_lit_text(v)}" for k, v in params]
+    parts = [expr_text(a) for a in args] + [f"{k}={lit_text(v)}" for k, v in params]
     return f"{op}({', '.join(parts)})"
 
 
@@ -371,7 +371,7 @@ def expr_text(e: Expr, parent_prec: int = 0) -> str:
         case Col(name=name):
             return col_text(name)
         case Lit(value=value):
-            return _lit_text(value)
+            return lit_text(value)
         case ListLit(items=items):
             return "[" + ", ".join(expr_text(i) for i in items) + "]"
         case Call(op=op, args=args, params=params):

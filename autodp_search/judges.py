@@ -128,7 +128,7 @@ class OfflineJudge:
                     consensus[m] = (sim.sum(1) - np.diag(sim)) / (len(m) - 1)
             terms.update(relevance=-cos, thread=-thread, consensus=-consensus)
         if {"length", "asks_back", "chat"} & set(self.parts):
-            from .targets import text_features
+            from .text_features import text_features
 
             tf = text_features(rows.select(pl.col(self.instruction).alias("instruction"), pl.col(self.output).alias("output")))
             chars = rows[self.output].cast(pl.String).fill_null("").str.len_chars().to_numpy().astype(np.float64)

@@ -93,9 +93,8 @@ def private_attributes(root: Path = ROOT) -> set[str]:
     return found
 
 
-# Reads of another module's private name that other work in progress removes (the one infix printer
-# replaces fmt's use of ir's precedence table); nothing may be added to this list.
-KNOWN_PRIVATE_ATTRIBUTES = {"autodp_dsl.fmt: autodp_dsl.ir._PREC", "autodp_dsl.fmt: autodp_dsl.ir._lit_text"}
+# Reads of another module's private name: none left; nothing may be added to this list.
+KNOWN_PRIVATE_ATTRIBUTES: set[str] = set()
 
 
 def graph(root: Path = ROOT) -> tuple[dict[str, tuple[Path, bool]], dict[str, dict[str, int]], list[str]]:
@@ -196,9 +195,8 @@ def test_no_import_cycle(house):
     assert detail == []
 
 
-# A private import that other work in progress removes (the backend layer makes the memo helper
-# public); nothing may be added to this list.
-KNOWN_PRIVATE_IMPORTS = {"stdlib_ops/backends/embed.py:23 imports _memo_from from stdlib_ops.backends.base"}
+# Private imports across modules: none left; nothing may be added to this list.
+KNOWN_PRIVATE_IMPORTS: set[str] = set()
 
 
 def test_no_private_name_is_imported_from_another_module(house):
