@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 
+import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import stdlib_ops.signals
+from stdlib_ops._text import dj_word_hashes, text_slices
 
 from ._util import dj_char_rep_ratio, dj_special_char_ratio, dj_word_rep_ratio, dj_words, signal, signal2
 
@@ -107,6 +111,38 @@ def test_word_repetition_ratio_examples():
 @given(wordy, st.integers(1, 4))
 def test_word_repetition_ratio_equals_data_juicer(t, n):
     assert signal("word_repetition_ratio", [t], n=n) == [dj_word_rep_ratio(t, n)]
+
+
+# rows of words that repeat (so the ratios are not all 0), joined by DJ's separators and by the
+# whitespace that is not one; ASCII-only rows and rows with other characters take different paths
+rep_words = st.sampled_from(["a", "b", "A.", "b!", "--", "12", "(c)", "d\r", "\x0be", "x'y", "é", "★f", "g😀", "中", "İ"])
+rep_rows = st.lists(st.lists(st.tuples(rep_words, st.sampled_from([" ", "\n", "\t", "  ", " \r "])), max_size=40)
+                    .map(lambda ws: "".join(w + sep for w, sep in ws)) | texts | st.none(), max_size=8)
+
+
+@given(rep_rows)
+def test_dj_word_hashes_are_the_words_of_dj_words(rows):
+    # the flat fast path (split + strip on ASCII rows) finds the same words, in order, as DJ
+    rid, h = dj_word_hashes(pl.Series(rows, dtype=pl.String))
+    for i, t in enumerate(rows):
+        want = pl.Series(dj_words(t or ""), dtype=pl.String).hash(0).to_list()
+        assert h[rid == i].tolist() == want
+
+
+@given(rep_rows, st.integers(1, 4), st.sampled_from([1, 16, 1 << 22]))
+def test_word_repetition_ratio_on_many_rows_equals_data_juicer(rows, n, budget):
+    # also with the batch cut into slices of a few bytes: slicing must not change a row's value
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stdlib_ops.signals, "text_slices", lambda s: text_slices(s, budget))
+        assert signal("word_repetition_ratio", rows, n=n) == [dj_word_rep_ratio(t or "", n) for t in rows]
+
+
+@given(st.lists(st.text(alphabet="ab é") | st.none(), max_size=12), st.integers(1, 20))
+def test_text_slices_cover_the_rows_in_order(rows, budget):
+    s = pl.Series(rows, dtype=pl.String)
+    parts = text_slices(s, budget)
+    assert all(len(p) for p in parts)
+    assert (pl.concat(parts).to_list() if parts else []) == rows
 
 
 def test_word_repetition_ratio_many_rows_do_not_mix():
