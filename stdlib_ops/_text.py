@@ -317,6 +317,11 @@ def batch(fn, dtype) -> callable:
     """
 
     def apply(e: pl.Expr) -> pl.Expr:
+        # Load NumPy now, in the thread that builds the plan. Its first use inside ``fn`` would
+        # run the lazy import in a Polars worker while another worker calls ``fn`` too, and
+        # Python 3.11's LazyLoader is not thread-safe: the other thread sees an empty module
+        # ("module 'numpy' has no attribute ...").
+        np.ndarray  # noqa: B018
         return e.map_batches(fn, return_dtype=dtype, is_elementwise=True)
 
     return apply

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -208,3 +211,20 @@ def test_very_long_text():
     assert signal("chars", [t]) == [1_000_001]
     assert signal("word_repetition_ratio", [t]) == [199_991 / 199_992]  # all but the last 10-gram repeat
     assert signal("lines", [t]) == [1]
+
+
+def test_batch_signals_in_parallel_in_a_fresh_process():
+    # NumPy loads lazily; its first use must not happen in two Polars workers at once (Python
+    # 3.11's LazyLoader is not thread-safe): four word-repetition plans collected together
+    code = (
+        "import polars as pl\n"
+        "from autodp_dsl.ops import registry\n"
+        "o = registry().get('word_repetition_ratio')()\n"
+        "rows = ['a b c d e f g h i j k ' * 30] * 2000\n"
+        "lfs = [pl.LazyFrame({'t': rows}).select(o.expr([pl.col('t')], o.Params(n=2))) for _ in range(4)]\n"
+        "print([d.to_series().sum() for d in pl.collect_all(lfs)])\n"
+    )
+    env = {**os.environ, "POLARS_MAX_THREADS": "2"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip() == "[2000.0, 2000.0, 2000.0, 2000.0]"
