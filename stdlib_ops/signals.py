@@ -29,11 +29,13 @@ from ._text import (
     STOPWORDS_EN,
     batch,
     char_class,
+    dj_word_hashes,
     dj_words,
     duplicate_counts,
     flat_word_hashes,
     ngram_hashes,
     special_class,
+    text_slices,
 )
 
 np = lazy_import("numpy")  # loaded on first use: `autodp lint` needs no NumPy
@@ -257,14 +259,17 @@ class NgramParams(Params):
 
 
 def _word_repetition_batch(n: int):
-    def run(s: pl.Series) -> pl.Series:
-        words = s.to_frame("t").select(dj_words(pl.col("t"))).to_series()
-        rid, h, _ = flat_word_hashes(words)
+    def ratios(s: pl.Series) -> np.ndarray:
+        rid, h = dj_word_hashes(s)
         out = np.zeros(len(s), dtype=np.float64)
         r, g = ngram_hashes(rid, h, n, mix=False)
         if len(g):
             tot, rep = duplicate_counts(r, g, len(s))
             np.divide(rep, tot, out=out, where=tot > 0)
+        return out
+
+    def run(s: pl.Series) -> pl.Series:
+        out = np.concatenate([ratios(part) for part in text_slices(s)] or [np.zeros(0)])
         return pl.Series(s.name, out, dtype=pl.Float64)
 
     return run

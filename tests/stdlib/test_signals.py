@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
+import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import stdlib_ops.signals
+from stdlib_ops._text import dj_word_hashes, text_slices
 
 from ._util import dj_char_rep_ratio, dj_special_char_ratio, dj_word_rep_ratio, dj_words, signal, signal2
 
@@ -109,6 +116,38 @@ def test_word_repetition_ratio_equals_data_juicer(t, n):
     assert signal("word_repetition_ratio", [t], n=n) == [dj_word_rep_ratio(t, n)]
 
 
+# rows of words that repeat (so the ratios are not all 0), joined by DJ's separators and by the
+# whitespace that is not one; ASCII-only rows and rows with other characters take different paths
+rep_words = st.sampled_from(["a", "b", "A.", "b!", "--", "12", "(c)", "d\r", "\x0be", "x'y", "é", "★f", "g😀", "中", "İ"])
+rep_rows = st.lists(st.lists(st.tuples(rep_words, st.sampled_from([" ", "\n", "\t", "  ", " \r "])), max_size=40)
+                    .map(lambda ws: "".join(w + sep for w, sep in ws)) | texts | st.none(), max_size=8)
+
+
+@given(rep_rows)
+def test_dj_word_hashes_are_the_words_of_dj_words(rows):
+    # the flat fast path (split + strip on ASCII rows) finds the same words, in order, as DJ
+    rid, h = dj_word_hashes(pl.Series(rows, dtype=pl.String))
+    for i, t in enumerate(rows):
+        want = pl.Series(dj_words(t or ""), dtype=pl.String).hash(0).to_list()
+        assert h[rid == i].tolist() == want
+
+
+@given(rep_rows, st.integers(1, 4), st.sampled_from([1, 16, 1 << 22]))
+def test_word_repetition_ratio_on_many_rows_equals_data_juicer(rows, n, budget):
+    # also with the batch cut into slices of a few bytes: slicing must not change a row's value
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stdlib_ops.signals, "text_slices", lambda s: text_slices(s, budget))
+        assert signal("word_repetition_ratio", rows, n=n) == [dj_word_rep_ratio(t or "", n) for t in rows]
+
+
+@given(st.lists(st.text(alphabet="ab é") | st.none(), max_size=12), st.integers(1, 20))
+def test_text_slices_cover_the_rows_in_order(rows, budget):
+    s = pl.Series(rows, dtype=pl.String)
+    parts = text_slices(s, budget)
+    assert all(len(p) for p in parts)
+    assert (pl.concat(parts).to_list() if parts else []) == rows
+
+
 def test_word_repetition_ratio_many_rows_do_not_mix():
     rows = ["a b a b", "a b c d", "c d e f"]  # identical n-grams across rows must not count
     assert close(signal("word_repetition_ratio", rows, n=2), [2 / 3, 0.0, 0.0])
@@ -172,3 +211,20 @@ def test_very_long_text():
     assert signal("chars", [t]) == [1_000_001]
     assert signal("word_repetition_ratio", [t]) == [199_991 / 199_992]  # all but the last 10-gram repeat
     assert signal("lines", [t]) == [1]
+
+
+def test_batch_signals_in_parallel_in_a_fresh_process():
+    # NumPy loads lazily; its first use must not happen in two Polars workers at once (Python
+    # 3.11's LazyLoader is not thread-safe): four word-repetition plans collected together
+    code = (
+        "import polars as pl\n"
+        "from autodp_dsl.ops import registry\n"
+        "o = registry().get('word_repetition_ratio')()\n"
+        "rows = ['a b c d e f g h i j k ' * 30] * 2000\n"
+        "lfs = [pl.LazyFrame({'t': rows}).select(o.expr([pl.col('t')], o.Params(n=2))) for _ in range(4)]\n"
+        "print([d.to_series().sum() for d in pl.collect_all(lfs)])\n"
+    )
+    env = {**os.environ, "POLARS_MAX_THREADS": "2"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip() == "[2000.0, 2000.0, 2000.0, 2000.0]"
