@@ -212,7 +212,7 @@ def build_config(args):
         sample_fraction=args.sample_fraction, target_selection=not args.no_target_selection,
         target_judge=args.target_judge, cache=not args.no_cache,
         cache_dir=args.cache_dir, eval_preset=args.eval_preset,
-        eval_overrides={**_overrides(args.eval_set), **({"workers": args.eval_workers} if args.eval_workers else {})},
+        eval_overrides=_overrides(args.eval_set), eval_workers=args.eval_workers or 1,
         heldout_n=args.heldout, final_heldout_n=args.final_heldout, resume=args.resume, final=not args.no_final,
         strategies_dir=args.strategies or "auto", quiet=args.quiet, same_steps=not args.epochs_protocol,
         tidy_heldout=args.tidy_heldout, max_steps=args.max_steps, verdict_replicates=args.verdict_replicates,

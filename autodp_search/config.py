@@ -39,6 +39,7 @@ class SearchConfig:
     profile_k: int = 20
     resume: bool = False
     final: bool = True
+    eval_workers: int = 1  # arms trained at once, one process each (a machine setting: not in the identity)
     verdict_replicates: int = 3  # the final verdict: paired replicates on fresh seeds, each with a placebo arm
     task: str = DEFAULT_TASK
     strategies_dir: str | None = "auto"

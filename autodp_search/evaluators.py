@@ -96,11 +96,12 @@ class AutodpEvaluator:
     name = "autodp_eval"
 
     def __init__(self, preset: str = "quick", overrides: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
-                 log=None, judge=None, scratch: bool = False, verdict_replicates: int = 3):
+                 log=None, judge=None, scratch: bool = False, verdict_replicates: int = 3, workers: int = 1):
         from autodp_eval import EvalConfig
 
         overrides = dict(overrides or {})
         overrides.setdefault("feedback_examples", 0)
+        overrides.setdefault("workers", workers)  # cache keys and the resume identity leave it out
         self.preset = preset
         self.config = EvalConfig.preset(preset, **overrides)
         self.cache_dir = cache_dir

@@ -97,7 +97,8 @@ class Search:
             config.budget.stop_file = str(self.out / "STOP")
         self.evaluator = evaluator or AutodpEvaluator(config.eval_preset, config.eval_overrides,
                                                       cache_dir=self.cache_dir / "eval", scratch=not config.cache,
-                                                      verdict_replicates=config.verdict_replicates)
+                                                      verdict_replicates=config.verdict_replicates,
+                                                      workers=config.eval_workers)
         kw = {}
         if config.agent in ("offline",) and config.strategies_dir != "auto":
             kw["strategies_dir"] = config.strategies_dir
