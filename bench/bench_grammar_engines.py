@@ -1,0 +1,274 @@
+"""Grammar engines for the in-process agent: llguidance (the one the local backend uses) vs xgrammar.
+
+    python bench/bench_grammar_engines.py [--contexts 10] [--k 5] [--engines llguidance,xgrammar]
+                                          [--out bench/grammar_engines.json]
+
+The setup of ``bench/bench_agent_grammar.py`` (SmolLM2-135M-Instruct, ``local:smollm2``, offline;
+the same ``--contexts`` search contexts; ``--k`` constrained documents per context at temperature
+0.8; the same judge), run once per engine, the engines interleaved context by context so a run cut
+short compares them on the same contexts. The only thing swapped is the logits processor the local
+backend builds for ``Sampling.grammar`` (``stdlib_ops.backends.local._GrammarMask``): prompts,
+batching, seeds and validation are the agent's own path.
+
+Measured per engine: parse %, lint clean % before repair, distinct clean strategies, empty; the
+grammar's compile time (grammar text to matchers ready, and the first mask); the mask cost per
+generated token (the engine's work: advancing the matcher and computing the allowed-token bitmask)
+and, apart, the cost of applying the mask to the logits.
+
+xgrammar does not read Lark: the agent's grammar (``dp_grammar``) is translated to xgrammar's EBNF
+by ``lark_to_ebnf`` (the subset dp_grammar writes). xgrammar is optional: without it, the run says
+so and measures llguidance alone. outlines is not measured separately: for context-free grammars
+it is a front end to these two engines (llguidance by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_agent_grammar import contexts, judge  # noqa: E402
+
+__all__ = ["lark_to_ebnf"]
+
+_LARK_TOKEN = re.compile(r'\s+|"(?:[^"\\]|\\.)*"|/(?:[^/\\]|\\.)+/|[A-Za-z_][A-Za-z0-9_]*|[()|?*+]')
+
+
+def _regex_to_ebnf(rx: str) -> str:
+    """A regex of the subset dp_grammar writes (classes, groups, alternation, quantifiers, escaped
+    literals) in xgrammar's EBNF."""
+    out: list[str] = []
+    i = 0
+    while i < len(rx):
+        c = rx[i]
+        if c == "[":
+            j = rx.index("]", i + 1)
+            out.append(rx[i : j + 1])
+            i = j + 1
+        elif c == "{":
+            j = rx.index("}", i)
+            out[-1] += rx[i : j + 1]
+            i = j + 1
+        elif c in "?*+":
+            out[-1] += c
+            i += 1
+        elif c in "()|":
+            out.append(c)
+            i += 1
+        elif c == "\\":
+            esc = rx[i + 1]
+            out.append("[0-9]" if esc == "d" else json.dumps(esc))
+            i += 2
+        elif c in ".^$":
+            raise ValueError(f"regex {rx!r}: {c!r} is outside the translated subset")
+        else:
+            out.append(json.dumps(c))
+            i += 1
+    # a quantifier after ")" belongs to the group: glue it back
+    return re.sub(r"\) ([?*+]|\{)", r")\1", " ".join(out))
+
+
+def lark_to_ebnf(lark: str) -> str:
+    """dp_grammar's Lark (rules ``name: body``, JSON-quoted literals, /regex/ terminals, groups,
+    ``| ? * +``) as xgrammar EBNF (``root`` is Lark's ``start``)."""
+    rules = []
+    for line in lark.splitlines():
+        if not line.strip():
+            continue
+        name, body = line.split(":", 1)
+        parts = []
+        pos = 0
+        body = body.strip()
+        while pos < len(body):
+            m = _LARK_TOKEN.match(body, pos)
+            if not m:
+                raise ValueError(f"cannot translate {body[pos:pos + 40]!r}")
+            t = m.group(0)
+            pos = m.end()
+            if t.isspace():
+                continue
+            if t.startswith("/"):
+                t = f"({_regex_to_ebnf(t[1:-1])})"
+            elif t == "start":
+                t = "root"
+            if t in "?*+" and parts:
+                parts[-1] += t
+            else:
+                parts.append(t)
+        rules.append(f"{'root' if name.strip() == 'start' else name.strip()} ::= {' '.join(parts)}")
+    return "\n".join(rules) + "\n"
+
+
+class _Timer:
+    def __init__(self):
+        self.compile_s: list[float] = []
+        self.first_mask_ms: list[float] = []
+        self.mask_s = 0.0
+        self.apply_s = 0.0
+        self.tokens = 0
+
+
+def _llguidance_mask(timer: _Timer):
+    import numpy as np
+    import torch
+
+    from stdlib_ops.backends.local import _GrammarMask
+
+    class Timed(_GrammarMask):
+        def __init__(self, lltok, grammar, rows, prompt_len):
+            t = time.perf_counter()
+            super().__init__(lltok, grammar, rows, prompt_len)
+            timer.compile_s.append(time.perf_counter() - t)
+            self.first = True
+
+        def __call__(self, input_ids, scores):
+            t = time.perf_counter()
+            if input_ids.shape[1] > self.prompt_len:
+                for i, m in enumerate(self.matchers):
+                    if not m.is_stopped() and not m.is_error():
+                        m.consume_token(int(input_ids[i, -1]))
+            live = [(i, m.compute_bitmask()) for i, m in enumerate(self.matchers) if not m.is_error()]
+            t1 = time.perf_counter()
+            going = sum(not m.is_stopped() for m in self.matchers)
+            if self.first:
+                timer.first_mask_ms.append((t1 - t) * 1000)
+                self.first = False
+            else:
+                timer.mask_s += t1 - t
+                timer.tokens += going
+            n = scores.shape[1]
+            for i, raw in live:  # as _GrammarMask applies it
+                bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")[:n]
+                allowed = np.zeros(n, dtype=bool)
+                allowed[: len(bits)] = bits.astype(bool)
+                scores[i, torch.from_numpy(~allowed).to(scores.device)] = float("-inf")
+            timer.apply_s += time.perf_counter() - t1
+            return scores
+
+    return Timed
+
+
+def _xgrammar_mask(timer: _Timer, backend):
+    import xgrammar as xgr
+
+    lm, tok = backend.load()
+    info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=lm.config.vocab_size)
+
+    class XgrMask:
+        def __init__(self, _lltok, grammar, rows, prompt_len):
+            t = time.perf_counter()
+            compiled = xgr.GrammarCompiler(info, cache_enabled=False).compile_grammar(lark_to_ebnf(grammar))
+            self.matchers = [xgr.GrammarMatcher(compiled) for _ in range(rows)]
+            self.bitmask = xgr.allocate_token_bitmask(rows, info.vocab_size)
+            timer.compile_s.append(time.perf_counter() - t)
+            self.bad = [False] * rows
+            self.prompt_len = prompt_len
+            self.first = True
+
+        def __call__(self, input_ids, scores):
+            t = time.perf_counter()
+            if input_ids.shape[1] > self.prompt_len:
+                for i, m in enumerate(self.matchers):
+                    if not m.is_terminated() and not self.bad[i] and not m.accept_token(int(input_ids[i, -1])):
+                        self.bad[i] = True  # left unconstrained, as _GrammarMask does; its text fails validation
+            live = [i for i, m in enumerate(self.matchers) if not self.bad[i] and not m.is_terminated()]
+            xgr.reset_token_bitmask(self.bitmask)
+            for i in live:
+                self.matchers[i].fill_next_token_bitmask(self.bitmask, i)
+            t1 = time.perf_counter()
+            if self.first:
+                timer.first_mask_ms.append((t1 - t) * 1000)
+                self.first = False
+            else:
+                timer.mask_s += t1 - t
+                timer.tokens += len(live)
+            if live:  # the other rows' masks were reset to all-allowed
+                xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device))
+            timer.apply_s += time.perf_counter() - t1
+            return scores
+
+    return XgrMask
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--contexts", type=int, default=10)
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--engines", default="llguidance,xgrammar")
+    ap.add_argument("--out", default="bench/grammar_engines.json")
+    a = ap.parse_args()
+
+    import stdlib_ops.backends.local as local
+    from autodp_search.agents import AgentFailure, LLMAgent, LLMConfig
+
+    engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    if "xgrammar" in engines:
+        try:
+            import xgrammar  # noqa: F401
+        except ImportError as e:
+            print(f"xgrammar is not installed ({e}): measuring llguidance alone", flush=True)
+            engines.remove("xgrammar")
+    agent = LLMAgent(LLMConfig(model="local:smollm2", temperature=0.8, malformed_retries=0, grammar="on"))
+    backend = agent.backend
+    t = time.perf_counter()
+    backend.load()
+    load_s = time.perf_counter() - t
+    timers = {e: _Timer() for e in engines}
+    setup: dict[str, float] = {}
+    masks = {}
+    for e in engines:
+        t = time.perf_counter()
+        if e == "llguidance":
+            backend._ll_tokenizer(backend.load()[1])
+            masks[e] = _llguidance_mask(timers[e])
+        elif e == "xgrammar":
+            masks[e] = _xgrammar_mask(timers[e], backend)
+        else:
+            raise SystemExit(f"error: unknown engine {e!r}; expected llguidance or xgrammar")
+        setup[e] = time.perf_counter() - t  # the tokenizer's view, once per backend
+    texts: dict[str, list[str]] = {e: [] for e in engines}
+    gen_s = {e: 0.0 for e in engines}
+    res: dict = {"model": "local:smollm2 (SmolLM2-135M-Instruct)", "temperature": 0.8, "k": a.k,
+                 "model_load_s": round(load_s, 2), "contexts": 0}
+    original = local._GrammarMask
+    try:
+        for ctx in contexts(a.contexts, a.k):
+            for e in engines:
+                local._GrammarMask = masks[e]
+                agent.requests = ctx.round * 1000  # the same seeds for every engine
+                t = time.perf_counter()
+                try:
+                    got = [p.dp_text for p in agent.propose(ctx)]
+                except AgentFailure as err:
+                    print(f"{e}: failure: {err}", flush=True)
+                    got = []
+                gen_s[e] += time.perf_counter() - t
+                texts[e] += got + [""] * (a.k - len(got))
+            res["contexts"] += 1
+            res["engines"] = {}
+            for e in engines:
+                tm = timers[e]
+                res["engines"][e] = {
+                    **judge(texts[e]),
+                    "tokenizer_setup_s": round(setup[e], 3),
+                    "compile_ms_median": round(1000 * sorted(tm.compile_s)[len(tm.compile_s) // 2], 2) if tm.compile_s else None,
+                    "first_mask_ms_median": round(sorted(tm.first_mask_ms)[len(tm.first_mask_ms) // 2], 2) if tm.first_mask_ms else None,
+                    "mask_ms_per_token": round(1000 * tm.mask_s / tm.tokens, 4) if tm.tokens else None,
+                    "apply_ms_per_token": round(1000 * tm.apply_s / tm.tokens, 4) if tm.tokens else None,
+                    "masked_tokens": tm.tokens,
+                    "generate_s": round(gen_s[e], 1),
+                }
+            res["texts"] = texts
+            Path(a.out).write_text(json.dumps(res, indent=1))
+            print(ctx.round, json.dumps(res["engines"]), flush=True)
+    finally:
+        local._GrammarMask = original
+
+
+if __name__ == "__main__":
+    main()
