@@ -144,3 +144,18 @@ def _json(text: str) -> str:
     import yaml
 
     return json.dumps(yaml.safe_load(text))
+
+
+def test_the_context_is_an_option_of_the_search(capsys):
+    import argparse
+
+    from autodp_search.cli import build_config, register
+
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers())
+    a = p.parse_args(["search", "d.jsonl", "--agent", "llm", "--llm-context-tokens", "4096"])
+    assert build_config(a).llm.context_tokens == 4096
+    assert build_config(p.parse_args(["search", "d.jsonl", "--agent", "llm"])).llm.context_tokens is None
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["search", "d.jsonl", "--llm-context-tokens", "100"])
+    assert e.value.code == 2 and "at least 1024" in capsys.readouterr().err
