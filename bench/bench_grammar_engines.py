@@ -201,7 +201,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--engines", default="llguidance,xgrammar")
     ap.add_argument("--out", default="bench/grammar_engines.json")
+    ap.add_argument("--first", type=int, default=1, help="start at this context (to split a run across processes)")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="combine the outputs of split runs into --out")
     a = ap.parse_args()
+    if a.merge:
+        return merge(a.merge, a.out)
 
     import stdlib_ops.backends.local as local
     from autodp_search.agents import AgentFailure, LLMAgent, LLMConfig
@@ -234,10 +238,10 @@ def main() -> None:
     texts: dict[str, list[str]] = {e: [] for e in engines}
     gen_s = {e: 0.0 for e in engines}
     res: dict = {"model": "local:smollm2 (SmolLM2-135M-Instruct)", "temperature": 0.8, "k": a.k,
-                 "model_load_s": round(load_s, 2), "contexts": 0}
+                 "model_load_s": round(load_s, 2), "contexts": 0, "first": a.first}
     original = local._GrammarMask
     try:
-        for ctx in contexts(a.contexts, a.k):
+        for ctx in contexts(a.contexts, a.k)[a.first - 1 :]:
             for e in engines:
                 local._GrammarMask = masks[e]
                 agent.requests = ctx.round * 1000  # the same seeds for every engine
@@ -268,6 +272,36 @@ def main() -> None:
             print(ctx.round, json.dumps(res["engines"]), flush=True)
     finally:
         local._GrammarMask = original
+
+
+def merge(paths: list[str], out: str) -> None:
+    """The outputs of runs split with --first, as one: proposals judged together, mask costs
+    weighted by tokens, compile times as the median of the runs' medians."""
+    runs = sorted((json.loads(Path(p).read_text()) for p in paths), key=lambda r: r.get("first", 1))
+    res: dict = {k: runs[0][k] for k in ("model", "temperature", "k")}
+    res["contexts"] = sum(r["contexts"] for r in runs)
+    res["texts"], res["engines"] = {}, {}
+    for e in runs[0]["engines"]:
+        texts = [t for r in runs for t in r["texts"][e]]
+        rs = [r["engines"][e] for r in runs]
+        tokens = sum(x["masked_tokens"] for x in rs)
+
+        def per_token(key, rs=rs, tokens=tokens):
+            return round(sum(x[key] * x["masked_tokens"] for x in rs) / tokens, 4)
+
+        def median(key, rs=rs):
+            v = sorted(x[key] for x in rs)
+            return v[len(v) // 2]
+
+        res["texts"][e] = texts
+        res["engines"][e] = {**judge(texts), "tokenizer_setup_s": median("tokenizer_setup_s"),
+                             "compile_ms_median": median("compile_ms_median"),
+                             "first_mask_ms_median": median("first_mask_ms_median"),
+                             "mask_ms_per_token": per_token("mask_ms_per_token"),
+                             "apply_ms_per_token": per_token("apply_ms_per_token"), "masked_tokens": tokens,
+                             "generate_s": round(sum(x["generate_s"] for x in rs), 1)}
+    Path(out).write_text(json.dumps(res, indent=1))
+    print(json.dumps(res["engines"], indent=1))
 
 
 if __name__ == "__main__":
