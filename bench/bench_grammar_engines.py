@@ -203,9 +203,12 @@ def main() -> None:
     ap.add_argument("--out", default="bench/grammar_engines.json")
     ap.add_argument("--first", type=int, default=1, help="start at this context (to split a run across processes)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="combine the outputs of split runs into --out")
+    ap.add_argument("--replay", metavar="JSON", help="time the engines alone on the documents of an earlier run")
     a = ap.parse_args()
     if a.merge:
         return merge(a.merge, a.out)
+    if a.replay:
+        return replay(a.replay, a.out)
 
     import stdlib_ops.backends.local as local
     from autodp_search.agents import AgentFailure, LLMAgent, LLMConfig
@@ -272,6 +275,70 @@ def main() -> None:
             print(ctx.round, json.dumps(res["engines"]), flush=True)
     finally:
         local._GrammarMask = original
+
+
+def replay(path: str, out: str) -> None:
+    """The engines without the model: every document an earlier run generated (any engine), as
+    tokens, fed to a fresh matcher of each engine; per token, the time to compute the mask and to
+    advance the matcher. The same token sequences for both engines, so the comparison is direct."""
+    import numpy as np
+    from bench_agent_grammar import COLUMNS
+
+    from autodp_search.agents.grammar import dp_grammar
+    from autodp_search.prompts import catalog_from_registry
+    from stdlib_ops.backends.local import TransformersBackend
+
+    run = json.loads(Path(path).read_text())
+    docs = sorted({t for ts in run["texts"].values() for t in ts if t})
+    grammar = dp_grammar(catalog_from_registry(), list(COLUMNS))
+    lm, tok = TransformersBackend("smollm2", memo=False).load()
+    seqs = [tok(d + "\n" if not d.endswith("\n") else d, add_special_tokens=False)["input_ids"] for d in docs]
+    res: dict = {"documents": len(docs), "tokens": sum(map(len, seqs)), "engines": {}}
+    import llguidance
+    import llguidance.hf
+
+    lltok = llguidance.hf.from_tokenizer(tok)
+    engines = {"llguidance": None}
+    try:
+        import xgrammar as xgr
+
+        info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=lm.config.vocab_size)
+        engines["xgrammar"] = None
+    except ImportError:
+        print("xgrammar is not installed: llguidance alone", flush=True)
+    for e in engines:
+        compile_ms, mask_s, step_s, n, rejected = [], 0.0, 0.0, 0, 0
+        for seq in seqs:
+            t = time.perf_counter()
+            if e == "llguidance":
+                m = llguidance.LLMatcher(lltok, llguidance.LLMatcher.grammar_from_lark(grammar), log_level=0)
+            else:
+                m = xgr.GrammarMatcher(xgr.GrammarCompiler(info, cache_enabled=False).compile_grammar(lark_to_ebnf(grammar)))
+                bitmask = xgr.allocate_token_bitmask(1, info.vocab_size)
+            compile_ms.append(1000 * (time.perf_counter() - t))
+            for tid in seq:
+                t0 = time.perf_counter()
+                if e == "llguidance":
+                    allowed = np.frombuffer(m.compute_bitmask(), dtype=np.uint32)
+                else:
+                    m.fill_next_token_bitmask(bitmask, 0)
+                    allowed = bitmask[0].numpy()
+                t1 = time.perf_counter()
+                ok = bool(allowed[tid // 32] >> (tid % 32) & 1)
+                ok = ok and (m.consume_token(tid) if e == "llguidance" else m.accept_token(tid))
+                step_s += time.perf_counter() - t1
+                mask_s += t1 - t0
+                n += 1
+                if not ok:
+                    rejected += 1
+                    break
+        compile_ms.sort()
+        res["engines"][e] = {"compile_ms_median": round(compile_ms[len(compile_ms) // 2], 2),
+                             "mask_ms_per_token": round(1000 * mask_s / n, 4),
+                             "advance_ms_per_token": round(1000 * step_s / n, 4),
+                             "tokens": n, "documents_refused": rejected}
+    Path(out).write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
 
 
 def merge(paths: list[str], out: str) -> None:
