@@ -1,7 +1,9 @@
 """Grammar engines for the in-process agent: llguidance (the one the local backend uses) vs xgrammar.
 
     python bench/bench_grammar_engines.py [--contexts 10] [--k 5] [--engines llguidance,xgrammar]
-                                          [--out bench/grammar_engines.json]
+                                          [--out bench/grammar_engines.json] [--first N]
+    python bench/bench_grammar_engines.py --merge A.json B.json ... --out ALL.json
+    python bench/bench_grammar_engines.py --replay ALL.json --out REPLAY.json
 
 The setup of ``bench/bench_agent_grammar.py`` (SmolLM2-135M-Instruct, ``local:smollm2``, offline;
 the same ``--contexts`` search contexts; ``--k`` constrained documents per context at temperature
@@ -17,7 +19,9 @@ and, apart, the cost of applying the mask to the logits.
 
 xgrammar does not read Lark: the agent's grammar (``dp_grammar``) is translated to xgrammar's EBNF
 by ``lark_to_ebnf`` (the subset dp_grammar writes). xgrammar is optional: without it, the run says
-so and measures llguidance alone. outlines is not measured separately: for context-free grammars
+so and measures llguidance alone. ``--first`` starts at a later context (a run split across
+processes; the contexts and seeds do not depend on the split), ``--merge`` recombines the parts,
+``--replay`` times the engines without the model on the documents a run generated. outlines is not measured separately: for context-free grammars
 it is a front end to these two engines (llguidance by default).
 """
 
