@@ -155,3 +155,28 @@ def test_the_xgrammar_translation_accepts_what_lark_accepts():
                 "dp: 1\nname: a\nsteps:\n  - filter: words(output) >= 8.2555\n",  # 3 decimals at most
                 "dp: 1\nname: a\nsteps:\n  - select.sample(fraction=0.0)\n"):
         assert not accepts(g, bad), bad
+
+
+def test_llguidance_decodes_every_operators_example_and_a_second_column(tmp_path):
+    """llguidance's lexer looks one byte ahead: a separator ``"," " "`` beside a parameter literal
+    ``", name="`` made a second column unreachable (``clean.whitespace(instruction, output)``),
+    which Lark's and xgrammar's parsers accept. Every document fed token by token must be accepted."""
+    llguidance = pytest.importorskip("llguidance")
+    pytest.importorskip("transformers")
+    import llguidance.hf
+    from transformers import AutoTokenizer
+
+    from tests.stdlib.test_model_local import build_tiny_llama
+
+    tok = AutoTokenizer.from_pretrained(build_tiny_llama(tmp_path / "tiny"))
+    lltok = llguidance.hf.from_tokenizer(tok)
+    grammar = llguidance.LLMatcher.grammar_from_lark(dp_grammar(CATALOG, COLUMNS))
+    steps = [example(o) for o in CATALOG] + [
+        "clean.whitespace(instruction, output)", "clean.whitespace(instruction, input, output, max_blank_lines=2)",
+        "dedup.exact(instruction, output, lowercase=true)", "clean.links(input, output)"]
+    for step in steps:
+        doc = f"dp: 1\nname: cover\nsteps:\n  - {step}\n"
+        m = llguidance.LLMatcher(lltok, grammar, log_level=0)
+        for t in tok(doc, add_special_tokens=False)["input_ids"]:
+            assert m.consume_token(t), (step, m.get_error()[:300])
+        assert m.is_accepting(), step
