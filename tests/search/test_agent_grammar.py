@@ -161,8 +161,9 @@ def test_llguidance_decodes_every_operators_example_and_a_second_column(tmp_path
     """llguidance's lexer looks one byte ahead: a separator ``"," " "`` beside a parameter literal
     ``", name="`` made a second column unreachable (``clean.whitespace(instruction, output)``),
     which Lark's and xgrammar's parsers accept. Every document fed token by token must be accepted."""
-    llguidance = pytest.importorskip("llguidance")
+    pytest.importorskip("llguidance")
     pytest.importorskip("transformers")
+    import llguidance
     import llguidance.hf
     from transformers import AutoTokenizer
 
