@@ -42,6 +42,10 @@ def register(subparsers) -> None:
                    help="a longer reply is malformed: retried, never parsed or sent back")
     g.add_argument("--llm-max-prompt-chars", type=_at_least(2_000), default=60_000,
                    help="the history is summarised until the prompt fits")
+    g.add_argument("--llm-context-tokens", type=_at_least(1_024), default=None,
+                   help="the agent model's context in tokens; the history is summarised until the prompt and the "
+                   "reply fit (local models: counted with their tokenizer, default their max length; endpoints: "
+                   "estimated at 3 characters per token, unchecked when not given)")
     g.add_argument("--llm-grammar", choices=["auto", "on", "off"], default="auto",
                    help="decode under the .dp grammar (catalog + columns): auto = for in-process models (local:...); "
                    "on = also ask an OpenAI-compatible server for it (vLLM structured outputs)")
@@ -202,7 +206,7 @@ def build_config(args):
         llm = LLMConfig(base_url=args.llm_base_url, model=args.llm_model, api_key_env=args.llm_api_key_env,
                         structured=args.llm_structured, timeout_s=args.llm_timeout, max_retries=args.llm_retries,
                         max_reply_chars=args.llm_max_reply_chars, max_prompt_chars=args.llm_max_prompt_chars,
-                        grammar=args.llm_grammar)
+                        grammar=args.llm_grammar, context_tokens=args.llm_context_tokens)
     budget = Budget(max_rounds=args.rounds, max_finetunes=args.max_finetunes, max_wall_s=args.max_time,
                     patience=args.patience, max_agent_calls=args.max_agent_calls, max_repairs=args.max_repairs,
                     stop_file=args.stop_file)

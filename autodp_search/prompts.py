@@ -18,6 +18,7 @@ import typing
 from typing import Any
 
 from .agents.base import AgentContext, CandidateView, OpInfo, RepairRequest, rank_key
+from .agents.tokens import TokenBudget
 
 __all__ = [
     "PROMPT_VERSION",
@@ -170,8 +171,9 @@ def _one_line(c: CandidateView) -> str:
 def history_text(ctx: AgentContext, limit: int = 24) -> str:
     """Candidates side by side, score minus r0, worst first and best last; rejected ones first.
 
-    ``limit``: candidates shown in full (the best ones); the others are summarised in one line
-    each. The order and the best are the search's (``rank_key``)."""
+    ``limit``: candidates shown in full: the best, then the most recent (the latest rounds, the
+    stronger first within a round); the others, the oldest rounds first, are summarised in one
+    line each. The order and the best are the search's (``rank_key``)."""
     if not ctx.history:
         if ctx.round <= 1:
             return "No candidates yet: this is the first round."
@@ -179,8 +181,12 @@ def history_text(ctx: AgentContext, limit: int = 24) -> str:
                 "that could be run. Follow the language and the catalog exactly.")
     scored = sorted((c for c in ctx.history if c.status == "ok" and c.delta is not None), key=rank_key, reverse=True)
     other = [c for c in ctx.history if not (c.status == "ok" and c.delta is not None)][-8:]
-    full = scored[-limit:] if limit > 0 else []
-    short = scored[: len(scored) - len(full)]
+    keep: set[str] = set()
+    if limit > 0 and scored:
+        recent = sorted(scored[:-1], key=lambda c: (-c.round, rank_key(c)))
+        keep = {scored[-1].cid, *(c.cid for c in recent[: limit - 1])}
+    full = [c for c in scored if c.cid in keep]
+    short = [c for c in scored if c.cid not in keep]
     parts = [
         "r0 is the score of the model fine-tuned on the unprocessed data; a candidate's score is its "
         "judged win rate against that model (0.5 = as good as r0). Positive `score - r0` is better. "
@@ -188,7 +194,7 @@ def history_text(ctx: AgentContext, limit: int = 24) -> str:
         f"about {7 * ctx.privacy_k}).",
     ]
     if short:
-        parts.append(f"{len(short)} weaker candidates, summarised:\n" + "\n".join(_one_line(c) for c in short))
+        parts.append(f"{len(short)} older or weaker candidates, summarised:\n" + "\n".join(_one_line(c) for c in short))
     parts += [_record_text(c) if limit > 0 else _one_line(c) for c in other]
     parts += [_record_text(c) for c in full]
     if scored:
@@ -230,22 +236,36 @@ JSON_REPLY = ('Reply with a JSON object {"strategies": [{"rationale": "...", "st
 
 
 def search_messages(ctx: AgentContext, max_chars: int | None = None, events: list[str] | None = None,
-                    reply: str = JSON_REPLY) -> list[dict[str, str]]:
-    """The proposal request. ``max_chars``: the prompt's size limit; when the full history would
-    not fit, fewer candidates are shown in full (the others in one line each), then none; what
-    was done is appended to ``events``. ``reply``: how to answer (``JSON_REPLY``, or ``DP_REPLY``
-    when decoding is constrained to one .dp document)."""
+                    reply: str = JSON_REPLY, tokens: TokenBudget | None = None) -> list[dict[str, str]]:
+    """The proposal request. ``max_chars`` (characters) and ``tokens`` (the model's context, see
+    ``agents.tokens``): the prompt's size limits; when the full history would not fit, fewer
+    candidates are shown in full (the oldest rounds are summarised first, one line each; the best
+    stays in full longest), then none; what was done is appended to ``events``. ``reply``: how to
+    answer (``JSON_REPLY``, or ``DP_REPLY`` when decoding is constrained to one .dp document)."""
+
+    def over(msgs) -> list[str]:
+        why = []
+        if max_chars is not None and _size(msgs) > max_chars:
+            why.append(f"{max_chars} characters (--llm-max-prompt-chars)")
+        if tokens is not None and (n := tokens.count(msgs)) > tokens.prompt_limit:
+            why.append(f"{tokens.describe()}: it took {n}")
+        return why
+
     msgs = _search_messages(ctx, 24, reply)
-    if max_chars is None or _size(msgs) <= max_chars:
+    first = over(msgs)
+    if not first:
         return msgs
     for limit in (12, 6, 3, 1, 0):
         msgs = _search_messages(ctx, limit, reply)
-        if _size(msgs) <= max_chars:
+        still = over(msgs)
+        if not still:
             break
     if events is not None:
-        events.append(f"round {ctx.round}: the prompt was over {max_chars} characters (--llm-max-prompt-chars); "
-                      f"the history was summarised (best {limit} candidate(s) in full), now {_size(msgs)} characters"
-                      + ("" if _size(msgs) <= max_chars else " (still over: the catalog and profile alone do not fit)"))
+        size = f"{_size(msgs)} characters" + (f", {tokens.count(msgs)} tokens" if tokens is not None else "")
+        events.append(f"round {ctx.round}: the prompt was over " + " and ".join(first)
+                      + f"; the history was summarised, oldest rounds first ({limit} candidate(s) in full: the best, then the latest), "
+                      f"now {size}" + (f" (still over {' and '.join(still)}: the catalog and profile alone do not fit)"
+                                       if still else ""))
     return msgs
 
 

@@ -73,6 +73,12 @@ def _rule_name(op: str) -> str:
     return "op_" + op.replace(".", "_")
 
 
+# Literals are written so that llguidance's lexer, which decides with one byte of lookahead, never
+# has to take back more than that: ", " is one literal, and a parameter is ", " then "name=" (with
+# "," " " beside ", name=" the lexer followed ", name=" past ", " and a second column was
+# unreachable; tests/search/test_agent_grammar.py feeds it every operator token by token).
+
+
 def dp_grammar(catalog: tuple[OpInfo, ...], columns: list[tuple[str, str]], max_steps: int = 4,
                max_inner: int = 2) -> str:
     """The Lark grammar of agent strategies over ``catalog`` and ``columns`` ((name, type) pairs)."""
@@ -89,7 +95,7 @@ def dp_grammar(catalog: tuple[OpInfo, ...], columns: list[tuple[str, str]], max_
         args = []
         for a in o.args:
             rule = "textarg" if a["type"] == "str" else "numarg"
-            args.append(f'{rule} ("," " " {rule})*' if a.get("variadic") else rule)
+            args.append(f'{rule} (", " {rule})*' if a.get("variadic") else rule)
         params = [(p["name"], v) for p in o.params if (v := _param_value(p)) is not None]
         name = _rule_name(o.name)
         size = {"fraction", "k"} <= {pn for pn, _ in params}  # selection: one of them is required
@@ -97,12 +103,12 @@ def dp_grammar(catalog: tuple[OpInfo, ...], columns: list[tuple[str, str]], max_
             fr, kk = '(/0\\.[0-9]{0,2}[1-9]/ | "1.0")', "/[1-9][0-9]{0,5}/"  # a size of 0 is refused
             params = [(pn, pv) for pn, pv in params if pn not in ("fraction", "k")]
         if args:
-            body = ' "," " " '.join(args)
-            req = f' (", fraction=" {fr} | ", k=" {kk})' if size else ""
-            opt = " ".join(f'(", {pn}=" {pv})?' for pn, pv in params)
+            body = ' ", " '.join(args)
+            req = f' ", " ("fraction=" {fr} | "k=" {kk})' if size else ""
+            opt = " ".join(f'(", " "{pn}=" {pv})?' for pn, pv in params)
             lines.append(f'{name}: "{o.name}(" {body}{req} {opt} ")"')
         elif size:
-            opt = " ".join(f'(", {pn}=" {pv})?' for pn, pv in params)
+            opt = " ".join(f'(", " "{pn}=" {pv})?' for pn, pv in params)
             lines.append(f'{name}: "{o.name}(" ("fraction=" {fr} | "k=" {kk}) {opt} ")"')
         else:  # no argument: no parameter, or one of them
             choices = ['"()"'] + [f'"({pn}=" {pv} ")"' for pn, pv in params]
@@ -138,3 +144,4 @@ def dp_grammar(catalog: tuple[OpInfo, ...], columns: list[tuple[str, str]], max_
     lines.append("INT: /[1-9][0-9]{0,4}|0/")
     lines.append("NUMBER: /([1-9][0-9]{0,4}|0)(\\.[0-9]{1,3})?/")
     return "\n".join(lines) + "\n"
+

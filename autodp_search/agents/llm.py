@@ -11,7 +11,10 @@ agent:
   plain request plus a lenient parse (JSON anywhere in the reply, or ```yaml blocks) when the
   server refuses ``response_format``;
 - a reply size limit (``max_reply_chars``): a larger reply is malformed, never parsed or sent back;
-- a prompt size limit (``max_prompt_chars``): the history is summarised until the prompt fits;
+- prompt size limits: ``max_prompt_chars`` characters, and the model's context in tokens (counted
+  with the model's tokenizer in process, estimated for an endpoint with ``context_tokens`` set; see
+  ``agents.tokens``): the history is summarised, oldest rounds first, until the prompt fits; a
+  prompt that still does not fit the context is a failure, never sent cut;
 - a deadline (``set_deadline``): each request's timeout is bounded by the time left to the search,
   so ``--max-time`` holds while a server hangs;
 - ``preflight()``: one tiny request before the search spends anything, naming the endpoint when it
@@ -30,6 +33,7 @@ boundary (``autodp_search.boundary``) builds from aggregates.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -43,6 +47,7 @@ from .base import AgentContext, AgentFailure, Proposal, RepairRequest
 __all__ = ["LLMAgent", "AutoMLAgent", "LLMConfig", "parse_reply", "response_schema"]
 
 _SPEC_KINDS = ("openai:", "local:", "vllm:", "scripted")
+_DP_REPLY_TOKENS = 600  # one constrained .dp document: 4 steps of the grammar fit in well under 600 tokens
 
 
 @dataclass
@@ -53,6 +58,8 @@ class LLMConfig:
     OpenAI itself) or a backend spec: ``openai:MODEL@URL``, ``local:smollm2``, ``vllm:MODEL``.
     ``timeout_s`` bounds each request (and the time left to the search bounds it further);
     ``max_retries`` retries transient failures, ``malformed_retries`` replies without a strategy.
+    ``context_tokens``: the model's context window (in-process models: the backend's ``max_length``
+    by default; endpoints: unknown unless given, and then counted with ``chars_per_token``).
     """
 
     base_url: str | None = None
@@ -66,6 +73,8 @@ class LLMConfig:
     structured: str = "auto"  # "auto" (try, fall back), "on", "off"
     max_reply_chars: int = 100_000
     max_prompt_chars: int = 60_000
+    context_tokens: int | None = None
+    chars_per_token: float = 3.0  # the estimate for an endpoint's tokenizer (agents.tokens.estimate_tokens)
     backoff_s: float = 0.5  # first backoff between retries (doubles each time)
     grammar: str = "auto"  # constrained decoding with the .dp grammar: "auto" (in-process models), "on", "off"
     grammar_field: str = "structured_outputs"  # how an OpenAI-compatible server gets it (vLLM; see OpenAIBackend)
@@ -284,7 +293,52 @@ class LLMAgent:
     # ---- the agent protocol
 
     def _messages(self, ctx: AgentContext, reply: str = prompts.JSON_REPLY) -> list[dict[str, str]]:
-        return prompts.search_messages(ctx, max_chars=self.config.max_prompt_chars, events=self.events, reply=reply)
+        tokens = self.token_budget(self._reply_tokens(reply == prompts.DP_REPLY), suffix=self._suffix(ctx.k))
+        msgs = prompts.search_messages(ctx, max_chars=self.config.max_prompt_chars, events=self.events, reply=reply,
+                                       tokens=tokens)
+        self._check_fits(msgs, tokens, "proposal")
+        return msgs
+
+    # ---- the prompt's size in tokens (agents.tokens)
+
+    def _reply_tokens(self, constrained: bool) -> int:
+        return min(self.config.max_tokens, _DP_REPLY_TOKENS) if constrained else self.config.max_tokens
+
+    @staticmethod
+    def _suffix(n: int) -> str:
+        return f"\n(strategy {n} of {n})"
+
+    def token_budget(self, reply_tokens: int, suffix: str = ""):
+        """The prompt's room in tokens, or None where the model's context is unknown (an endpoint
+        without ``context_tokens``). ``suffix``: text the request adds to the last message."""
+        from .tokens import TokenBudget, estimate_tokens, tokenizer_counter
+
+        backend = self.backend
+        if getattr(backend, "kind", "") == "local" and hasattr(backend, "render"):
+            from stdlib_ops.backends import ChatPrompt, Message
+
+            _, tok = backend.load()
+
+            def render(msgs):
+                msgs = [*msgs[:-1], {**msgs[-1], "content": msgs[-1]["content"] + suffix}]
+                return backend.render(ChatPrompt(tuple(Message(m["role"], m["content"]) for m in msgs)))
+
+            context = self.config.context_tokens or backend.max_length
+            return TokenBudget(context, reply_tokens, tokenizer_counter(tok, render), "the model's tokenizer")
+        if self.config.context_tokens is None:
+            return None
+        cpt = self.config.chars_per_token
+
+        def estimate(msgs):
+            return estimate_tokens(msgs, cpt) + math.ceil(len(suffix) / cpt)
+
+        return TokenBudget(self.config.context_tokens, reply_tokens, estimate,
+                           f"an estimate of 1 token per {cpt:g} characters")
+
+    def _check_fits(self, msgs, tokens, what: str) -> None:
+        if tokens is not None and (n := tokens.count(msgs)) > tokens.prompt_limit:
+            raise AgentFailure(f"the {what} prompt takes {n} tokens even with the history summarised; the room is "
+                               f"{tokens.describe()}", "config")
 
     # ---- grammar-constrained decoding (one .dp document per sequence)
 
@@ -311,8 +365,9 @@ class LLMAgent:
         prompts_ = []
         for i in range(n):
             msgs = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + f"\n(strategy {i + 1} of {n})"}]
+            # (the token budget counted the longest of these suffixes: self._suffix)
             prompts_.append(ChatPrompt(tuple(Message(m["role"], m["content"]) for m in msgs)))
-        sampling = Sampling(temperature=self.config.temperature, max_tokens=min(self.config.max_tokens, 600),
+        sampling = Sampling(temperature=self.config.temperature, max_tokens=self._reply_tokens(True),
                             seed=self.requests, grammar=grammar)
         self.requests += 1
         try:
@@ -333,10 +388,12 @@ class LLMAgent:
 
     def repair(self, context: AgentContext, request: RepairRequest) -> Proposal | None:
         try:
+            msgs = self._fitting_repair(context, request, prompts.DP_REPLY if self.constrained else None)
+            if msgs is None:
+                return None
             if self.constrained:
-                msgs = self._repair_messages(context, request, reply=prompts.DP_REPLY)
                 return self._constrained(msgs, 1, context, "agent-repair")[0]
-            props = self._request(self._repair_messages(context, request), self._validator("repair"), "agent-repair")
+            props = self._request(msgs, self._validator("repair"), "agent-repair")
         except AgentFailure as e:
             if e.kind == "malformed":  # a repair reply without a strategy gives this repair up
                 self.events.append(f"repair attempt {request.attempt} gave no strategy: {e}")
@@ -347,6 +404,16 @@ class LLMAgent:
     def _repair_messages(self, context: AgentContext, request: RepairRequest, reply: str | None = None) -> list[dict[str, str]]:
         return prompts.repair_messages(context, request, reply=reply)
 
+    def _fitting_repair(self, context: AgentContext, request: RepairRequest, reply: str | None) -> list[dict[str, str]] | None:
+        """The repair request, or None (an event says why) when it does not fit the model's context."""
+        msgs = self._repair_messages(context, request, reply=reply)
+        tokens = self.token_budget(self._reply_tokens(reply == prompts.DP_REPLY), suffix=self._suffix(1))
+        if tokens is not None and (n := tokens.count(msgs)) > tokens.prompt_limit:
+            self.events.append(f"repair attempt {request.attempt} was not asked: its prompt takes {n} tokens, "
+                               f"over {tokens.describe()}")
+            return None
+        return msgs
+
 
 class AutoMLAgent(LLMAgent):
     """Baseline: absolute scores, no group-relative comparison, no catalog documentation."""
@@ -354,7 +421,11 @@ class AutoMLAgent(LLMAgent):
     name = "automl"
 
     def _messages(self, ctx: AgentContext, reply: str | None = None) -> list[dict[str, str]]:
-        return prompts.automl_messages(ctx, reply=None if reply == prompts.JSON_REPLY else reply)
+        msgs = prompts.automl_messages(ctx, reply=None if reply == prompts.JSON_REPLY else reply)
+        # the baseline shows its history whole (no summary): a prompt over the context is a failure
+        self._check_fits(msgs, self.token_budget(self._reply_tokens(reply == prompts.DP_REPLY), self._suffix(ctx.k)),
+                         "proposal")
+        return msgs
 
     def _repair_messages(self, context: AgentContext, request: RepairRequest, reply: str | None = None) -> list[dict[str, str]]:
         return prompts.repair_messages(context, request, catalog=False, reply=reply)
@@ -376,7 +447,7 @@ def _failure_text(where: str, r, timeout: float | None) -> str:
     msg = " ".join((r.error or "").split())[:300]
     if r.kind == "client" and _too_long(msg):
         return (f"{where} refused the prompt as too long for the model's context ({msg}); "
-                "lower --llm-max-prompt-chars")
+                "give the model's context with --llm-context-tokens, or lower --llm-max-prompt-chars")
     if r.kind == "timeout":
         return f"{where} gave no answer within {timeout:g} s, {r.attempts} attempt(s) (--llm-timeout, --llm-retries)"
     if r.kind == "malformed":

@@ -125,3 +125,59 @@ def test_a_random_local_model_decodes_only_documents_of_the_grammar(tmp_path):
         parser.parse(r.text + "\n" if not r.text.endswith("\n") else r.text)
         res = compile_text(r.text, columns={n: parse_type(t) for n, t in COLUMNS})
         assert not any(d.code in ("yaml-syntax", "syntax-error") for d in res.diagnostics), res.diagnostics
+
+
+def test_the_xgrammar_translation_accepts_what_lark_accepts():
+    """bench/bench_grammar_engines.py compares engines on the same grammar: xgrammar gets the Lark
+    grammar translated to its EBNF, which accepts every operator's example and refuses the rest."""
+    xgr = pytest.importorskip("xgrammar")
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from xgrammar.testing import _is_grammar_accept_string as accepts
+
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_grammar_engines", bench / "bench_grammar_engines.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    g = xgr.Grammar.from_ebnf(mod.lark_to_ebnf(dp_grammar(CATALOG, COLUMNS)))
+    for op in CATALOG:
+        assert accepts(g, f"dp: 1\nname: cover\nsteps:\n  - {example(op)}\n"), op.name
+    assert accepts(g, "dp: 1\nname: a-b\nsteps:\n  - filter: words(output) >= 8.25 and not heading_only(output)\n"
+                      "  - where: lowq > 0.5\n    do:\n      - refine.rewrite(output)\n")
+    for bad in ("dp: 1\nname: a\nsteps:\n  - clean.html(secret_column)\n",
+                'dp: 1\nname: a\nsteps:\n  - filter: output >= "SECRET-5"\n',
+                "dp: 1\nname: a\nsteps:\n  - filter: words(output) >= 8.2555\n",  # 3 decimals at most
+                "dp: 1\nname: a\nsteps:\n  - select.sample(fraction=0.0)\n"):
+        assert not accepts(g, bad), bad
+
+
+def test_llguidance_decodes_every_operators_example_and_a_second_column(tmp_path):
+    """llguidance's lexer looks one byte ahead: a separator ``"," " "`` beside a parameter literal
+    ``", name="`` made a second column unreachable (``clean.whitespace(instruction, output)``),
+    which Lark's and xgrammar's parsers accept. Every document fed token by token must be accepted."""
+    pytest.importorskip("llguidance")
+    pytest.importorskip("transformers")
+    import llguidance
+    import llguidance.hf
+    from transformers import AutoTokenizer
+
+    from tests.stdlib.test_model_local import build_tiny_llama
+
+    tok = AutoTokenizer.from_pretrained(build_tiny_llama(tmp_path / "tiny"))
+    lltok = llguidance.hf.from_tokenizer(tok)
+    grammar = llguidance.LLMatcher.grammar_from_lark(dp_grammar(CATALOG, COLUMNS))
+    steps = [example(o) for o in CATALOG] + [
+        "clean.whitespace(instruction, output)", "clean.whitespace(instruction, input, output, max_blank_lines=2)",
+        "dedup.exact(instruction, output, lowercase=true)", "clean.links(input, output)"]
+    for step in steps:
+        doc = f"dp: 1\nname: cover\nsteps:\n  - {step}\n"
+        m = llguidance.LLMatcher(lltok, grammar, log_level=0)
+        for t in tok(doc, add_special_tokens=False)["input_ids"]:
+            assert m.consume_token(t), (step, m.get_error()[:300])
+        assert m.is_accepting(), step
