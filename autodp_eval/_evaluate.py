@@ -15,7 +15,7 @@ import multiprocessing
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Literal
 
@@ -422,14 +422,11 @@ class Evaluation:
         if n <= 1 or len(todo) <= 1:
             return 0
         self.say(f"training {len(todo)} arms, {min(n, len(todo))} processes at a time ...")
-        ctx = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
-        with ProcessPoolExecutor(max_workers=min(n, len(todo)), mp_context=ctx) as pool:
-            futures = [
-                pool.submit(_train_unit, self.rows(name, r), self.arm_config(name, r), str(self.cache), self.base_train)
-                for name, r in todo
-            ]
-            for fut in futures:
-                fut.result()
+        run_in_processes(
+            _train_unit,
+            [(self.rows(name, r), self.arm_config(name, r), str(self.cache), self.base_train) for name, r in todo],
+            n,
+        )
         return len(todo)
 
     def replicate(self, r: int) -> ReplicateResult:
@@ -737,6 +734,54 @@ class Evaluation:
         result = self.combine([self.replicate(r) for r in range(n)])
         result.timings["total"] = round(time.perf_counter() - t + self.prepare_seconds, 3)
         return result
+
+
+def run_in_processes(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], workers: int) -> None:
+    """``fn(*args)`` for every ``args`` in ``calls``, each in a spawned process, ``workers`` at a time.
+
+    The first failure, or Ctrl-C, stops the rest: units not started are cancelled and the running
+    workers are ended (their results land in the memo atomically, so a half-trained arm leaves nothing
+    behind), then the exception propagates. Without this a failing unit surfaced only after every
+    other unit had trained, and Ctrl-C left the queued units training. The workers ignore SIGINT: the
+    parent alone answers Ctrl-C, so no worker prints a traceback of its own: they are started (on
+    submit) while the parent ignores SIGINT, a setting a new process keeps from its first instruction,
+    before Python could turn the signal into a KeyboardInterrupt in the middle of its imports."""
+    import signal
+    import threading
+
+    ctx = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
+    pool = ProcessPoolExecutor(
+        max_workers=max(1, min(workers, len(calls))), mp_context=ctx, initializer=_ignore_sigint
+    )
+    # only the main thread may change handlers; None: a handler not set from Python, left alone
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        if previous is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            futures = [pool.submit(fn, *args) for args in calls]
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        for fut in as_completed(futures):
+            fut.result()
+    except BaseException:
+        # the running processes (ProcessPoolExecutor.terminate_workers from Python 3.14 does the same)
+        running = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in running:
+            proc.terminate()
+        for proc in running:
+            proc.join()
+        raise
+    pool.shutdown()
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _train_unit(rows: list[Row], config: EvalConfig, cache_dir: str, tokenizer_data: list[Row]) -> None:

@@ -191,7 +191,11 @@ def pool_intervals(
     freedom. Every part needs a standard error (two replicates or more)."""
     if not parts or any(p.estimate is None or p.se is None or p.df is None for p in parts):
         raise ValueError("pool_intervals needs parts with an estimate, a standard error and degrees of freedom")
-    w = list(weights) if weights is not None else [float(p.questions) for p in parts]
+    if len({p.level for p in parts}) > 1:  # one level for the pooled interval, not the first part's
+        raise ValueError(f"pool_intervals needs parts at one level, got {sorted({p.level for p in parts})}")
+    w = [float(x) for x in weights] if weights is not None else [float(p.questions) for p in parts]
+    if len(w) != len(parts) or not all(math.isfinite(x) and x >= 0 for x in w) or sum(w) <= 0:
+        raise ValueError(f"pool_intervals needs one weight >= 0 per part ({len(parts)}), not all zero; got weights {w}")
     total = sum(w)
     w = [x / total for x in w]
     est = sum(wi * p.estimate for wi, p in zip(w, parts, strict=True))  # type: ignore[operator]

@@ -12,6 +12,9 @@ from .prompts import DEFAULT_TASK
 __all__ = ["SEARCH_VERSION", "SearchConfig"]
 
 SEARCH_VERSION = 2  # part of the journal's identity: a journal of another version is not resumed
+# evaluation settings that schedule the work without changing a result (EvalConfig.cache_key leaves them
+# out too): a search started with --eval-workers 2 resumes with 1, on a machine with other cores
+SCHEDULING_SETTINGS = frozenset({"workers", "threads"})
 
 
 @dataclass
@@ -66,7 +69,8 @@ class SearchConfig:
             "target_selection": self.target_selection if self.target_judge == "weak" else [self.target_selection, self.target_judge],
             "heldout": [self.heldout_n, self.final_heldout_n, self.verdict_replicates],
             "profile_k": self.profile_k,
-            "eval": [self.eval_preset, self.eval_overrides, self.same_steps, self.tidy_heldout],
+            "eval": [self.eval_preset, {k: v for k, v in self.eval_overrides.items() if k not in SCHEDULING_SETTINGS},
+                     self.same_steps, self.tidy_heldout],
         }
 
     def to_json(self) -> dict[str, Any]:

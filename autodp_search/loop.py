@@ -61,7 +61,7 @@ from .evaluators import EVAL_COLUMNS, AutodpEvaluator, EvalOutcome, Evaluator
 from .execution import CandidateRun, run_strategies
 from .journal import Journal, JournalMismatch, record_from_json, record_to_json
 from .prompts import catalog_from_registry
-from .report import build_report, write_report
+from .report import NOT_SHOWN, build_report, improvement_shown, write_report
 
 __all__ = ["Search", "SearchResult", "run_search"]
 
@@ -718,9 +718,8 @@ class Search:
                                f"used by the search, {o.replicates} replicate(s) on fresh seeds")
             if o.placebo is not None:
                 self.console.print(o.placebo["statement"])
-                if o.placebo["beats_placebo"] is not True:
-                    self.console.print("[bold yellow]the best strategy does not beat dropping as many rows at random: "
-                                       "no strategy is shown to improve on the unprocessed data[/bold yellow]")
+                if not improvement_shown(final["eval"]):
+                    self.console.print(f"[bold yellow]{NOT_SHOWN}[/bold yellow]")
         else:
             self.console.print(f"final evaluation failed: {o.error}")
         self.journal.write_final(final)

@@ -208,6 +208,27 @@ def _attempts_html(p: dict[str, Any] | None) -> str:
     return f"<details><summary>proposal and repairs</summary>{''.join(parts)}</details>"
 
 
+NOT_SHOWN = ("no strategy is shown to improve on the unprocessed data; use the unprocessed data, or search "
+             "with more replicates")
+
+
+def placebo_control(pb: dict[str, Any]) -> str:
+    """What the final verdict's placebo arms were, in words: a random drop, or (the candidate dropped no
+    rows) the unprocessed data on other seeds -- "dropping 0 rows at random" would misdescribe it."""
+    if pb.get("kind") == "a/a" or not pb.get("dropped"):
+        return "the unprocessed data trained with other seeds (an A/A placebo: it drops no rows)"
+    return f"dropping as many rows ({pb.get('dropped')}) at random"
+
+
+def improvement_shown(fe: dict[str, Any]) -> bool:
+    """The final verdict shows an improvement only when the win rate against the unprocessed data is
+    above 0.5 (its interval's low end) and the strategy beats its placebo: beating a placebo that itself
+    loses to the unprocessed data is not an improvement."""
+    pb = fe.get("placebo")
+    low = fe.get("ci_low")
+    return low is not None and low > 0.5 and (pb is None or pb.get("beats_placebo") is True)
+
+
 def render_html(rep: dict[str, Any]) -> str:
     best = rep.get("best") or {}
     final = rep.get("final") or {}
@@ -237,11 +258,10 @@ def render_html(rep: dict[str, Any]) -> str:
         pb = fe.get("placebo")
         if pb:
             verdict = {True: "beats", False: "loses to"}.get(pb.get("beats_placebo"), "does not separate from")
-            fin += (f"<p class='big'>Placebo control: the best strategy <b>{verdict}</b> dropping as many rows "
-                    f"({pb.get('dropped')}) at random.</p><p>{_esc(pb.get('statement'))}</p>")
-            if pb.get("beats_placebo") is not True:
-                fin += ("<p><b>Verdict:</b> no strategy is shown to improve on the unprocessed data; "
-                        "use the unprocessed data, or search with more replicates.</p>")
+            fin += (f"<p class='big'>Placebo control: the best strategy <b>{verdict}</b> {_esc(placebo_control(pb))}."
+                    f"</p><p>{_esc(pb.get('statement'))}</p>")
+            if not improvement_shown(fe):
+                fin += f"<p><b>Verdict:</b> {NOT_SHOWN}.</p>"
     elif final:
         fin = f"<p>Final evaluation failed: {_esc(fe.get('error'))}</p>"
     if best:
