@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 GEN = ROOT.parent / "shared" / "bench" / "gen_sft_noise.py"
 
-from stdlib_ops.dedup import band_keys, minhash_signatures, shingle_hashes  # noqa: E402
+from stdlib_ops.dedup import band_keys, minhash_signatures, one_permutation_bins, shingle_hashes  # noqa: E402
 from stdlib_ops.testing import jaccard_cells, jaccard_pairs  # noqa: E402
 
 K, NGRAM, SEED, BANDS, ROWS = 256, 5, 42, 25, 10
@@ -51,17 +51,8 @@ def baseline_signatures(s: pl.Series, num_perm: int, ngram: int, lowercase: bool
     """BASELINE, for comparison only: one-permutation hashing with rotation densification, as
     ``dedup.minhash`` computed it up to op version 1 (an empty bin takes the next filled bin's
     value to its right plus ``distance * 0x9E3779B9``)."""
-    n, k = len(s), num_perm
-    r_sh, sh = shingle_hashes(s, ngram, lowercase, seed)
-    b = (((sh >> np.uint64(32)) * np.uint64(k)) >> np.uint64(32)).astype(np.int64)
-    v = (sh & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    flat = r_sh.astype(np.int64) * k + b
-    sig = np.full(n * k, 0xFFFFFFFF, dtype=np.uint32)
-    np.minimum.at(sig, flat, v)
-    filled = np.zeros(n * k, dtype=bool)
-    filled[flat] = True
-    sig = sig.reshape(n, k)
-    _baseline_densify(sig, filled.reshape(n, k))
+    sig, filled = one_permutation_bins(s, num_perm, ngram, lowercase, seed)
+    _baseline_densify(sig, filled)
     return sig
 
 

@@ -31,6 +31,9 @@ sys.path.insert(0, str(REPO))
 from autodp_eval import EvalConfig, evaluate, normalize_prompt, prompt_text  # noqa: E402
 from autodp_eval.testing import corrupt_rows  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from eval_null import parse_overrides  # noqa: E402
+
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "medquad" / "medquad.jsonl"
 
 
@@ -82,18 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reverse", action="store_true", help="also evaluate corrupted (candidate) vs clean")
     args = ap.parse_args(argv)
 
-    overrides: dict = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        node = overrides
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        try:
-            node[leaf] = json.loads(value)
-        except ValueError:
-            node[leaf] = value
-    config = EvalConfig.preset(args.preset, **overrides)
+    config = EvalConfig.preset(args.preset, **parse_overrides(args.set))
 
     t0 = time.perf_counter()
     clean, heldout = sample(args.data, args.n_train, args.n_heldout, args.seed)

@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from eval_null import parse_overrides, steps_per_arm  # noqa: E402
 
-from autodp_eval import EvalConfig, Evaluation, pool_intervals, random_drop  # noqa: E402
+from autodp_eval import EvalConfig, Evaluation, pool_intervals  # noqa: E402
 
 SEMEVAL = REPO.parent / "shared" / "data" / "semeval2016_cqa" / "semeval2016_cqa_dev.jsonl"
 FOLDS = 4

@@ -149,13 +149,14 @@ def shingle_hashes(s: pl.Series, ngram: int, lowercase: bool, seed: int) -> tupl
     return r_sh, sh
 
 
-def minhash_signatures(s: pl.Series, num_perm: int, ngram: int, lowercase: bool, seed: int) -> pl.Series:
-    """One batch of texts -> ``Array(UInt32, num_perm)`` signatures (see the module docstring;
-    shingles as in ``shingle_hashes``)."""
-    n = len(s)
-    k = num_perm
+def one_permutation_bins(
+    s: pl.Series, num_perm: int, ngram: int, lowercase: bool, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-permutation hashing of each text's shingles into ``num_perm`` bins: ``(sig, filled)``,
+    both ``(rows, num_perm)``; an empty bin holds 0xFFFFFFFF and ``filled`` False (densification
+    fills it). High 32 bits of a shingle hash pick the bin (multiply-shift), low 32 bits the value."""
+    n, k = len(s), num_perm
     r_sh, sh = shingle_hashes(s, ngram, lowercase, seed)
-    # one-permutation hashing: high 32 bits -> bin (multiply-shift), low 32 bits -> value
     b = (((sh >> np.uint64(32)) * np.uint64(k)) >> np.uint64(32)).astype(np.int64)
     v = (sh & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     flat = r_sh.astype(np.int64) * k + b
@@ -163,9 +164,15 @@ def minhash_signatures(s: pl.Series, num_perm: int, ngram: int, lowercase: bool,
     np.minimum.at(sig, flat, v)
     filled = np.zeros(n * k, dtype=bool)
     filled[flat] = True
-    sig = sig.reshape(n, k)
-    _densify(sig, filled.reshape(n, k), seed)
-    return pl.Series(s.name, sig, dtype=pl.Array(pl.UInt32, k))
+    return sig.reshape(n, k), filled.reshape(n, k)
+
+
+def minhash_signatures(s: pl.Series, num_perm: int, ngram: int, lowercase: bool, seed: int) -> pl.Series:
+    """One batch of texts -> ``Array(UInt32, num_perm)`` signatures (see the module docstring;
+    shingles as in ``shingle_hashes``)."""
+    sig, filled = one_permutation_bins(s, num_perm, ngram, lowercase, seed)
+    _densify(sig, filled, seed)
+    return pl.Series(s.name, sig, dtype=pl.Array(pl.UInt32, num_perm))
 
 
 def _densify(sig: np.ndarray, filled: np.ndarray, seed: int, dense_max: int | None = None, chunk: int = 4096) -> None:
