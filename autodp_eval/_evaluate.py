@@ -422,12 +422,24 @@ class Evaluation:
         if n <= 1 or len(todo) <= 1:
             return 0
         self.say(f"training {len(todo)} arms, {min(n, len(todo))} processes at a time ...")
+        # each worker also answers and scores the held-out questions with the arm it trained (into the
+        # memo, where replicate() finds them): done by the parent, one arm after another, they were the
+        # serial part of a parallel evaluation. vLLM generation stays in the parent (one engine per GPU).
+        prompts = self.prompts if self.needs_answers and self.config.generate.backend == "transformers" else []
         run_in_processes(
             _train_unit,
-            [(self.rows(name, r), self.arm_config(name, r), str(self.cache), self.base_train) for name, r in todo],
+            [
+                (self.rows(name, r), self.arm_config(name, r), str(self.cache), self.base_train, prompts, self.refs)
+                for name, r in todo
+            ],
             n,
         )
         return len(todo)
+
+    @property
+    def needs_answers(self) -> bool:
+        """Whether each arm generates answers: the judge needs them, or they are asked for the report."""
+        return self.config.generate.enabled or self.judge.needs_answers
 
     def replicate(self, r: int) -> ReplicateResult:
         """Train (or find) every arm of replicate ``r`` and judge each pair: the unit of work."""
@@ -445,7 +457,6 @@ class Evaluation:
             say(f"{stage}: {time.perf_counter() - t:.1f} s")
             return out
 
-        need_answers = cfg.generate.enabled or self.judge.needs_answers
         arms: dict[str, TrainedArm] = {}
         reports: dict[str, ArmReport] = {}
         answers: dict[str, list[str | None]] = {}
@@ -458,7 +469,7 @@ class Evaluation:
                 ),
             )
             answers[name] = [None] * len(self.held)
-            if need_answers:
+            if self.needs_answers:
                 answers[name] = timed(
                     f"generate_{name}",
                     lambda arm=arm, acfg=acfg: generate_answers(
@@ -784,9 +795,21 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _train_unit(rows: list[Row], config: EvalConfig, cache_dir: str, tokenizer_data: list[Row]) -> None:
-    """One (arm, replicate) unit in a worker process: train it into the memo."""
-    train_arm(rows, config, cache_dir=cache_dir, tokenizer_data=tokenizer_data)
+def _train_unit(
+    rows: list[Row],
+    config: EvalConfig,
+    cache_dir: str,
+    tokenizer_data: list[Row],
+    prompts: Sequence[str] = (),
+    refs: Sequence[Row] = (),
+) -> None:
+    """One (arm, replicate) unit in a worker process: train it, then generate its answers to
+    ``prompts`` and score ``refs`` under it, all into the memo."""
+    arm = train_arm(rows, config, cache_dir=cache_dir, tokenizer_data=tokenizer_data)
+    if prompts:
+        generate_answers(arm, list(prompts), config, cache_dir=cache_dir)
+    if refs:
+        score_references(arm, list(refs), config, cache_dir=cache_dir)
 
 
 def _mean(xs: list[float | None]) -> float | None:

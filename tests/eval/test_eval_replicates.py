@@ -197,11 +197,18 @@ def test_workers_train_the_units_in_processes_with_the_same_result(qa_split, cfg
     """Units trained by worker processes land in the memo; the evaluation is the one trained here."""
     clean, corrupted, held = qa_split
     one = evaluate(clean, corrupted, held, cfg, tmp_path / "serial", replicates=2)
-    ev = Evaluation(clean, corrupted, held, cfg.with_overrides(workers=2), tmp_path / "parallel")
+    # generation on here (answers do not change the likelihood judge's verdicts)
+    ev = Evaluation(
+        clean, corrupted, held, cfg.with_overrides(workers=2, generate={"enabled": True}), tmp_path / "parallel"
+    )
     assert len(ev.pending(2)) == 4
     assert ev.train_pending(2) == 4 and ev.pending(2) == []
+    # the workers also answered and scored the held-out questions (the parent did it serially before)
+    memo = {d: sorted(p.name for p in (tmp_path / "parallel" / d).iterdir()) for d in ("answers", "scores")}
+    assert ev.needs_answers and len(memo["answers"]) == 4 and len(memo["scores"]) == 4
     two = ev.run(2)
     assert not any(a.trained_now for x in two.replicate_results for a in x.arms.values())
+    assert memo == {d: sorted(p.name for p in (tmp_path / "parallel" / d).iterdir()) for d in memo}
     assert two.win_rate == one.win_rate and two.nll_diff == pytest.approx(one.nll_diff, abs=1e-9)
 
 
