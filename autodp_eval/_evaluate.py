@@ -12,6 +12,7 @@ candidates replicate by replicate and a cluster can compute replicates on differ
 from __future__ import annotations
 
 import multiprocessing
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -762,7 +763,10 @@ def run_in_processes(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], w
 
     ctx = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
     pool = ProcessPoolExecutor(
-        max_workers=max(1, min(workers, len(calls))), mp_context=ctx, initializer=_ignore_sigint
+        max_workers=max(1, min(workers, len(calls))),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
     )
     # only the main thread may change handlers; None: a handler not set from Python, left alone
     main = threading.current_thread() is threading.main_thread()
@@ -789,10 +793,22 @@ def run_in_processes(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], w
     pool.shutdown()
 
 
-def _ignore_sigint() -> None:
+def _init_worker(parent: int) -> None:
+    """A worker ignores Ctrl-C (the parent answers it) and ends with its parent: a parent killed
+    outright (SIGKILL, the OOM killer, a closed terminal's SIGHUP) runs no cleanup, and its workers
+    would go on training for minutes, unseen. Linux tells a child when its parent dies
+    (``PR_SET_PDEATHSIG``); elsewhere the workers end at their next unit."""
     import signal
+    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: nobody will send the signal
+            os._exit(1)
 
 
 def _train_unit(

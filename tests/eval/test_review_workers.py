@@ -4,6 +4,7 @@ other unit to train first (minutes each), and the work is done when nothing fail
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -50,3 +51,29 @@ def test_ctrl_c_stops_the_workers_without_a_traceback_from_them(tmp_path):
     assert "Traceback" not in err, err
     time.sleep(4)  # a unit left running would finish now
     assert not [n for n in os.listdir(tmp_path) if n.startswith("done-")], sorted(os.listdir(tmp_path))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_end_when_the_parent_is_killed_outright(tmp_path):
+    """A parent killed by SIGKILL (the OOM killer) runs no cleanup: its workers must not go on training."""
+    import signal
+    import subprocess
+    import time
+
+    script = (
+        "from autodp_eval._evaluate import run_in_processes\n"
+        "from tests.eval import _units\n"
+        f"run_in_processes(_units.slow, [({str(tmp_path)!r}, i) for i in range(8)], 2)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    for _ in range(600):
+        if any(n.startswith("started-") for n in os.listdir(tmp_path)) or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None
+    os.kill(proc.pid, signal.SIGKILL)  # the parent alone, not its process group
+    proc.wait(timeout=30)
+    time.sleep(5)  # a unit left running would finish (3 s) and the next would start
+    names = sorted(os.listdir(tmp_path))
+    assert not [n for n in names if n.startswith("done-")], names
+    assert len([n for n in names if n.startswith("started-")]) <= 2, names
