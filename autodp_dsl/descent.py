@@ -60,6 +60,7 @@ _TOKEN = re.compile(
 )
 _NEG = re.compile(NEG)
 _END = "$END"
+_OR, _AND = frozenset({"OR"}), frozenset({"AND"})  # as token kinds: the keywords' terminals
 
 
 def _tokens(text: str) -> list[tuple[str, str, int, int]]:
@@ -108,23 +109,20 @@ class _Parser:
             return self.call(t)
         raise Unsure
 
-    def expr(self):  # ?or_expr: and_expr | or_expr OR and_expr
-        left = self.and_expr()
-        while self.toks[self.i][0] == "OR":
+    def binary(self, operand, ops):  # the grammar's left-recursive `?x: y | x OP y`
+        left = operand()
+        while self.toks[self.i][0] in ops:
             op = self.toks[self.i]
             self.i += 1
-            right = self.and_expr()
+            right = operand()
             left = ABin(op[1], left, right, left.start, right.end, op[2], op[3])
         return left
 
+    def expr(self):  # ?or_expr: and_expr | or_expr OR and_expr
+        return self.binary(self.and_expr, _OR)
+
     def and_expr(self):  # ?and_expr: not_expr | and_expr AND not_expr
-        left = self.not_expr()
-        while self.toks[self.i][0] == "AND":
-            op = self.toks[self.i]
-            self.i += 1
-            right = self.not_expr()
-            left = ABin(op[1], left, right, left.start, right.end, op[2], op[3])
-        return left
+        return self.binary(self.not_expr, _AND)
 
     def not_expr(self):  # ?not_expr: comparison | NOT not_expr
         t = self.toks[self.i]
@@ -144,22 +142,10 @@ class _Parser:
         return left
 
     def sum(self):  # ?sum: product | sum ADD_OP product
-        left = self.product()
-        while self.toks[self.i][0] in ADD_OPS:
-            op = self.toks[self.i]
-            self.i += 1
-            right = self.product()
-            left = ABin(op[1], left, right, left.start, right.end, op[2], op[3])
-        return left
+        return self.binary(self.product, ADD_OPS)
 
     def product(self):  # ?product: unary | product MUL_OP unary
-        left = self.unary()
-        while self.toks[self.i][0] in MUL_OPS:
-            op = self.toks[self.i]
-            self.i += 1
-            right = self.unary()
-            left = ABin(op[1], left, right, left.start, right.end, op[2], op[3])
-        return left
+        return self.binary(self.unary, MUL_OPS)
 
     def unary(self):  # ?unary: atom | NEG unary
         t = self.toks[self.i]
@@ -199,37 +185,36 @@ class _Parser:
 
     def call(self, name):  # call: OP_NAME "(" [args] ")"    args: arg ("," arg)* [","]
         self.expect("(")
-        pos, kws = [], []
+        args, rpar = self.separated(self.arg, ")")
+        pos = tuple(a for a in args if not isinstance(a, AKwarg))
+        kws = tuple(a for a in args if isinstance(a, AKwarg))
+        return ACall(name[1], pos, kws, name[2], rpar[3], name[3])
+
+    def arg(self):  # ?arg: NAME "=" expr -> kwarg | expr
         t = self.toks[self.i]
-        while t[0] != ")":
-            if t[0] == "NAME" and self.toks[self.i + 1][0] == "=":  # ?arg: NAME "=" expr -> kwarg
-                self.i += 2
-                value = self.expr()
-                kws.append(AKwarg(t[1], value, t[2], value.end))
-            else:
-                pos.append(self.expr())
-            t = self.toks[self.i]
-            if t[0] == ",":
-                self.i += 1
-                t = self.toks[self.i]
-            elif t[0] != ")":
-                raise Unsure
-        self.i += 1
-        return ACall(name[1], tuple(pos), tuple(kws), name[2], t[3], name[3])
+        if t[0] == "NAME" and self.toks[self.i + 1][0] == "=":
+            self.i += 2
+            value = self.expr()
+            return AKwarg(t[1], value, t[2], value.end)
+        return self.expr()
 
     def list(self, lsqb):  # list: "[" [expr ("," expr)* [","]] "]"
+        items, rsqb = self.separated(self.expr, "]")
+        return AList(tuple(items), lsqb[2], rsqb[3])
+
+    def separated(self, item, close):  # [item ("," item)* [","]] close: the items and the closing token
         items = []
         t = self.toks[self.i]
-        while t[0] != "]":
-            items.append(self.expr())
+        while t[0] != close:
+            items.append(item())
             t = self.toks[self.i]
             if t[0] == ",":
                 self.i += 1
                 t = self.toks[self.i]
-            elif t[0] != "]":
+            elif t[0] != close:
                 raise Unsure
         self.i += 1
-        return AList(tuple(items), lsqb[2], t[3])
+        return items, t
 
 
 def parse(text: str, start: str):

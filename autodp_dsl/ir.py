@@ -78,8 +78,19 @@ class ListLit:
     span: Span | None = field(default=None, compare=False)
 
 
+class _Applied:
+    """What an operator applied to arguments has: ``params``, its keyword parameters as pairs."""
+
+    __slots__ = ()
+    params: tuple[tuple[str, Any], ...]
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
 @dataclass(frozen=True, slots=True)
-class Call:
+class Call(_Applied):
     """A signal operator used inside an expression, e.g. ``words(output)``.
 
     ``params`` holds the keyword parameters as plain JSON values, with defaults filled once the
@@ -91,10 +102,6 @@ class Call:
     params: tuple[tuple[str, Any], ...] = ()
     type: Type = Type("any")
     span: Span | None = field(default=None, compare=False)
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,17 +127,13 @@ Expr = Col | Lit | ListLit | Call | BinOp | UnOp
 
 
 @dataclass(frozen=True, slots=True)
-class OpStep:
+class OpStep(_Applied):
     """A step operator: ``clean.html(output)``, ``dedup.minhash(...)``, ``select.top(...)``."""
 
     op: str
     args: tuple[Expr, ...]
     params: tuple[tuple[str, Any], ...] = ()
     span: Span | None = field(default=None, compare=False)
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,11 +24,15 @@ from typing import Any
 
 from autodp_backends.atomic import atomic_dir, write_bytes_atomic
 
+from ._config import EVAL_VERSION, EvalConfig, canonical_hash
+
 __all__ = [
     "CACHE_ENV",
+    "arm_entry",
     "atomic_dir",
     "atomic_write_json",
     "read_json",
+    "read_list",
     "resolve_cache_dir",
 ]
 
@@ -66,3 +70,29 @@ def read_json(path: str | os.PathLike[str]) -> Any | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def read_list(path: str | os.PathLike[str], n: int) -> list[Any] | None:
+    """The list memoised at ``path`` when it holds ``n`` entries, else None (a miss)."""
+    hit = read_json(path)
+    return hit if isinstance(hit, list) and len(hit) == n else None
+
+
+def arm_entry(
+    cache_dir: str | os.PathLike[str] | None, folder: str, arm_key: str, cfg: EvalConfig, work: dict[str, Any]
+) -> Path:
+    """The file memoising what the arm ``arm_key`` made of ``work`` (``answers/``, ``scores/``). Its
+    key also covers what every forward pass of an arm depends on (chat template, dtype, device,
+    EVAL_VERSION), named here once so that no kind of entry can forget one of them."""
+    tc = cfg.train
+    key = canonical_hash(
+        {
+            "arm": arm_key,
+            **work,
+            "template": tc.chat_template,
+            "dtype": tc.dtype,
+            "device": cfg.device,
+            "v": EVAL_VERSION,
+        }
+    )
+    return resolve_cache_dir(cache_dir) / folder / f"{key[:32]}.json"

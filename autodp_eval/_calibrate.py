@@ -120,15 +120,12 @@ def _se(iv: Interval | None) -> float | None:
 
 
 def _effect(
-    estimates: list[float | None],
-    ses: list[float | None],
-    null: float,
-    alpha: float,
-    power: float,
-    dfs: list[float | None],
+    estimates: list[float | None], intervals: list[Interval | None], null: float, alpha: float, power: float
 ) -> Effect:
+    """The spread of the null ``estimates`` around ``null`` and the smallest effect it lets these
+    settings detect; ``intervals`` are the comparisons' own intervals (None where one has none)."""
     est = [x for x in estimates if x is not None]
-    se_list = [s for s in ses if s is not None]
+    se_list = [s for s in map(_se, intervals) if s is not None]
     if not est:
         return Effect(mean=None, spread_sd=None, interval_se=None, se=None, detectable=None)
     # the spread is measured around the null value (K degrees of freedom): a bias of the protocol
@@ -141,7 +138,7 @@ def _effect(
         return Effect(
             mean=sum(est) / len(est), spread_sd=spread, interval_se=within, se=None, detectable=None
         )
-    df = float(len(est)) if se == spread else _median([d for d in dfs if d])
+    df = float(len(est)) if se == spread else _median([iv.df for iv in intervals if iv and iv.df])
     return Effect(
         mean=sum(est) / len(est),
         spread_sd=spread,
@@ -250,21 +247,7 @@ def calibrate(
         alpha=alpha,
         power=power,
         false_positives=sum(c.excludes_null for c in out),
-        win=_effect(
-            [c.win_rate for c in out],
-            [_se(w) for w in wins],
-            0.5,
-            alpha,
-            power,
-            [w.df if w else None for w in wins],
-        ),
-        nll=_effect(
-            [c.nll_diff for c in out],
-            [_se(x) for x in nlls],
-            0.0,
-            alpha,
-            power,
-            [x.df if x else None for x in nlls],
-        ),
+        win=_effect([c.win_rate for c in out], wins, 0.5, alpha, power),
+        nll=_effect([c.nll_diff for c in out], nlls, 0.0, alpha, power),
         seconds=round(time.perf_counter() - t0, 3),
     )

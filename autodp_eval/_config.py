@@ -24,6 +24,7 @@ __all__ = [
     "TrainConfig",
     "PRESETS",
     "canonical_hash",
+    "llm_verdict_settings",
 ]
 
 #: Bumped whenever a change alters trained models, answers, scores or verdicts, so that old
@@ -39,6 +40,14 @@ def canonical_hash(obj: Any) -> str:
     """sha256 hex digest of the canonical JSON of ``obj`` (sorted keys, no whitespace)."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def llm_verdict_settings(judge: Any) -> dict[str, Any]:
+    """The settings of an LLM judge that change its verdicts, read from its ``JudgeConfig`` or from
+    the judge itself (both spell them alike): what cache keys of verdicts name. Credentials,
+    timeouts, retries and concurrency change no verdict."""
+    names = ("base_url", "model", "both_orders", "use_reference", "temperature", "max_tokens")
+    return {f: getattr(judge, f) for f in names}
 
 
 class _Model(BaseModel):
@@ -177,15 +186,7 @@ class JudgeConfig(_Model):
         """The fields that change verdicts (used in cache keys; no credentials, no timeouts)."""
         if self.kind == "likelihood":
             return {"kind": self.kind, "tie_margin": self.tie_margin}
-        return {
-            "kind": self.kind,
-            "base_url": self.base_url,
-            "model": self.model,
-            "both_orders": self.both_orders,
-            "use_reference": self.use_reference,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
+        return {"kind": self.kind, **llm_verdict_settings(self)}
 
 
 class EvalConfig(_Model):

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ._arm import TrainedArm
-from ._cache import atomic_write_json, read_json, resolve_cache_dir
-from ._config import EVAL_VERSION, EvalConfig, canonical_hash
+from ._cache import arm_entry, atomic_write_json, read_list
+from ._config import EvalConfig
 from ._data import load_rows, prompt_text
 from ._format import Formatter
 from ._models import load_arm, set_threads
@@ -35,25 +35,17 @@ def generate_answers(
     prompts = _prompts(questions)
     if not prompts:
         return []
-    g, tc = cfg.generate, cfg.train
-    cache = resolve_cache_dir(cache_dir)
-    key = canonical_hash(
-        {
-            "arm": arm.key,
-            "prompts": prompts,
-            "max_new": g.max_new_tokens,
-            "rep": g.repetition_penalty,
-            "backend": g.backend,
-            "prompt_len": tc.max_prompt_len,
-            "template": tc.chat_template,
-            "dtype": tc.dtype,
-            "device": cfg.device,
-            "v": EVAL_VERSION,
-        }
-    )
-    path = cache / "answers" / f"{key[:32]}.json"
-    hit = read_json(path)
-    if isinstance(hit, list) and len(hit) == len(prompts):
+    g = cfg.generate
+    work = {
+        "prompts": prompts,
+        "max_new": g.max_new_tokens,
+        "rep": g.repetition_penalty,
+        "backend": g.backend,
+        "prompt_len": cfg.train.max_prompt_len,
+    }
+    path = arm_entry(cache_dir, "answers", arm.key, cfg, work)
+    hit = read_list(path, len(prompts))
+    if hit is not None:
         return [str(a) for a in hit]
     if g.backend == "vllm":
         answers = _generate_vllm(arm, prompts, cfg)

@@ -26,7 +26,7 @@ from autodp_backends.errors import BackendError, TransientError
 from autodp_backends.openai_client import openai_client, request_error
 from autodp_backends.retry import backoff_delay
 
-from ._config import EvalConfig, JudgeConfig, canonical_hash
+from ._config import EvalConfig, JudgeConfig, canonical_hash, llm_verdict_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._arm import TrainedArm
@@ -380,12 +380,7 @@ class PairwiseLLMJudge:
             {
                 "judge": "pairwise",
                 "backend": self.backend,
-                "base_url": self.base_url,
-                "model": self.model,
-                "both_orders": self.both_orders,
-                "use_reference": self.use_reference,
-                "temperature": self.temperature,
-                "max_tokens": self.max_tokens,
+                **llm_verdict_settings(self),
                 "prompt": JUDGE_PROMPT_VERSION,
             }
         )

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ._cache import atomic_write_json, read_json, resolve_cache_dir
-from ._config import EVAL_VERSION, EvalConfig, canonical_hash
+from ._cache import arm_entry, atomic_write_json, read_list
+from ._config import EvalConfig
 from ._data import Row, load_rows, prompt_text
 from ._format import IGNORE, Formatter
 from ._models import load_arm, set_threads
@@ -49,22 +49,14 @@ def score_references(
     cfg = config or EvalConfig()
     rows_: list[Row] = load_rows(rows, category_column=None, what="held-out data")
     tc = cfg.train
-    cache = resolve_cache_dir(cache_dir)
-    key = canonical_hash(
-        {
-            "arm": arm.key,
-            "pairs": [[prompt_text(r["instruction"], r.get("input")), r["output"]] for r in rows_],
-            "seq": tc.max_seq_len,
-            "prompt": tc.max_prompt_len,
-            "template": tc.chat_template,
-            "dtype": tc.dtype,
-            "device": cfg.device,
-            "v": EVAL_VERSION,
-        }
-    )
-    path = cache / "scores" / f"{key[:32]}.json"
-    hit = read_json(path)
-    if isinstance(hit, list) and len(hit) == len(rows_):
+    work = {
+        "pairs": [[prompt_text(r["instruction"], r.get("input")), r["output"]] for r in rows_],
+        "seq": tc.max_seq_len,
+        "prompt": tc.max_prompt_len,
+    }
+    path = arm_entry(cache_dir, "scores", arm.key, cfg, work)
+    hit = read_list(path, len(rows_))
+    if hit is not None:
         return [RefScore.model_validate(x) for x in hit]
     scores = _score(arm, rows_, cfg)
     atomic_write_json(path, [s.model_dump() for s in scores])

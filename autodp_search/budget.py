@@ -11,6 +11,7 @@ score, or a STOP file appearing. Repairs of invalid strategies count against ``m
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,33 +62,30 @@ class BudgetState:
         else:
             self.rounds_since_improvement += 1
 
-    def stop_reason(self) -> str | None:
-        """Why the search must stop before the next round, or None."""
+    def _limits_reached(self) -> Iterator[tuple[bool, str]]:
+        """(hard, why) for each limit reached, in the order the reasons are given. The hard limits
+        (STOP file, fine-tunes, wall time) are also checked between candidates."""
         b = self.budget
         if b.stop_file and Path(b.stop_file).exists():
-            return f"stop file {b.stop_file} found"
+            yield True, f"stop file {b.stop_file} found"
         if self.rounds_done >= b.max_rounds:
-            return f"{b.max_rounds} rounds done"
+            yield False, f"{b.max_rounds} rounds done"
         if b.max_finetunes is not None and self.finetunes >= b.max_finetunes:
-            return f"fine-tune budget spent ({self.finetunes}/{b.max_finetunes})"
+            yield True, f"fine-tune budget spent ({self.finetunes}/{b.max_finetunes})"
         if b.max_wall_s is not None and self.wall_s >= b.max_wall_s:
-            return f"time budget spent ({self.wall_s:.0f}/{b.max_wall_s:.0f} s)"
+            yield True, f"time budget spent ({self.wall_s:.0f}/{b.max_wall_s:.0f} s)"
         if b.patience is not None and self.rounds_since_improvement >= b.patience:
-            return f"no improvement for {self.rounds_since_improvement} rounds"
+            yield False, f"no improvement for {self.rounds_since_improvement} rounds"
         if b.max_agent_calls is not None and self.agent_calls >= b.max_agent_calls:
-            return f"agent-call budget spent ({self.agent_calls}/{b.max_agent_calls})"
-        return None
+            yield False, f"agent-call budget spent ({self.agent_calls}/{b.max_agent_calls})"
+
+    def stop_reason(self) -> str | None:
+        """Why the search must stop before the next round, or None."""
+        return next((why for _, why in self._limits_reached()), None)
 
     def candidate_stop(self) -> str | None:
         """Checked between candidates: only the hard limits (STOP file, fine-tunes, wall time)."""
-        b = self.budget
-        if b.stop_file and Path(b.stop_file).exists():
-            return f"stop file {b.stop_file} found"
-        if b.max_finetunes is not None and self.finetunes >= b.max_finetunes:
-            return f"fine-tune budget spent ({self.finetunes}/{b.max_finetunes})"
-        if b.max_wall_s is not None and self.wall_s >= b.max_wall_s:
-            return f"time budget spent ({self.wall_s:.0f}/{b.max_wall_s:.0f} s)"
-        return None
+        return next((why for hard, why in self._limits_reached() if hard), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -301,19 +301,47 @@ class BaseBackend:
     def _score_batch(self, items: list[ScoreItem]) -> list[tuple[float, int] | RequestError]:
         raise UnsupportedError(f"the {self.kind} backend cannot score log-likelihoods")
 
-    # ---- generate
+    # ---- the memo, shared by generate and score
 
-    def _pending(self, keys: list[str], items: Sequence, done: dict, tag: str) -> dict:
-        """The items still to ask, one per memo key; counts cache hits and in-batch duplicates."""
+    def _through_memo(self, keys: list[str], items: Sequence, tag: str, recall: Callable[[str], Any], ask: Callable[[list], list[tuple[Any, str | None]]]) -> list:
+        """One result per key, in order. A key the memo holds gives ``recall(stored text)`` (None: ask
+        again); the others are asked once per distinct key, ``ask(items)`` giving (result, the text to
+        memoise or None) per item. Failures are counted in ``stats``."""
+        results: dict[str, Any] = {}
+        stored = self.memo.get_many(keys) if self.memo is not None else {}
+        for k, text in stored.items():
+            r = recall(text)
+            if r is not None:
+                results[k] = r
         todo: dict = {}
         for k, it in zip(keys, items, strict=True):
-            if k in done:
+            if k in results:
                 self.stats.add(tag, "cache_hits")
             elif k in todo:
                 self.stats.add(tag, "deduplicated")
             else:
                 todo[k] = it
-        return todo
+        todo_keys = list(todo)
+        # in chunks, each written to the memo when done: a run that dies keeps what it paid for
+        for c in range(0, len(todo_keys), self.chunk_size):
+            chunk = todo_keys[c : c + self.chunk_size]
+            t0 = time.perf_counter()
+            fresh = ask([todo[k] for k in chunk])
+            self.stats.add(tag, "ms", int((time.perf_counter() - t0) * 1000))
+            new_items = {}
+            for k, (r, text) in zip(chunk, fresh, strict=True):
+                results[k] = r
+                if text is not None:
+                    new_items[k] = text
+            if self.memo is not None:
+                self.memo.put_many(new_items)
+        out = [results[k] for k in keys]
+        for r in out:
+            if not r.ok:
+                self.stats.fail(tag, r.kind or FailureKind.INTERNAL, r.error or "")
+        return out
+
+    # ---- generate
 
     def generate(self, prompts: Sequence[ChatPrompt], sampling: Sampling | None = None, *, validate: Validator | None = None, tag: str = "") -> list[Result]:
         """One ``Result`` per prompt, in order. Per-row failures are results, never exceptions;
@@ -325,37 +353,20 @@ class BaseBackend:
             return []
         ident = self.identity()
         keys = [memo_key({"m": ident, "tag": tag, "p": p.to_json(), "s": sampling.to_json()}) for p in prompts]
-        results: dict[str, Result] = {}
-        stored = self.memo.get_many(keys) if self.memo is not None else {}
-        for k, text in stored.items():
+
+        def recall(text: str) -> Result | None:
             try:
                 value = validate(text) if validate else None
             except ValueError:
-                continue  # a stored text the current validator rejects: ask again
-            results[k] = Result(text=text, value=value, cached=True)
-        todo = self._pending(keys, prompts, results, tag)
-        todo_keys = list(todo)
-        # in chunks, each written to the memo when done: a run that dies keeps what it paid for
-        for c in range(0, len(todo_keys), self.chunk_size):
-            chunk = todo_keys[c : c + self.chunk_size]
-            t0 = time.perf_counter()
-            if self.batched:
-                fresh = self._dispatch_batched([todo[k] for k in chunk], sampling, validate, tag)
-            else:
-                fresh = self._dispatch_threaded([todo[k] for k in chunk], sampling, validate, tag)
-            self.stats.add(tag, "ms", int((time.perf_counter() - t0) * 1000))
-            new_items = {}
-            for k, r in zip(chunk, fresh, strict=True):
-                results[k] = r
-                if r.ok and r.text is not None:
-                    new_items[k] = r.text
-            if self.memo is not None:
-                self.memo.put_many(new_items)
-        out = [results[k] for k in keys]
-        for r in out:
-            if not r.ok:
-                self.stats.fail(tag, r.kind or FailureKind.INTERNAL, r.error or "")
-        return out
+                return None  # a stored text the current validator rejects: ask again
+            return Result(text=text, value=value, cached=True)
+
+        dispatch = self._dispatch_batched if self.batched else self._dispatch_threaded
+
+        def ask(chunk: list[ChatPrompt]) -> list[tuple[Result, str | None]]:
+            return [(r, r.text if r.ok else None) for r in dispatch(chunk, sampling, validate, tag)]
+
+        return self._through_memo(keys, prompts, tag, recall, ask)
 
     def _backoff(self, k: int, retry_after: float | None) -> float:
         return backoff_delay(k, self.backoff_base, self.backoff_max, retry_after, self._rng)
@@ -459,32 +470,24 @@ class BaseBackend:
             return []
         ident = self.identity()
         keys = [memo_key({"m": ident, "tag": tag, "score": it.context.to_json() if it.context else None, "c": it.completion}) for it in items]
-        results: dict[str, ScoreResult] = {}
-        stored = self.memo.get_many(keys) if self.memo is not None else {}
-        for k, v in stored.items():
-            lp, n = v.split(" ", 1)
-            results[k] = ScoreResult(logprob=float(lp), n_tokens=int(n), cached=True)
-        todo = self._pending(keys, items, results, tag)
-        todo_keys = list(todo)
-        for c in range(0, len(todo_keys), self.chunk_size):
-            chunk = todo_keys[c : c + self.chunk_size]
+
+        def recall(stored: str) -> ScoreResult:
+            lp, n = stored.split(" ", 1)
+            return ScoreResult(logprob=float(lp), n_tokens=int(n), cached=True)
+
+        def ask(chunk: list[ScoreItem]) -> list[tuple[ScoreResult, str | None]]:
             self.stats.add(tag, "requests", len(chunk))
-            t0 = time.perf_counter()
             with self._slots:
-                got = self._score_batch([todo[k] for k in chunk])
-            self.stats.add(tag, "ms", int((time.perf_counter() - t0) * 1000))
-            new_items = {}
-            for k, g in zip(chunk, got, strict=True):
-                if isinstance(g, RequestError):
-                    results[k] = ScoreResult(error=g.message, kind=g.kind)
-                else:
-                    lp, n = g
-                    results[k] = ScoreResult(logprob=float(lp), n_tokens=int(n))
-                    new_items[k] = f"{float(lp)!r} {int(n)}"
-            if self.memo is not None:
-                self.memo.put_many(new_items)
-        out = [results[k] for k in keys]
-        for r in out:
-            if not r.ok:
-                self.stats.fail(tag, r.kind or FailureKind.INTERNAL, r.error or "")
-        return out
+                got = self._score_batch(chunk)
+            return [_scored(g) for g in got]
+
+        return self._through_memo(keys, items, tag, recall, ask)
+
+
+def _scored(got: tuple[float, int] | RequestError) -> tuple[ScoreResult, str | None]:
+    """A backend's answer to one score item as a result and the text the memo keeps of it."""
+    if isinstance(got, RequestError):
+        return ScoreResult(error=got.message, kind=got.kind), None
+    lp, n = got
+    lp, n = float(lp), int(n)
+    return ScoreResult(logprob=lp, n_tokens=n), f"{lp!r} {n}"
