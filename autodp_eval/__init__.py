@@ -44,7 +44,7 @@ from ._evaluate import (
     random_drop,
 )
 from ._generate import generate_answers, vllm_available
-from ._interval import Interval, detectable_effect, pool_intervals, replicate_interval
+from ._interval import Interval, detectable_effect, pool_intervals, replicate_interval, t_quantile
 from ._judges import (
     Judge,
     JudgeItem,
@@ -116,6 +116,7 @@ __all__ = [
     "prompt_text",
     "random_drop",
     "replicate_interval",
+    "t_quantile",
     "resolve_cache_dir",
     "score_references",
     "split_heldout",
