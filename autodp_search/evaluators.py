@@ -221,18 +221,20 @@ class ScriptedEvaluator:
     ``noise`` (a standard deviation) makes it a *replicated* evaluator, for tests of racing and the
     placebo rule without training: replicate r of a data set scores its scripted score plus a draw of
     training noise fixed by the data's hash and r, and every (data, replicate) unit -- the baseline's
-    included -- counts as one fine-tune the first time it is asked for."""
+    included -- counts as one fine-tune the first time it is asked for (``units``: that memo, to share
+    between instances as autodp_eval's memo on disk is shared between runs)."""
 
     name = "scripted"
 
-    def __init__(self, score_fn=None, seconds_per_row: float = 0.0, memo: bool = True, noise: float | None = None):
+    def __init__(self, score_fn=None, seconds_per_row: float = 0.0, memo: bool = True, noise: float | None = None,
+                 units: set[tuple[str, int]] | None = None):
         self.score_fn = score_fn or default_scripted_score
         self.seconds_per_row = seconds_per_row
         self.memo = memo
         self.noise = noise
         self.replicated = noise is not None
         self._seen: dict[str, EvalOutcome] = {}
-        self._units: set[tuple[str, int]] = set()  # (data key, replicate) trained so far
+        self.units: set[tuple[str, int]] = set() if units is None else units  # (data key, replicate) trained
         self.calls = 0
         self.trained = 0
 
@@ -274,10 +276,10 @@ class ScriptedEvaluator:
         u2 = int.from_bytes(h[8:16], "little") / 2.0**64
         return float(self.noise or 0.0) * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
-    def _train(self, keys: list[str], replicates: int) -> int:
+    def _train(self, units: list[tuple[str, int]]) -> int:
         """Count the (data, replicate) units not trained yet (all of them without memo)."""
-        new = [(k, r) for k in dict.fromkeys(keys) for r in range(replicates) if not self.memo or (k, r) not in self._units]
-        self._units.update(new)
+        new = [u for u in dict.fromkeys(units) if not self.memo or u not in self.units]
+        self.units.update(new)
         self.trained += len(new)
         return len(new)
 
@@ -289,7 +291,7 @@ class ScriptedEvaluator:
 
     def _replicated(self, cand: pl.DataFrame, base: pl.DataFrame, heldout: pl.DataFrame, replicates: int) -> EvalOutcome:
         t = time.perf_counter()
-        trained = self._train([_key(base), _key(cand)], replicates)
+        trained = self._train([(k, r) for k in (_key(base), _key(cand)) for r in range(replicates)])
         if self.seconds_per_row:
             time.sleep(self.seconds_per_row * cand.height * trained)
         ws = self._scores(cand, base, replicates)
@@ -309,7 +311,7 @@ class ScriptedEvaluator:
             ws = []
             for r in range(replicates):
                 placebo = base.filter(pl.Series(_kept_mask(base.height, dropped, f"band:{seed}:{f}:{r}")))
-                trained += self._train([_key(base)], r + 1) + self._train([_key(placebo)], r + 1)
+                trained += self._train([(_key(base), r), (_key(placebo), r)])
                 ws.append(self._scores(placebo, base, r + 1)[r])
             est, lo, hi = _mean_interval(ws)
             points.append({"fraction": f, "dropped": dropped, "per_replicate": ws, "estimate": est, "low": lo, "high": hi})

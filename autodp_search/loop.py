@@ -219,6 +219,8 @@ class Search:
         if saved and saved.get("baseline"):
             self.r0 = EvalOutcome.from_dict(saved["baseline"])
             self.console.print("baseline r0: from the journal")
+            if not self.state.rounds_done:  # else the last round's budget counted it
+                self.state.finetunes += self.r0.finetunes
             return
         self.console.print(f"baseline: fine-tuning on the unprocessed {'sample' if self.cfg.sampling else 'data'} ...")
         o = self.evaluator.evaluate(self.search_frame, self.search_frame, self.heldout)
@@ -237,6 +239,8 @@ class Search:
             return
         if saved and saved.get("noise_band"):
             self.band = NoiseBand.from_dict(saved["noise_band"])
+            if not self.state.rounds_done:  # else the last round's budget counted it
+                self.state.finetunes += self.band.finetunes
             return
         cfg = self.cfg
         self.console.print(f"noise band: placebo arms dropping {', '.join(f'{f:.0%}' for f in cfg.noise_fractions)} of "
