@@ -40,6 +40,13 @@ VERDICT_SEED_BLOCK = 50_000
 _POINTS = {"a": 1.0, "tie": 0.5, "b": 0.0}
 
 
+def _train_unit(rows: list[dict[str, Any]], config: Any, cache_dir: str, tokenizer_data: list[dict[str, Any]]) -> None:
+    """One arm in a worker process (``run_in_processes``): trained into the memo."""
+    from autodp_eval import train_arm
+
+    train_arm(rows, config, cache_dir=cache_dir, tokenizer_data=tokenizer_data)
+
+
 def _kept_mask(n: int, dropped: int, seed: str) -> list[bool]:
     """Which of ``n`` rows a placebo keeps when ``dropped`` of them go at random (``seed``)."""
     gone = set(random.Random(seed).sample(range(n), min(dropped, n)))
@@ -178,6 +185,39 @@ class AutodpEvaluator:
             r.candidate.n_train, dict(r.timings), replicates=r.replicates, placebo=placebo,
         )
 
+    def train_ahead(self, candidates: list[pl.DataFrame], baseline: pl.DataFrame, heldout: pl.DataFrame,
+                    replicates: int = 1) -> list[int]:
+        """Train the arms that evaluating each candidate (``replicates`` replicates) will need, ``workers``
+        at a time across candidates: one evaluation has a single arm to train (the baseline's are
+        shared), so alone it keeps one core busy. The arms land in the memo, where ``evaluate`` finds
+        them. Returns the arms trained here per candidate (a shared one counts for the first), so the
+        loop can journal every fine-tune with the candidate it was for. With one worker, or nothing to
+        share out, nothing is trained here."""
+        if self.config.workers <= 1 or self.scratch or len(candidates) < 2:
+            return [0] * len(candidates)
+        return self._train_units([(eval_frame(c), r) for c in candidates for r in range(replicates)],
+                                 eval_frame(baseline), eval_frame(heldout), per=replicates)
+
+    def _train_units(self, wanted: list[tuple[pl.DataFrame, int]], base: pl.DataFrame, held: pl.DataFrame,
+                     per: int = 1, cache: Path | None = None) -> list[int]:
+        """Train replicate r's arms (candidate and baseline) of each (candidate, r) in ``wanted`` that are
+        not in the memo, ``workers`` at a time; the count per group of ``per`` consecutive entries."""
+        from autodp_eval import Evaluation, fingerprint_rows, run_in_processes
+
+        units: dict[tuple[str, int], tuple[Any, ...]] = {}
+        owner: list[int] = [0] * (len(wanted) // per)
+        for i, (cand, r) in enumerate(wanted):
+            ev = Evaluation(cand, base, held, self.config, cache or self.cache_dir, judge=self.judge, placebo=False)
+            for name, rr in ev.pending(r + 1):
+                rows, cfg = ev.rows(name, rr), ev.arm_config(name, rr)
+                key = (fingerprint_rows(rows), cfg.train.seed)
+                if rr == r and key not in units:
+                    units[key] = (rows, cfg, str(ev.cache), ev.base_train)
+                    owner[i // per] += 1
+        if len(units) > 1:
+            run_in_processes(_train_unit, list(units.values()), self.config.workers)
+        return owner if len(units) > 1 else [0] * len(owner)
+
     def noise_band(self, baseline: pl.DataFrame, heldout: pl.DataFrame, fractions: tuple[float, ...],
                    replicates: int, seed: int = 0) -> dict[str, Any]:
         """Placebo arms against ``baseline``: for each drop fraction and replicate r, the baseline minus
@@ -190,12 +230,16 @@ class AutodpEvaluator:
         base, held = eval_frame(baseline), eval_frame(heldout)
         scratch = Path(tempfile.mkdtemp(prefix="autodp-band-")) if self.scratch else None
         points, trained = [], 0
+        drops = {(f, r): base.filter(pl.Series(_kept_mask(base.height, int(round(f * base.height)), f"band:{seed}:{f}:{r}")))
+                 for f in fractions for r in range(replicates)}
         try:
+            if self.config.workers > 1:  # every arm of the band at once, ``workers`` at a time
+                trained += sum(self._train_units([(d, r) for (_f, r), d in drops.items()], base, held, cache=scratch))
             for f in fractions:
                 dropped = int(round(f * base.height))
                 table = []
                 for r in range(replicates):
-                    placebo = base.filter(pl.Series(_kept_mask(base.height, dropped, f"band:{seed}:{f}:{r}")))
+                    placebo = drops[(f, r)]
                     ev = Evaluation(placebo, base, held, self.config, scratch or self.cache_dir, judge=self.judge,
                                     log=self.log, placebo=False)
                     rep = ev.replicate(r)

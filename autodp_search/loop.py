@@ -482,9 +482,11 @@ class Search:
         runs = run_strategies(strategies, self.search_frame, self.search_fp, self._exec_cache(), self.cfg.cache)
         exec_s = time.perf_counter() - t
         self.console.print(f"round {rnd}: ran {len(todo)} candidates as one batch ({exec_s:.2f} s)")
+        ahead = self._train_ahead(todo, runs)
         for c, run in zip(todo, runs, strict=True):
             stop = self.state.candidate_stop()
             if stop:
+                self.state.finetunes += sum(ahead.get(x["cid"], 0) for x in todo if x["cid"] not in records)
                 break
             ok_run = run.frame is not None and not run.error
             fp = output_fingerprint(run.frame) if ok_run else ""
@@ -502,6 +504,8 @@ class Search:
                 self.console.print(f"  {c['cid']}: within {self.cfg.profile_k} rows of {near}'s data: scored as {near}")
                 continue
             rec, finetunes = self._evaluate(rnd, c, run)
+            finetunes += ahead.get(c["cid"], 0)  # its arm, trained beside the others before
+            self.state.finetunes += ahead.get(c["cid"], 0)
             if fp and rec.status == "ok":
                 self.output_fps[fp] = c["cid"]
             entry = {"record": record_to_json(rec), "finetunes": finetunes, "output_fp": fp}
@@ -512,6 +516,31 @@ class Search:
             self.journal.write_candidate(c["cid"], entry)
             self._print_candidate(rec)
         return stop, repeated
+
+    def _train_ahead(self, todo: list[dict[str, Any]], runs: list[CandidateRun]) -> dict[str, int]:
+        """Have the evaluator train the arms of the candidates the wave will evaluate, ``--eval-workers``
+        at a time (``AutodpEvaluator.train_ahead``), instead of one after another: which ones is
+        decided as the loop below decides (ran, kept enough rows, not within k rows of a scored output,
+        within the fine-tune budget). Returns the arms trained per candidate id."""
+        fn = getattr(self.evaluator, "train_ahead", None)
+        if fn is None:
+            return {}
+        sets = boundary.RowSets(self.cfg.profile_k, dict(self.row_sets.sets))
+        chosen: list[tuple[str, pl.DataFrame]] = []
+        for c, run in zip(todo, runs, strict=True):
+            if run.frame is None or run.error or run.rows_out < self.cfg.min_rows:
+                continue
+            hashes = boundary.row_hashes(run.frame, (ROW_ID, *EVAL_COLUMNS))
+            if sets.nearest(hashes) is None:
+                sets.add(c["cid"], hashes)
+                chosen.append((c["cid"], run.frame))
+        cap = self.cfg.budget.max_finetunes
+        if cap is not None:
+            chosen = chosen[: max(cap - self.state.finetunes, 0)]
+        if len(chosen) < 2:
+            return {}
+        return dict(zip((cid for cid, _ in chosen), fn([f for _, f in chosen], self.search_frame, self.heldout),
+                        strict=True))
 
     def _scored_like(self, rnd: int, c: dict[str, Any], run: CandidateRun, near: str,
                      current: dict[str, CandidateRecord]) -> CandidateRecord:

@@ -227,3 +227,23 @@ def test_resume_mid_race_replays_the_journaled_steps_and_ends_the_same(data, tmp
     key = [(r.cid, r.delta, r.replicates, r.ci_low, r.ci_high, r.improvement) for r in full.records]
     assert [(r.cid, r.delta, r.replicates, r.ci_low, r.ci_high, r.improvement) for r in resumed.records] == key
     assert resumed.report["budget_used"]["finetunes"] == full.report["budget_used"]["finetunes"]
+
+
+def test_training_ahead_in_workers_gives_the_same_scores_and_counts_every_arm(tmp_path):
+    """``AutodpEvaluator.train_ahead`` (smoke preset, 2 workers) trains a wave's arms side by side;
+    the evaluations then find them in the memo, score exactly as one worker does, and the arms
+    trained are reported per candidate (the shared baseline once)."""
+    from autodp_search import AutodpEvaluator
+
+    rows = pl.DataFrame(qa_rows(160))
+    held, base = rows.head(20), rows.tail(140)
+    cands = [base.head(120), base.tail(110)]
+    ahead = AutodpEvaluator("smoke", cache_dir=tmp_path / "a", workers=2)
+    counts = ahead.train_ahead(cands, base, held)
+    assert counts == [2, 1]  # the first candidate's arm and the baseline's, then the second's
+    assert ahead.train_ahead(cands, base, held) == [0, 0]  # all in the memo now
+    serial = AutodpEvaluator("smoke", cache_dir=tmp_path / "s", workers=1)
+    for c in cands:
+        o, s = ahead.evaluate(c, base, held), serial.evaluate(c, base, held)
+        assert o.finetunes == 0 and s.finetunes >= 1
+        assert (o.win_rate, o.ci_low, o.ci_high, o.candidate_loss) == (s.win_rate, s.ci_low, s.ci_high, s.candidate_loss)
