@@ -213,9 +213,10 @@ def _interval_note(rep: dict[str, Any]) -> str:
         return ("A candidate's interval is the evaluator's: with one replicate a bootstrap over held-out questions "
                 "for one trained pair of models, which does not include the variance between training runs.")
     return ("A candidate's score is its mean win rate over its paired replicates (racing gives more to the candidates "
-            "not separated from the best); its interval is the evaluator's, widened to the training noise the noise "
-            "band measured (t x sd / sqrt(replicates)) where that is wider. A candidate improves on the data only when "
-            "its interval lies above 0.5 and it is separated from the placebo of its size.")
+            "not separated from the best); its interval adds the training noise the noise band measured (t x sd / "
+            "sqrt(replicates)) to the spread over questions, and from three replicates on is at least the evaluator's "
+            "own. A candidate improves on the data only when its interval lies above 0.5 and it is separated from the "
+            "placebo of its size.")
 
 
 def _band_text(band: dict[str, Any] | None) -> str:
@@ -393,7 +394,7 @@ target selection {'on' if cfg.get('target_selection') else 'off'}, cache {'on' i
 Stopped: {_esc(rep.get('stop_reason'))}. Total time {rep.get('seconds', 0):.1f} s; {used.get('finetunes')} fine-tune runs,
 {used.get('evaluations')} evaluations, {used.get('agent_calls')} agent calls ({used.get('repairs')} repairs).
 Pre-flight estimate: {est.get('evaluations', '?')} evaluations, about {est.get('seconds', 0):.0f} s.</p>
-<p class='big'><b>Verdict:</b> {_esc(rep.get('verdict_text', ''))}</p>
+<p class='big'><b>In plain words:</b> {_esc(rep.get('verdict_text', ''))}</p>
 {fin}
 <p><small>{_esc(_interval_note(rep))}</small></p>
 <h2>Best strategy{(' — ' + _esc(best.get('cid'))) if best else ''}</h2>
