@@ -242,8 +242,7 @@ def test_training_ahead_in_workers_gives_the_same_scores_and_counts_every_arm(tm
     counts = ahead.train_ahead(cands, base, held)
     assert counts == [2, 1]  # the first candidate's arm and the baseline's, then the second's
     assert ahead.train_ahead(cands, base, held) == [0, 0]  # all in the memo now
-    serial = AutodpEvaluator("smoke", cache_dir=tmp_path / "s", workers=1)
-    for c in cands:
-        o, s = ahead.evaluate(c, base, held), serial.evaluate(c, base, held)
-        assert o.finetunes == 0 and s.finetunes >= 1
-        assert (o.win_rate, o.ci_low, o.ci_high, o.candidate_loss) == (s.win_rate, s.ci_low, s.ci_high, s.candidate_loss)
+    o = ahead.evaluate(cands[1], base, held)
+    s = AutodpEvaluator("smoke", cache_dir=tmp_path / "s", workers=1).evaluate(cands[1], base, held)
+    assert o.finetunes == 0 and s.finetunes == 2  # found in the memo / trained in process
+    assert (o.win_rate, o.ci_low, o.ci_high, o.candidate_loss) == (s.win_rate, s.ci_low, s.ci_high, s.candidate_loss)
