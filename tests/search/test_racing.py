@@ -246,3 +246,37 @@ def test_training_ahead_in_workers_gives_the_same_scores_and_counts_every_arm(tm
     s = AutodpEvaluator("smoke", cache_dir=tmp_path / "s", workers=1).evaluate(cands[1], base, held)
     assert o.finetunes == 0 and s.finetunes == 2  # found in the memo / trained in process
     assert (o.win_rate, o.ci_low, o.ci_high, o.candidate_loss) == (s.win_rate, s.ci_low, s.ci_high, s.candidate_loss)
+
+
+class AheadScripted(ScriptedEvaluator):
+    """A scripted evaluator that trains a wave's arms ahead, like ``AutodpEvaluator.train_ahead``."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.ahead: list[int] = []
+
+    def train_ahead(self, candidates, baseline, heldout, replicates=1):
+        from autodp_search.evaluators import eval_frame
+
+        base = eval_frame(baseline)
+        out = [self._train([(_key(base), 0), (_key(eval_frame(c)), 0)]) for c in candidates]
+        self.ahead.append(len(candidates))
+        return out
+
+
+def _key(frame: pl.DataFrame) -> str:  # the scripted evaluator's key of a data set
+    import hashlib
+
+    return hashlib.sha256(frame.write_ipc(None).getvalue()).hexdigest()
+
+
+def test_arms_trained_ahead_are_journaled_with_their_candidates(data, tmp_path):
+    ev = AheadScripted(by_min_words(), noise=0.02)
+    # the third proposal keeps the same rows as the first: scored like it, so not trained ahead
+    res = run_search(cfg(data, tmp_path / "r"), evaluator=ev,
+                     agent=ScriptedAgent([[A, B, dp("a2", "filter: words(output) >= 9")]]))
+    assert ev.ahead == [2]
+    j = tmp_path / "r" / "journal"
+    per_cand = {p.stem[5:]: json.loads(p.read_text())["finetunes"] for p in j.glob("cand-*.json")}
+    assert per_cand == {"r1c1": 1, "r1c2": 1, "r1c3": 0}
+    assert res.report["budget_used"]["finetunes"] == ev.trained
