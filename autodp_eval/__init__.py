@@ -42,9 +42,10 @@ from ._evaluate import (
     arm_seed,
     evaluate,
     random_drop,
+    run_in_processes,
 )
 from ._generate import generate_answers, vllm_available
-from ._interval import Interval, detectable_effect, pool_intervals, replicate_interval
+from ._interval import Interval, detectable_effect, pool_intervals, replicate_interval, t_quantile
 from ._judges import (
     Judge,
     JudgeItem,
@@ -116,6 +117,8 @@ __all__ = [
     "prompt_text",
     "random_drop",
     "replicate_interval",
+    "run_in_processes",
+    "t_quantile",
     "resolve_cache_dir",
     "score_references",
     "split_heldout",

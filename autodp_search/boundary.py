@@ -53,6 +53,7 @@ __all__ = [
     "TEXT_MATCHING_OK",
     "agent_diagnostics",
     "candidate_view",
+    "coarse_drop_fraction",
     "row_hashes",
     "visible_columns",
 ]
@@ -187,7 +188,18 @@ def candidate_view(r: CandidateRecord, counts: Counts, near_of: str | None = Non
         rows_in=counts(r.rows_in) if r.rows_in is not None else None,
         rows_out=counts(r.rows_out) if r.rows_out is not None else None,
         steps=steps, feedback=r.feedback, duplicate_of=dup, errors=r.errors, origin=r.origin,
+        replicates=r.replicates, placebo=r.placebo, placebo_low=r.placebo_low, placebo_high=r.placebo_high,
+        beats_placebo=r.beats_placebo, improvement=r.improvement,
     )
+
+
+def coarse_drop_fraction(rows_in: int | None, rows_out: int | None, k: int) -> float:
+    """The share of rows a candidate dropped, from its dropped count rounded like ``Counts`` (under k:
+    none): the placebo rule, which the agent is told, must not carry an exact row count."""
+    if not rows_in or rows_out is None:
+        return 0.0
+    dropped = max(rows_in - rows_out, 0)
+    return 0.0 if dropped < k else min(int(round(dropped / k)) * k, rows_in) / rows_in
 
 
 # ---------------------------------------------------------------- outputs that differ by fewer than k rows

@@ -120,22 +120,27 @@ class Estimate:
 
 
 def estimate(budget: Budget, k: int, search_rows: int, full_rows: int, seconds_per_eval: float,
-             final: bool = True, basis: str = "", same_steps: bool = False) -> Estimate:
-    """Cost of the whole search if every round runs: rounds x k candidate arms (+ the baseline, + the
-    final arm and its baseline on the full data). ``seconds_per_eval`` is for ``search_rows`` rows;
-    the final evaluation trains two arms, each scaling with the row count unless every arm trains
-    the same number of steps (``same_steps``)."""
+             final: bool = True, basis: str = "", same_steps: bool = False, *, race_finetunes: int = 0,
+             band_arms: int = 0, verdict_replicates: int = 1) -> Estimate:
+    """Cost of the whole search if every round runs, in fine-tunes (arms trained) and seconds: the
+    baseline, the noise band's ``band_arms`` (its placebo arms and the baseline's extra replicates),
+    per round k first replicates and at most ``race_finetunes`` racing ones, and the final verdict's
+    three arms (candidate, unprocessed data, placebo) per replicate on the full data.
+    ``seconds_per_eval`` is one arm's evaluation on ``search_rows`` rows; a verdict arm scales with
+    the row count unless every arm trains the same number of steps (``same_steps``)."""
     rounds = budget.max_rounds
     evals = rounds * k
-    finetunes = 1 + evals
+    search_arms = 1 + band_arms + rounds * (k + race_finetunes)
+    finetunes = search_arms
     if budget.max_finetunes is not None:
         finetunes = min(finetunes, budget.max_finetunes)
-        evals = min(evals, max(budget.max_finetunes - 1, 0))
-    secs = seconds_per_eval * evals
+        evals = min(evals, max(budget.max_finetunes - 1 - band_arms, 0))
+    secs = seconds_per_eval * (finetunes - 1)
     if final:
-        finetunes += 2
+        arms = 3 * verdict_replicates
+        finetunes += arms
         evals += 1
-        secs += 2 * seconds_per_eval * (1.0 if same_steps else max(full_rows, 1) / max(search_rows, 1))
+        secs += arms * seconds_per_eval * (1.0 if same_steps else max(full_rows, 1) / max(search_rows, 1))
     if budget.max_wall_s is not None:
         secs = min(secs, budget.max_wall_s)
     return Estimate(finetunes, evals, secs, search_rows, full_rows, basis)

@@ -88,6 +88,14 @@ def register(subparsers) -> None:
     e.add_argument("--no-final", action="store_true", help="skip applying and evaluating on the full data")
     e.add_argument("--verdict-replicates", type=_at_least(1), default=3,
                    help="the final verdict's paired replicates on fresh seeds, each with a placebo arm (default 3)")
+    e.add_argument("--race-replicates", type=_at_least(1), default=3,
+                   help="racing: at most this many paired replicates per candidate in the rounds; more go to the "
+                        "candidates not separated from the best (default 3; 1: one replicate each, no racing)")
+    e.add_argument("--race-finetunes", type=_at_least(0), default=4,
+                   help="racing: fine-tunes per round spent on extra replicates (default 4)")
+    e.add_argument("--noise-replicates", type=_noise_replicates, default=3,
+                   help="the noise band: replicates of the placebo arms at 10%% and 30%% random drops, measured once "
+                        "(default 3; 0: no band, no placebo rule)")
     e.add_argument("--eval-workers", type=_at_least(1), default=None,
                    help="arms trained at once, one process each (default 1; 2 on a 2-core machine)")
     e.add_argument("--tidy-heldout", action="store_true",
@@ -119,6 +127,13 @@ def _at_least(lo: int, why: str = ""):
         return v
 
     return parse
+
+
+def _noise_replicates(text: str) -> int:
+    v = _at_least(0)(text)
+    if v == 1:  # the band's spread is its replicates' sd: one replicate has none
+        raise argparse.ArgumentTypeError("must be 0 (no noise band) or at least 2, got 1 (one replicate has no spread)")
+    return v
 
 
 def _number(text: str) -> float:
@@ -220,6 +235,7 @@ def build_config(args):
         heldout_n=args.heldout, final_heldout_n=args.final_heldout, resume=args.resume, final=not args.no_final,
         strategies_dir=args.strategies or "auto", quiet=args.quiet, same_steps=not args.epochs_protocol,
         tidy_heldout=args.tidy_heldout, max_steps=args.max_steps, verdict_replicates=args.verdict_replicates,
+        race_replicates=args.race_replicates, race_finetunes=args.race_finetunes, noise_replicates=args.noise_replicates,
     )
 
 

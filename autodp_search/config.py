@@ -11,7 +11,7 @@ from .prompts import DEFAULT_TASK
 
 __all__ = ["SEARCH_VERSION", "SearchConfig"]
 
-SEARCH_VERSION = 2  # part of the journal's identity: a journal of another version is not resumed
+SEARCH_VERSION = 3  # part of the journal's identity: a journal of another version is not resumed (3: racing)
 # evaluation settings that schedule the work without changing a result (EvalConfig.cache_key leaves them
 # out too): a search started with --eval-workers 2 resumes with 1, on a machine with other cores
 SCHEDULING_SETTINGS = frozenset({"workers", "threads"})
@@ -44,6 +44,14 @@ class SearchConfig:
     final: bool = True
     eval_workers: int = 1  # arms trained at once, one process each (a machine setting: not in the identity)
     verdict_replicates: int = 3  # the final verdict: paired replicates on fresh seeds, each with a placebo arm
+    # racing (autodp_search.racing): at most this many paired replicates per candidate in the rounds
+    # (1: no racing), and at most ``race_finetunes`` fine-tunes per round spent on them (a budget)
+    race_replicates: int = 3
+    race_finetunes: int = 4
+    # the noise band, measured once: placebo arms at these drop fractions of the search data, this many
+    # replicates each (0: no band, no placebo rule)
+    noise_replicates: int = 3
+    noise_fractions: tuple[float, ...] = (0.1, 0.3)
     task: str = DEFAULT_TASK
     strategies_dir: str | None = "auto"
     quiet: bool = False
@@ -68,6 +76,7 @@ class SearchConfig:
             # a pair only off the default, so journals written before the setting existed still resume
             "target_selection": self.target_selection if self.target_judge == "weak" else [self.target_selection, self.target_judge],
             "heldout": [self.heldout_n, self.final_heldout_n, self.verdict_replicates],
+            "race": [self.race_replicates, self.noise_replicates, list(self.noise_fractions) if self.noise_replicates else None],
             "profile_k": self.profile_k,
             "eval": [self.eval_preset, {k: v for k, v in self.eval_overrides.items() if k not in SCHEDULING_SETTINGS},
                      self.same_steps, self.tidy_heldout],

@@ -9,6 +9,8 @@ Layout of ``<out>/journal/``::
                               written before any evaluation (a resumed round reuses them: an LLM
                               is not asked again)
     cand-r1c2.json            one evaluated candidate (written as soon as it is scored)
+    round-0001.race.json      the round's race so far: each extra replicate given, with the score it
+                              gave (rewritten after each; a resumed race replays it, then goes on)
     round-0001.json           the finished round (all its records): the round is done
     final.json                the final evaluation on the full data
 
@@ -31,12 +33,13 @@ from typing import Any
 from autodp_dsl.atomic import write_text_atomic
 
 from .agents import CandidateRecord, StepCount
+from .racing import RACE_FIELDS
 
 __all__ = ["Journal", "JournalMismatch", "is_journal_meta", "out_dir_problem", "record_from_json", "record_to_json"]
 
 JOURNAL_VERSION = 1
 # the names of the files a journal holds (and the temporary files of their atomic writes)
-_NAME = r"(?:meta|setup|final|round-\d{4}(?:\.w\d+)?(?:\.plan)?|cand-[A-Za-z0-9_-]+)\.json"
+_NAME = r"(?:meta|setup|final|round-\d{4}(?:\.w\d+)?(?:\.plan|\.race)?|cand-[A-Za-z0-9_-]+)\.json"
 JOURNAL_FILE = re.compile(rf"{_NAME}|\.{_NAME}\.\w+\.tmp")
 
 
@@ -128,6 +131,12 @@ class Journal:
     def candidate(self, cid: str) -> dict[str, Any] | None:
         return self._read(f"cand-{cid}.json")
 
+    def write_race(self, rnd: int, steps: list[dict[str, Any]]) -> None:
+        self._write(f"round-{rnd:04d}.race.json", {"round": rnd, "steps": steps})
+
+    def race(self, rnd: int) -> list[dict[str, Any]]:
+        return (self._read(f"round-{rnd:04d}.race.json") or {}).get("steps", [])
+
     def write_round(self, rnd: int, data: dict[str, Any]) -> None:
         self._write(f"round-{rnd:04d}.json", data)
 
@@ -163,6 +172,7 @@ def record_from_json(d: dict[str, Any]) -> CandidateRecord:
         delta=d.get("delta"), win_rate=d.get("win_rate"), ci_low=d.get("ci_low"), ci_high=d.get("ci_high"),
         rows_in=d.get("rows_in"), rows_out=d.get("rows_out"), steps=steps, feedback=d.get("feedback", ""),
         duplicate_of=d.get("duplicate_of"), errors=tuple(d.get("errors", ())), origin=d.get("origin", ""),
+        **{k: d[k] for k in RACE_FIELDS if k in d},
     )
 
 

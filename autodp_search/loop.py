@@ -1,8 +1,10 @@
 """The search loop (see ``docs/search.md``).
 
     profile -> sample (fidelity check) -> target selection -> baseline r0
+    -> noise band (placebo arms, once)
     -> rounds: propose K -> lint / repair (<= 3) -> de-duplicate (canonical keys)
-               -> run the round as one batch through the cached executor -> evaluate each
+               -> run the round as one batch through the cached executor -> evaluate each (one replicate)
+               -> race: more replicates for the candidates not separated from the incumbent
                -> journal the round -> group-relative feedback to the agent
     -> stop on a budget -> apply the best strategy to the full data -> evaluate -> report
 
@@ -61,7 +63,8 @@ from .evaluators import EVAL_COLUMNS, AutodpEvaluator, EvalOutcome, Evaluator
 from .execution import CandidateRun, run_strategies
 from .journal import Journal, JournalMismatch, record_from_json, record_to_json
 from .prompts import catalog_from_registry
-from .report import NOT_SHOWN, build_report, improvement_shown, write_report
+from .racing import SCORE_FIELDS, NoiseBand, placebo_rule, race_interval, race_order
+from .report import NO_PLACEBO_WIN, NOT_SHOWN, build_report, improvement_shown, write_report
 
 __all__ = ["Search", "SearchResult", "run_search"]
 
@@ -112,6 +115,11 @@ class Search:
         self.row_sets = boundary.RowSets(config.profile_k)  # scored outputs' rows (the boundary's k-rule)
         self.agent_failure: str | None = None  # set when the agent failed mid-round: the search stops after it
         self.limit_events: list[str] = []  # limits that bit since the last plan was journaled
+        # racing and the noise band need an evaluator that replicates (autodp_eval does; see racing.py)
+        replicated = bool(getattr(self.evaluator, "replicated", False))
+        self.racing = replicated and config.race_replicates > 1
+        self.banding = replicated and config.noise_replicates >= 2
+        self.band: NoiseBand | None = None
         self.events_log: list[str] = []  # every limit that bit and fallback taken (for the report)
 
     # ------------------------------------------------------------------ setup
@@ -211,6 +219,8 @@ class Search:
         if saved and saved.get("baseline"):
             self.r0 = EvalOutcome.from_dict(saved["baseline"])
             self.console.print("baseline r0: from the journal")
+            if not self.state.rounds_done:  # else the last round's budget counted it
+                self.state.finetunes += self.r0.finetunes
             return
         self.console.print(f"baseline: fine-tuning on the unprocessed {'sample' if self.cfg.sampling else 'data'} ...")
         o = self.evaluator.evaluate(self.search_frame, self.search_frame, self.heldout)
@@ -222,6 +232,33 @@ class Search:
                            f"{o.baseline_loss if o.baseline_loss is not None else 'n/a'}; {o.seconds:.1f} s")
         self.journal.write_setup(self.setup_json())
 
+    def noise_band(self, saved: dict[str, Any] | None) -> None:
+        """Measure the noise band once (placebo arms at the configured drop fractions, paired with the
+        baseline's replicates) and journal it with the setup; a resumed search reads it back."""
+        if not self.banding:
+            return
+        if saved and saved.get("noise_band"):
+            self.band = NoiseBand.from_dict(saved["noise_band"])
+            if not self.state.rounds_done:  # else the last round's budget counted it
+                self.state.finetunes += self.band.finetunes
+            return
+        cfg = self.cfg
+        self.console.print(f"noise band: placebo arms dropping {', '.join(f'{f:.0%}' for f in cfg.noise_fractions)} of "
+                           f"the rows at random, {cfg.noise_replicates} replicates each ...")
+        d = self.evaluator.noise_band(self.search_frame, self.heldout, tuple(cfg.noise_fractions), cfg.noise_replicates,
+                                      seed=cfg.seed)
+        self.state.finetunes += d["finetunes"]
+        self.band = NoiseBand.from_dict(d)
+        for p in self.band.points:
+            self.console.print(f"  placebo, {p.fraction:.0%} of the rows dropped at random: win rate {p.estimate:.3f} "
+                               f"[{p.low:.3f}, {p.high:.3f}] (per replicate {', '.join(f'{x:.2f}' for x in p.per_replicate)})")
+        hw = self.band.training_half_width(1)
+        self.console.print(f"  training noise: sd {self.band.sd:.3f} per replicate (df {self.band.df}); one replicate's "
+                           f"score is uncertain by +-{hw:.3f}, {cfg.race_replicates} replicates' by "
+                           f"+-{self.band.training_half_width(cfg.race_replicates):.3f}; {d['finetunes']} fine-tunes, "
+                           f"{d['seconds']:.0f} s")
+        self.journal.write_setup(self.setup_json())
+
     def setup_json(self) -> dict[str, Any]:
         return {
             "profile_text": self.profile_text,
@@ -230,6 +267,7 @@ class Search:
             "fidelity_text": self.fidelity_text,
             "targets": self.selector.metrics,
             "baseline": self.r0.to_dict(),
+            "noise_band": self.band.to_dict() if self.band is not None else None,
             "rows": {"full": self.data.frame.height, "pool": self.pool.height, "search": self.search_frame.height,
                      "heldout": self.heldout.height, "final_heldout": self.final_heldout.height},
             "timings": self.timings,
@@ -398,6 +436,8 @@ class Search:
             plan = self.plan_round(rnd, wave + 1, k=repeated, current=current, first=len(cands) + 1)
             if not plan["candidates"]:
                 break
+        if stop is None:
+            stop = self.race(rnd, records)
         ordered = [records[c["cid"]] for c in cands if c["cid"] in records]
         if stop is None:
             for c in cands:
@@ -442,9 +482,11 @@ class Search:
         runs = run_strategies(strategies, self.search_frame, self.search_fp, self._exec_cache(), self.cfg.cache)
         exec_s = time.perf_counter() - t
         self.console.print(f"round {rnd}: ran {len(todo)} candidates as one batch ({exec_s:.2f} s)")
+        ahead = self._train_ahead(todo, runs)
         for c, run in zip(todo, runs, strict=True):
             stop = self.state.candidate_stop()
             if stop:
+                self.state.finetunes += sum(ahead.get(x["cid"], 0) for x in todo if x["cid"] not in records)
                 break
             ok_run = run.frame is not None and not run.error
             fp = output_fingerprint(run.frame) if ok_run else ""
@@ -462,6 +504,8 @@ class Search:
                 self.console.print(f"  {c['cid']}: within {self.cfg.profile_k} rows of {near}'s data: scored as {near}")
                 continue
             rec, finetunes = self._evaluate(rnd, c, run)
+            finetunes += ahead.get(c["cid"], 0)  # its arm, trained beside the others before
+            self.state.finetunes += ahead.get(c["cid"], 0)
             if fp and rec.status == "ok":
                 self.output_fps[fp] = c["cid"]
             entry = {"record": record_to_json(rec), "finetunes": finetunes, "output_fp": fp}
@@ -473,18 +517,41 @@ class Search:
             self._print_candidate(rec)
         return stop, repeated
 
+    def _train_ahead(self, todo: list[dict[str, Any]], runs: list[CandidateRun]) -> dict[str, int]:
+        """Have the evaluator train the arms of the candidates the wave will evaluate, ``--eval-workers``
+        at a time (``AutodpEvaluator.train_ahead``), instead of one after another: which ones is
+        decided as the loop below decides (ran, kept enough rows, not within k rows of a scored output,
+        within the fine-tune budget). Returns the arms trained per candidate id."""
+        fn = getattr(self.evaluator, "train_ahead", None)
+        if fn is None:
+            return {}
+        sets = boundary.RowSets(self.cfg.profile_k, dict(self.row_sets.sets))
+        chosen: list[tuple[str, pl.DataFrame]] = []
+        for c, run in zip(todo, runs, strict=True):
+            if run.frame is None or run.error or run.rows_out < self.cfg.min_rows:
+                continue
+            hashes = boundary.row_hashes(run.frame, (ROW_ID, *EVAL_COLUMNS))
+            if sets.nearest(hashes) is None:
+                sets.add(c["cid"], hashes)
+                chosen.append((c["cid"], run.frame))
+        cap = self.cfg.budget.max_finetunes
+        if cap is not None:
+            chosen = chosen[: max(cap - self.state.finetunes, 0)]
+        if len(chosen) < 2:
+            return {}
+        return dict(zip((cid for cid, _ in chosen), fn([f for _, f in chosen], self.search_frame, self.heldout),
+                        strict=True))
+
     def _scored_like(self, rnd: int, c: dict[str, Any], run: CandidateRun, near: str,
                      current: dict[str, CandidateRecord]) -> CandidateRecord:
         """A candidate whose output is within k rows of ``near``'s (a candidate or r0), with its score."""
         if near == "r0":
             o = self.r0
-            score = dict(delta=round((o.win_rate if o.win_rate is not None else 0.5) - 0.5, 6),
-                         win_rate=o.win_rate if o.win_rate is not None else 0.5, ci_low=o.ci_low, ci_high=o.ci_high,
-                         feedback=o.feedback)
+            score = self.score_fields(replace(o, win_rate=0.5 if o.win_rate is None else o.win_rate),
+                                      run.rows_in, run.rows_out)
         else:
             src = next(r for r in (*self.records, *current.values()) if r.cid == near)
-            score = dict(delta=src.delta, win_rate=src.win_rate, ci_low=src.ci_low, ci_high=src.ci_high,
-                         feedback=src.feedback)
+            score = {f: getattr(src, f) for f in SCORE_FIELDS}
         return CandidateRecord(rnd, c["cid"], c["dp_text"], "duplicate", key=c["key"], duplicate_of=near,
                                rows_in=run.rows_in, rows_out=run.rows_out, steps=tuple(run.steps),
                                origin=c.get("origin", ""), **score)
@@ -502,16 +569,84 @@ class Search:
         self.state.finetunes += o.finetunes
         if o.error or o.win_rate is None:
             return CandidateRecord(status="failed", feedback=o.feedback, **base), o.finetunes
-        r0 = 0.5
-        return CandidateRecord(status="ok", delta=round(o.win_rate - r0, 6), win_rate=o.win_rate, ci_low=o.ci_low,
-                               ci_high=o.ci_high, feedback=o.feedback, **base), o.finetunes
+        return CandidateRecord(status="ok", **self.score_fields(o, run.rows_in, run.rows_out), **base), o.finetunes
+
+    def score_fields(self, o: EvalOutcome, rows_in: int | None, rows_out: int | None,
+                     question_halfwidth: float | None = None) -> dict[str, Any]:
+        """A scored outcome as the record's score: the mean over its replicates, the interval the
+        search decides on (with the noise band's training term) and the placebo rule at the
+        candidate's coarsened size (the agent is told it: no exact count goes into it).
+        ``question_halfwidth``: from the candidate's first replicate (None: this is it)."""
+        if question_halfwidth is None and o.ci_low is not None and o.ci_high is not None:
+            question_halfwidth = (o.ci_high - o.ci_low) / 2
+        lo, hi = race_interval(o.win_rate, o.ci_low, o.ci_high, o.replicates, self.band, question_halfwidth)
+        frac = boundary.coarse_drop_fraction(rows_in, rows_out, self.cfg.profile_k)
+        return dict(delta=round(o.win_rate - 0.5, 6), win_rate=o.win_rate, ci_low=lo, ci_high=hi, feedback=o.feedback,
+                    replicates=o.replicates, question_halfwidth=question_halfwidth,
+                    **placebo_rule(o.win_rate, lo, hi, self.band, frac))
 
     def _print_candidate(self, r: CandidateRecord) -> None:
         if r.status == "ok":
-            self.console.print(f"  {r.cid}: score - r0 = {r.delta:+.3f} [{r.ci_low:.2f}, {r.ci_high:.2f}]  "
-                               f"{r.rows_out}/{r.rows_in} rows  ({r.origin})")
+            pb = "" if r.placebo is None else (f"; placebo of its size {r.placebo:.2f}: "
+                                               + {True: "beaten", False: "better", None: "not separated"}[r.beats_placebo])
+            self.console.print(f"  {r.cid}: score - r0 = {r.delta:+.3f} [{r.ci_low:.2f}, {r.ci_high:.2f}] over "
+                               f"{r.replicates} replicate(s){pb}  {r.rows_out}/{r.rows_in} rows  ({r.origin})")
         else:
             self.console.print(f"  {r.cid}: {r.status} {r.feedback}")
+
+    # ------------------------------------------------------------------ racing
+
+    def race(self, rnd: int, current: dict[str, CandidateRecord]) -> str | None:
+        """After a round's first replicates: one more replicate at a time to the incumbent and the
+        candidates whose interval overlaps it (``racing.race_order``; earlier rounds' included), until
+        they separate, reach ``race_replicates``, or the round's ``race_finetunes`` are spent. Each step
+        is journaled (``round-NNNN.race.json``); a resumed race replays them, then goes on. Returns a
+        hard stop (STOP file, fine-tunes, time) or None."""
+        cfg = self.cfg
+        if not self.racing:
+            return None
+        steps = self.journal.race(rnd)
+        for st in steps:  # done before a kill: replayed, not trained again
+            self.apply_race(st, current)
+            self.state.finetunes += st["finetunes"]
+            self.state.evaluations += 1
+        spent = sum(st["finetunes"] for st in steps)
+        while spent < cfg.race_finetunes:
+            if stop := self.state.candidate_stop():
+                return stop
+            pool = [*self.records, *current.values()]
+            order = race_order(pool, cfg.race_replicates)
+            if not order:
+                break
+            rec = next(r for r in pool if r.cid == order[0])
+            run = run_strategies([self._lint(rec.dp_text).strategy], self.search_frame, self.search_fp,
+                                 self._exec_cache(), cfg.cache)[0]
+            o = None if run.error or run.frame is None else \
+                self.evaluator.evaluate(run.frame, self.search_frame, self.heldout, replicates=rec.replicates + 1)
+            if o is None or o.error or o.win_rate is None:  # it ran and scored before: a back-end problem
+                self.notes.append(f"racing stopped: {rec.cid} could not be given another replicate")
+                break
+            step = {"cid": rec.cid, "finetunes": o.finetunes,
+                    "score": self.score_fields(o, rec.rows_in, rec.rows_out, rec.question_halfwidth)}
+            steps.append(step)
+            self.journal.write_race(rnd, steps)
+            self.apply_race(step, current)
+            spent += o.finetunes
+            self.state.finetunes += o.finetunes
+            self.state.evaluations += 1
+            self._print_candidate(next(r for r in (*self.records, *current.values()) if r.cid == rec.cid))
+        return None
+
+    def apply_race(self, step: dict[str, Any], current: dict[str, CandidateRecord]) -> None:
+        """A race step's new score for its candidate, and for the candidates scored like it (outputs
+        within k rows: they show the same score, as when they were scored)."""
+        cid, score = step["cid"], step["score"]
+        for i, r in enumerate(self.records):
+            if r.cid == cid or (r.status == "duplicate" and r.duplicate_of == cid and r.rows_in is not None):
+                self.records[i] = replace(r, **score)
+        for k, r in current.items():
+            if r.cid == cid or (r.status == "duplicate" and r.duplicate_of == cid and r.rows_in is not None):
+                current[k] = replace(r, **score)
 
     # ------------------------------------------------------------------ the whole search
 
@@ -530,6 +665,7 @@ class Search:
             done_rounds = self._resume(resuming)
             self.baseline()
             self._estimate()
+            self.noise_band(self.journal.setup())
             stop_reason, failure = self._rounds(len(done_rounds) + 1)
             return self._conclude(stop_reason, failure, t_start)
         finally:
@@ -562,6 +698,8 @@ class Search:
         done_rounds = self.journal.rounds() if resuming else []
         for rd in done_rounds:
             self.records.extend(record_from_json(x) for x in rd["records"])
+            for st in self.journal.race(rd["round"]):  # its race may have re-scored earlier rounds' candidates
+                self.apply_race(st, {})
             for x in rd["records"]:  # the scored outputs' rows, for the boundary's k-rule
                 done = self.journal.candidate(x["cid"]) if x["status"] == "ok" else None
                 if done and done.get("row_hashes") is not None:
@@ -585,9 +723,13 @@ class Search:
         """The pre-flight estimate of the whole search, from the baseline's measured evaluation time."""
         cfg = self.cfg
         per_eval = max(self.r0.seconds, 0.1)
+        band_arms = (len(cfg.noise_fractions) + 1) * cfg.noise_replicates - 1 if self.banding else 0
         self.estimate = estimate(cfg.budget, cfg.k, self.search_frame.height, self.full_frame.height, per_eval, cfg.final,
-                                 basis=f"{per_eval:.1f} s per evaluation measured on the baseline",
-                                 same_steps=self.train_steps is not None)
+                                 basis=f"{per_eval:.1f} s per fine-tune measured on the baseline",
+                                 same_steps=self.train_steps is not None,
+                                 race_finetunes=cfg.race_finetunes if self.racing else 0,
+                                 band_arms=band_arms,
+                                 verdict_replicates=cfg.verdict_replicates)
         self.console.print(f"[cyan]{self.estimate.text()}[/cyan]")
 
     def _rounds(self, rnd: int) -> tuple[str, str | None]:
@@ -634,6 +776,12 @@ class Search:
         best = self.best()
         # no final evaluation after a failure (--resume continues the search, then evaluates),
         # nor without a strategy (the unprocessed data against itself teaches nothing)
+        if self.band is not None and failure is None:  # the search's own screen, before the verdict
+            ok = [r for r in self.records if r.status == "ok" and r.delta is not None]
+            wins = [r.cid for r in ok if r.improvement]
+            self.console.print(f"in the search, {len(wins)} of {len(ok)} candidates beat both the unprocessed data and "
+                               f"the placebo of their size: {', '.join(wins)}" if wins else
+                               f"[yellow]in the search, {NO_PLACEBO_WIN} ({len(ok)} compared)[/yellow]")
         final = self.finish(best) if cfg.final and best is not None and failure is None else None
         if not cfg.final and best is not None and failure is None:
             self._write_outputs(best.dp_text, None)  # --no-final: the answer without the full-data run

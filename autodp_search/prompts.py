@@ -142,7 +142,8 @@ def _record_text(c: CandidateView, relative: bool = True) -> str:
     head = f"### {c.cid} (round {c.round}, {c.status}"
     if c.status == "ok":
         if relative:
-            head += f", score - r0 = {_fmt(c.delta, True)}, win rate {_fmt(c.win_rate)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]"
+            head += (f", score - r0 = {_fmt(c.delta, True)}, win rate {_fmt(c.win_rate)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]"
+                     f" over {c.replicates} replicate{'s' if c.replicates != 1 else ''}")
         else:
             head += f", score {_fmt(c.win_rate)}"
     if c.duplicate_of:
@@ -154,6 +155,8 @@ def _record_text(c: CandidateView, relative: bool = True) -> str:
         for s in c.steps:
             reasons = ", ".join(f"{r}: {n}" for r, n in s.reasons) if s.reasons else ""
             out.append(f"  step {s.path} `{s.step}`: {s.rows_in} -> {s.rows_out} (dropped {s.dropped}{'; ' + reasons if reasons else ''})")
+    if c.placebo is not None and relative and c.status == "ok":
+        out.append(_placebo_text(c))
     if c.feedback and relative:
         out.append(f"judge: {c.feedback}")
     if c.errors:
@@ -161,9 +164,19 @@ def _record_text(c: CandidateView, relative: bool = True) -> str:
     return "\n".join(out)
 
 
+def _placebo_text(c: CandidateView) -> str:
+    """The placebo rule in numbers: what as many rows dropped at random score, and the verdict."""
+    verdict = {True: "beats it", False: "does worse than it", None: "cannot be told apart from it"}[c.beats_placebo]
+    return (f"placebo (as many rows dropped at random): win rate {_fmt(c.placebo)} [{_fmt(c.placebo_low)}, "
+            f"{_fmt(c.placebo_high)}]; this candidate {verdict}; improvement on the data: "
+            f"{'yes' if c.improvement else 'no'}")
+
+
 def _one_line(c: CandidateView) -> str:
     """A candidate in one line (the summarised history): its score and the names of its steps."""
-    head = f"- {c.cid}: score - r0 = {_fmt(c.delta, True)}" if c.status == "ok" else f"- {c.cid}: {c.status}"
+    head = (f"- {c.cid}: score - r0 = {_fmt(c.delta, True)} ({c.replicates} rep."
+            + ("" if c.placebo is None else f", placebo {_fmt(c.placebo - 0.5, True)}"
+               + (", improvement" if c.improvement else "")) + ")") if c.status == "ok" else f"- {c.cid}: {c.status}"
     steps = "; ".join(s.step for s in c.steps) if c.steps else ""
     return head + (f" | {steps[:160]}" if steps else "")
 
@@ -191,7 +204,10 @@ def history_text(ctx: AgentContext, limit: int = 24) -> str:
         "r0 is the score of the model fine-tuned on the unprocessed data; a candidate's score is its "
         "judged win rate against that model (0.5 = as good as r0). Positive `score - r0` is better. "
         f"Row counts are rounded (<{ctx.privacy_k}: fewer than {ctx.privacy_k} rows, ~{7 * ctx.privacy_k}: "
-        f"about {7 * ctx.privacy_k}).",
+        f"about {7 * ctx.privacy_k}). A score is the mean over its replicates (independent trainings; more go "
+        "to the candidates close to the best) with its 95% interval. Dropping rows at random changes the score "
+        "by itself (the placebo): a candidate improves on the data only when its interval lies above 0.5 and it "
+        "beats the placebo of its own size.",
     ]
     if short:
         parts.append(f"{len(short)} older or weaker candidates, summarised:\n" + "\n".join(_one_line(c) for c in short))

@@ -87,6 +87,16 @@ class CandidateRecord:
     duplicate_of: str | None = None
     errors: tuple[str, ...] = ()  # diagnostic codes/messages for invalid candidates
     origin: str = ""  # how the agent made it ("seed", "mutate:threshold", "llm", ...)
+    # racing and the placebo rule (autodp_search.racing): the score is the mean over ``replicates``
+    # paired replicates and [ci_low, ci_high] the interval the search decides on; ``placebo*``: what
+    # dropping as many rows at random scores (the noise band at the candidate's coarsened size)
+    replicates: int = 1
+    question_halfwidth: float | None = None  # the first replicate's interval over questions (half its width)
+    placebo: float | None = None
+    placebo_low: float | None = None
+    placebo_high: float | None = None
+    beats_placebo: bool | None = None  # True/False when separated from the placebo, else None
+    improvement: bool | None = None  # interval above 0.5 and beats its placebo (None: no band)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +132,12 @@ class CandidateView:
     duplicate_of: str | None = None
     errors: tuple[str, ...] = ()
     origin: str = ""
+    replicates: int = 1
+    placebo: float | None = None
+    placebo_low: float | None = None
+    placebo_high: float | None = None
+    beats_placebo: bool | None = None
+    improvement: bool | None = None
 
 
 def rank_key(c) -> tuple:

@@ -267,11 +267,17 @@ def test_unreadable_data_exits_1(tmp_path, capsys):
 def test_preflight_estimate(final):
     e = estimate(Budget(max_rounds=3), 4, 300, 1500, 10.0, final=final)
     assert e.evaluations == 12 + (1 if final else 0)
-    assert e.finetunes == 13 + (2 if final else 0)
-    assert e.seconds == pytest.approx(120 + (100 if final else 0))
+    # the verdict trains the candidate, the unprocessed data and a placebo per replicate
+    assert e.finetunes == 13 + (3 if final else 0)
+    assert e.seconds == pytest.approx(120 + (150 if final else 0))
     assert "pre-flight estimate" in e.text()
     capped = estimate(Budget(max_rounds=3, max_finetunes=5), 4, 300, 1500, 10.0, final=False)
     assert capped.finetunes == 5 and capped.evaluations == 4
+    # racing: the noise band's arms and each round's racing fine-tunes count; the verdict's replicates too
+    raced = estimate(Budget(max_rounds=3), 4, 300, 1500, 10.0, final=final, same_steps=True, race_finetunes=4,
+                     band_arms=8, verdict_replicates=3)
+    assert raced.finetunes == 1 + 8 + 3 * (4 + 4) + (9 if final else 0)
+    assert raced.seconds == pytest.approx(10.0 * (8 + 24 + (9 if final else 0)))
 
 
 @pytest.mark.parametrize("cache", ["d.jsonl", "ds", "ds/sub", "."])

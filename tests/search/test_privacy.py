@@ -90,7 +90,8 @@ def test_no_row_text_reaches_the_llm(canary_data, tmp_path, agent, structured):
 
 def test_real_evaluator_rationales_are_not_forwarded(canary_data, tmp_path):
     """A judge whose rationales quote the reference answers (which carry canaries): the loop must
-    forward counts only. Also the one end-to-end run with the real evaluator (smoke preset)."""
+    forward counts only. Also the one end-to-end run with the real evaluator (smoke preset): its noise
+    band, racing replicates and the placebo rule reach the round-2 prompt as numbers."""
     from autodp_eval import ScriptedJudge, Verdict
     from autodp_search import AutodpEvaluator
 
@@ -106,11 +107,15 @@ def test_real_evaluator_rationales_are_not_forwarded(canary_data, tmp_path):
     with FakeOpenAIServer(llm_handler(seen, bad_first=False)) as server:
         cfg = SearchConfig(data=str(path), out_dir=str(tmp_path / "out"), agent="llm", quiet=True,
                            llm=LLMConfig(base_url=server.base_url, model="fake", max_retries=0),
-                           budget=Budget(max_rounds=1), heldout_n=20, final_heldout_n=20, sample_fraction=0.5)
+                           budget=Budget(max_rounds=2), heldout_n=20, final_heldout_n=20, sample_fraction=0.5,
+                           race_finetunes=2)
         res = run_search(cfg, evaluator=ev)
         bodies = [json.dumps(r.body, ensure_ascii=False) for r in server.chat_requests]
     assert any(r.status == "ok" for r in res.records)
     assert_no_leak(bodies, rows, canaries)
+    band = res.report["noise_band"]
+    assert [p["fraction"] for p in band["points"]] == [0.1, 0.3] and all(len(p["per_replicate"]) == 3 for p in band["points"])
+    assert any("placebo (as many rows dropped at random)" in b for b in bodies[1:])
     assert res.final is not None and res.final["eval"]["win_rate"] is not None
     for name in ("best.dp", "processed.jsonl", "report.json", "report.html"):
         assert (tmp_path / "out" / name).exists()
@@ -122,6 +127,26 @@ def test_real_evaluator_rationales_are_not_forwarded(canary_data, tmp_path):
     assert "Placebo control" in html
     if fe["placebo"]["beats_placebo"] is not True:
         assert "no strategy is shown to improve" in html
+
+
+def test_the_placebo_feedback_carries_no_exact_row_count():
+    """The placebo of a candidate's size, which the agent is told, comes from its coarsened drop count:
+    candidates whose exact counts round alike get the same placebo numbers and verdict."""
+    from autodp_search.boundary import Counts, coarse_drop_fraction
+    from autodp_search.racing import NoiseBand, placebo_rule
+
+    band = NoiseBand.from_points([{"fraction": 0.1, "dropped": 30, "per_replicate": [0.4, 0.45, 0.5], "estimate": 0.45,
+                                   "low": 0.33, "high": 0.57},
+                                  {"fraction": 0.3, "dropped": 90, "per_replicate": [0.3, 0.32, 0.34],
+                                   "estimate": 0.32, "low": 0.27, "high": 0.37}])
+    counts = Counts(20, 300)
+    views = set()
+    for kept in range(231, 250):  # 51 to 69 rows dropped: all shown as ~60
+        if counts(300 - kept) != "~60":
+            continue
+        views.add(tuple(sorted(placebo_rule(0.5, 0.4, 0.6, band, coarse_drop_fraction(300, kept, 20)).items())))
+    assert len(views) == 1
+    assert coarse_drop_fraction(300, 285, 20) == 0.0  # under k rows dropped: none, like "<20"
 
 
 def test_the_leak_check_catches_a_leak(canary_data):
