@@ -43,8 +43,8 @@ from ..opregistry import Registry
 from ..plan_keys import stat_column_name
 from .keys import root_key
 from .plan import DropRecorder, drop_reason, plan_strategy, reason_counts, required_columns, step_kind
-from .report import DROPPED_SCHEMA, Accounting, RunResult, StepReport
-from .streaming import scan_input, sink_format, write_kept
+from .report import DROPPED_SCHEMA, RunResult, StepReport
+from .streaming import scan_input, sink_format, written_result
 
 __all__ = ["run_ray", "connect", "ray_way", "NotOnRay", "decide"]
 
@@ -384,25 +384,8 @@ def run_ray(
             pl.from_arrow(ray.get(ref)).write_parquet(part, compression="lz4")
             parts.append(part)
         kept = pl.scan_parquet(parts) if parts else cur.head(0)
-        schema = write_kept(kept, out, commit)
-        ids = kept.select(ROW_ID).collect()[ROW_ID]
         dropped = pl.concat(run.dropped) if run.dropped else pl.DataFrame(schema=DROPPED_SCHEMA)
-        acc = Accounting(loaded.rows_total, ids.len(), dropped.height, loaded.quarantine.height, 0, run.reports, dropped)
-        return RunResult(
-            strategy=strategy.name,
-            frame=pl.DataFrame(schema=schema),
-            ids=ids,
-            accounting=acc,
-            quarantine=loaded.quarantine,
-            fingerprint=loaded.fingerprint,
-            root_key=root,
-            keys=list(plan.keys),
-            final_key=plan.keys[-1] if plan.keys else root,
-            seconds=time.perf_counter() - t0,
-            read_seconds=read_s,
-            output=str(out),
-            columns_changed=dict(loaded.changes),
-        )
+        return written_result(strategy, plan, root, loaded, kept, rows, dropped, run.reports, out, commit, t0, read_s)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
 

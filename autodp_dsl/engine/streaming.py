@@ -53,7 +53,7 @@ from .keys import root_key
 from .plan import DropRecorder, drop_reason, plan_strategy, reason_counts, required_columns, step_kind
 from .report import DROPPED_SCHEMA, Accounting, RunResult, StepReport
 
-__all__ = ["run_streaming", "STREAM_FORMATS", "scan_input", "choose_mode", "estimated_footprint", "ModeChoice", "sink_format", "write_kept"]
+__all__ = ["run_streaming", "STREAM_FORMATS", "scan_input", "choose_mode", "estimated_footprint", "ModeChoice", "sink_format", "write_kept", "written_result"]
 
 STREAM_FORMATS = ("jsonl", "parquet")
 _OUT_SINKS = {".parquet": "parquet", ".jsonl": "ndjson", ".ndjson": "ndjson", ".csv": "csv"}
@@ -200,25 +200,8 @@ def run_streaming(
                     continue
             cur, rows, max_issued = _run_one(ex, strategy, plan, pos, cur, rows, max_issued, spill, reports, dropped_files)
             pos += 1
-        schema = write_kept(cur, out, commit)
-        ids = cur.select(ROW_ID).collect()[ROW_ID]
         dropped_ids = pl.concat([pl.read_parquet(p) for p in dropped_files]) if dropped_files else pl.DataFrame(schema=DROPPED_SCHEMA)
-        acc = Accounting(loaded.rows_total, rows, dropped_ids.height, loaded.quarantine.height, sum(r.added for r in reports), reports, dropped_ids.cast(DROPPED_SCHEMA))
-        return RunResult(
-            strategy=strategy.name,
-            frame=pl.DataFrame(schema=schema),
-            ids=ids,
-            accounting=acc,
-            quarantine=loaded.quarantine,
-            fingerprint=loaded.fingerprint,
-            root_key=root,
-            keys=list(plan.keys),
-            final_key=plan.keys[-1] if plan.keys else root,
-            seconds=time.perf_counter() - t0,
-            read_seconds=read_s,
-            output=str(out),
-            columns_changed=dict(loaded.changes),
-        )
+        return written_result(strategy, plan, root, loaded, cur, rows, dropped_ids, reports, out, commit, t0, read_s)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
 
@@ -247,6 +230,29 @@ def write_kept(cur: pl.LazyFrame, out: Path, commit=commit) -> dict[str, pl.Data
         tmp_out.unlink(missing_ok=True)
         raise
     return dict(final.collect_schema().items())
+
+
+def written_result(strategy, plan, root: str, loaded: Loaded, cur: pl.LazyFrame, kept: int, dropped_ids: pl.DataFrame, reports: list, out: Path, commit, t0: float, read_s: float) -> RunResult:
+    """Write the kept rows ``cur`` to ``out`` (``write_kept``) and return the run's result, whose
+    frame is empty (the rows are in ``out``). Shared with the Ray engine."""
+    schema = write_kept(cur, out, commit)
+    ids = cur.select(ROW_ID).collect()[ROW_ID]
+    acc = Accounting(loaded.rows_total, kept, dropped_ids.height, loaded.quarantine.height, sum(r.added for r in reports), reports, dropped_ids.cast(DROPPED_SCHEMA))
+    return RunResult(
+        strategy=strategy.name,
+        frame=pl.DataFrame(schema=schema),
+        ids=ids,
+        accounting=acc,
+        quarantine=loaded.quarantine,
+        fingerprint=loaded.fingerprint,
+        root_key=root,
+        keys=list(plan.keys),
+        final_key=plan.keys[-1] if plan.keys else root,
+        seconds=time.perf_counter() - t0,
+        read_seconds=read_s,
+        output=str(out),
+        columns_changed=dict(loaded.changes),
+    )
 
 
 # ---------------------------------------------------------------- the three ways a step runs
