@@ -36,6 +36,7 @@ import polars as pl
 from .. import ir
 from ..atomic import commit
 from ..declarations import KEEP, ROW_ID
+from ..default_registry import registry as default_registry
 from ..graph import components
 from ..io import DataError, NoUsableRows, first_line
 from ..lower import lower_step
@@ -134,6 +135,24 @@ def ray_way(step: ir.Step, reg: Registry) -> tuple[str, str | None]:
 # ---------------------------------------------------------------- row-local steps, per block
 
 
+def _registry(reg: Registry | None) -> Registry:
+    """Workers get ``None`` for the default registry and load it from the entry points themselves
+    (a registry holds lambdas, which do not pickle)."""
+    return reg if reg is not None else default_registry()
+
+
+def _shipped(reg: Registry) -> Registry | None:
+    if reg is default_registry():
+        return None
+    import pickle
+
+    try:
+        pickle.dumps(reg)
+    except Exception:
+        raise NotOnRay("the run's operator registry cannot be sent to Ray workers: register operators through the autodp.ops entry point") from None
+    return reg
+
+
 def _user(columns) -> list[str]:
     return [c for c in columns if c != ROW_ID and not c.startswith("__")]
 
@@ -170,14 +189,15 @@ class RowPass:
     """``map_batches`` function: consecutive row-local steps over one block (an Arrow table). The
     result holds the kept rows (``_AT`` null) and, without their text, the rows the steps dropped."""
 
-    def __init__(self, reg: Registry, steps: list[tuple[int, ir.Step]]):
+    def __init__(self, reg: Registry | None, steps: list[tuple[int, ir.Step]]):
         self.reg, self.steps = reg, steps
 
     def __call__(self, table):
         df = pl.from_arrow(table)
+        reg = _registry(self.reg)
         gone: list[pl.DataFrame] = []
         for pos, step in self.steps:
-            df, g = _row_step(df, step, pos, self.reg)
+            df, g = _row_step(df, step, pos, reg)
             gone += g
         alive = df.with_columns(pl.lit(None, dtype=pl.Int32).alias(_AT), pl.lit(None, dtype=pl.String).alias(_SUB), pl.lit(None, dtype=pl.String).alias(_WHY))
         out = pl.concat([alive, *gone], how="diagonal_relaxed") if gone else alive
@@ -235,29 +255,31 @@ class NarrowPass:
     (computed by the step's own lowering), the numeric columns (a score may read one), and the
     operator's bucket keys when it has them. Text columns stay behind."""
 
-    def __init__(self, reg: Registry, step: ir.OpStep):
+    def __init__(self, reg: Registry | None, step: ir.OpStep):
         self.reg, self.step = reg, step
 
     def __call__(self, table):
         df = pl.from_arrow(table)
-        ctx = _Statistics(self.reg)
+        reg = _registry(self.reg)
+        ctx = _Statistics(reg)
         lower_step(self.step, df.lazy(), ctx, "1")  # lazily: nothing is decided here
         lf = df.lazy()
         for col, expr in ctx.exprs:
             lf = lf.with_columns(expr.alias(col))
         scalars = [c for c, t in df.schema.items() if c != ROW_ID and not c.startswith("__") and (t.is_numeric() or t == pl.Boolean)]
         narrow = lf.select(ROW_ID, *[c for c, _ in ctx.exprs], *scalars).collect()
-        op, params = _op(self.step, self.reg)
+        op, params = _op(self.step, reg)
         keys = op.buckets(narrow, params, ctx.names)
         if keys is not None:
             narrow = narrow.with_columns([pl.Series(f"{_BUCKET}{j}", keys[:, j], dtype=pl.UInt64) for j in range(keys.shape[1])])
         return narrow.to_arrow()
 
 
-def decide(reg: Registry, step: ir.OpStep, label: str, frame: pl.DataFrame) -> pl.DataFrame:
+def decide(reg: Registry | None, step: ir.OpStep, label: str, frame: pl.DataFrame) -> pl.DataFrame:
     """The rows a global step drops from ``frame`` (ids, statistics, numeric columns), with their
     reasons (``DROPPED_SCHEMA``): the operator's own lowering, as locally."""
     text = ir.step_text(step)
+    reg = _registry(reg)
     frame = frame.select([c for c in frame.columns if not c.startswith("__ray_")])
     ctx = DropRecorder(reg)
     try:
@@ -351,6 +373,7 @@ def run_ray(
         why = ray_way(s, ex.registry)[1]
         if why:
             raise NotOnRay(f"step {i} ({ir.step_text(s)}) does not run on Ray: {why}; run it with the local engine")
+    reg = _shipped(ex.registry)
     ray = connect(address)
     spill = Path(tempfile.mkdtemp(prefix="autodp-ray-", dir=spill_dir))
     try:
@@ -364,7 +387,7 @@ def run_ray(
         read_s = time.perf_counter() - t0
         root = root_key(loaded.fingerprint)
         plan = plan_strategy(strategy, root, ex.registry, ex.services)
-        run = _Run(ray, ex, strategy, plan, partitions or max(1, min(len(blocks), 64)))
+        run = _Run(ray, ex, strategy, plan, partitions or max(1, min(len(blocks), 64)), reg)
         rows = loaded.rows_total - loaded.quarantine.height
         steps = [strategy.steps[i] for i in plan.order]
         pos = 0
@@ -393,8 +416,9 @@ def run_ray(
 class _Run:
     """One Ray run's state: the plan, the reports and dropped ids so far."""
 
-    def __init__(self, ray, ex, strategy, plan, parts: int):
+    def __init__(self, ray, ex, strategy, plan, parts: int, reg: Registry | None):
         self.ray, self.ex, self.strategy, self.plan, self.parts = ray, ex, strategy, plan, parts
+        self.reg = reg  # what the workers lower with (None: the default registry)
         self.reports: list[StepReport] = []
         self.dropped: list[pl.DataFrame] = []
 
@@ -413,10 +437,11 @@ class _Run:
 
     def row_pass(self, ds, group: list[int], rows: int):
         t = time.perf_counter()
-        fn = RowPass(self.ex.registry, [(p, self._step(p)[0]) for p in group])
+        fn = RowPass(self.reg, [(p, self._step(p)[0]) for p in group])
         mat = ds.map_batches(fn, batch_format="pyarrow", batch_size=None).materialize()
         gone = _fetch(self.ray, mat.map_batches(_gone, batch_format="pyarrow", batch_size=None))
-        counts = _fetch(self.ray, mat.map_batches(_modified, batch_format="pyarrow", batch_size=None))
+        maps = any(step_kind(self._step(p)[0], self.ex.registry)[0] not in ("filter", "global") for p in group)
+        counts = _fetch(self.ray, mat.map_batches(_modified, batch_format="pyarrow", batch_size=None)) if maps else pl.DataFrame()
         share = (time.perf_counter() - t) / len(group)
         note = "ray run: one pass per block, not cached"
         for pos in group:
@@ -431,7 +456,7 @@ class _Run:
 
     def global_step(self, ds, pos: int, rows: int):
         t = time.perf_counter()
-        ray, reg = self.ray, self.ex.registry
+        ray, reg = self.ray, self.reg
         step, label, _ = self._step(pos)
         ds = ds.materialize()  # the text, once: read by the statistics and again by the filter below
         narrow = ds.map_batches(NarrowPass(reg, step), batch_format="pyarrow", batch_size=None).materialize()
