@@ -350,9 +350,17 @@ def _groups(ray, refs: list, parts: int):
     return pl.DataFrame({ROW_ID: ids, _GROUP: ids[label]}, schema={ROW_ID: pl.UInt64, _GROUP: pl.UInt64}).to_arrow()
 
 
-def _without(table, ids):
-    df = pl.from_arrow(table)
-    return df.filter(~pl.col(ROW_ID).is_in(pl.Series(ids, dtype=pl.UInt64).implode())).to_arrow()
+class _Without:
+    """``map_batches`` function: the block without the rows whose ids are in the object ``ref``."""
+
+    def __init__(self, ref):
+        self.ref = ref
+
+    def __call__(self, table):
+        import ray
+
+        ids = pl.Series(ray.get(self.ref), dtype=pl.UInt64)
+        return pl.from_arrow(table).filter(~pl.col(ROW_ID).is_in(ids.implode())).to_arrow()
 
 
 # ---------------------------------------------------------------- the run
@@ -477,7 +485,6 @@ class _Run:
             note = f"ray run: shuffled on {'the bucket key' if len(keys) == 1 else 'bucket groups'} into {self.parts} partitions, not cached"
         self._report(pos, rows, rows - gone.height, 0, gone, time.perf_counter() - t, note)
         if gone.height:
-            ids = ray.put(gone["rid"].to_numpy())
-            ds = ds.map_batches(_without, batch_format="pyarrow", batch_size=None, fn_args=[ids])
+            ds = ds.map_batches(_Without(ray.put(gone["rid"].to_numpy())), batch_format="pyarrow", batch_size=None)
         return ds, rows - gone.height
 
