@@ -209,19 +209,17 @@ def _alive(table):
     return df.filter(pl.col(_AT).is_null()).select([c for c in df.columns if not c.startswith("__ray_")]).to_arrow()
 
 
-def _gone(table):
+def _summary(table):
+    """A pass's accounting of one block: the rows it dropped (id, step position, sub-step, reason;
+    no text) and, per map, how many rows it changed."""
     df = pl.from_arrow(table)
-    return df.filter(pl.col(_AT).is_not_null()).select(ROW_ID, _AT, _SUB, _WHY).to_arrow()
+    gone = df.filter(pl.col(_AT).is_not_null()).select(ROW_ID, _AT, _SUB, _WHY)
+    counts = df.select([pl.col(c).cast(pl.Int64).sum() for c in df.columns if c.startswith(_MOD)])
+    return gone.to_arrow(), counts.to_arrow()
 
 
-def _modified(table):
-    df = pl.from_arrow(table)
-    return df.select([pl.col(c).cast(pl.Int64).sum() for c in df.columns if c.startswith(_MOD)]).to_arrow()
-
-
-def _fetch(ray, ds) -> pl.DataFrame:
-    """The (small) tables of ``ds`` on the driver, one frame."""
-    frames = [pl.from_arrow(ray.get(r)) for r in ds.to_arrow_refs()]
+def _frames(ray, refs) -> pl.DataFrame:
+    frames = [pl.from_arrow(ray.get(r)) for r in refs]
     return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
 
 
@@ -341,7 +339,7 @@ def _groups(ray, refs: list, parts: int):
     connected component of the rows sharing a key (its smallest row id); ids only on the driver."""
     bands = [ray.remote(_band_rows).remote(r) for r in refs]
     pair_refs = _shuffle(ray, bands, "k", parts, _pairs, ())
-    pairs = pl.concat([pl.from_arrow(ray.get(r)) for r in pair_refs], how="vertical_relaxed")
+    pairs = _frames(ray, pair_refs)
     if pairs.height == 0:
         return None
     a, b = pairs[ROW_ID].to_numpy(), pairs["m"].to_numpy()
@@ -447,9 +445,11 @@ class _Run:
         t = time.perf_counter()
         fn = RowPass(self.reg, [(p, self._step(p)[0]) for p in group])
         mat = ds.map_batches(fn, batch_format="pyarrow", batch_size=None).materialize()
-        gone = _fetch(self.ray, mat.map_batches(_gone, batch_format="pyarrow", batch_size=None))
-        maps = any(step_kind(self._step(p)[0], self.ex.registry)[0] not in ("filter", "global") for p in group)
-        counts = _fetch(self.ray, mat.map_batches(_modified, batch_format="pyarrow", batch_size=None)) if maps else pl.DataFrame()
+        # the accounting by plain tasks over the blocks in the object store (a Ray Data pipeline
+        # costs a scheduling round each); only ids, reasons and counts come back
+        summary = self.ray.remote(_summary).options(num_returns=2)
+        parts = [summary.remote(r) for r in mat.to_arrow_refs()]
+        gone, counts = _frames(self.ray, [g for g, _ in parts]), _frames(self.ray, [c for _, c in parts])
         share = (time.perf_counter() - t) / len(group)
         note = "ray run: one pass per block, not cached"
         for pos in group:
@@ -471,7 +471,7 @@ class _Run:
         refs = narrow.to_arrow_refs()
         keys = [c for c in narrow.schema().names if c.startswith(_BUCKET)]
         if not keys:  # a decision over all rows (selection): ids and statistics on the driver
-            gone = decide(reg, step, label, _fetch(ray, narrow))
+            gone = decide(reg, step, label, _frames(ray, refs))
             note = "ray run: decided on the driver from ids and statistics, not cached"
         else:
             labels = None
@@ -481,7 +481,7 @@ class _Run:
                 key = _GROUP if labels is not None else ROW_ID  # no two rows linked: every row its own group
                 labels = ray.put(labels) if labels is not None else None
             parts = _shuffle(ray, refs, key, self.parts, _decide_part, (reg, step, label), labels)
-            gone = pl.concat([pl.from_arrow(ray.get(r)) for r in parts], how="vertical_relaxed").cast(DROPPED_SCHEMA)
+            gone = _frames(ray, parts).cast(DROPPED_SCHEMA)
             note = f"ray run: shuffled on {'the bucket key' if len(keys) == 1 else 'bucket groups'} into {self.parts} partitions, not cached"
         self._report(pos, rows, rows - gone.height, 0, gone, time.perf_counter() - t, note)
         if gone.height:
