@@ -38,14 +38,14 @@ from ..atomic import commit
 from ..declarations import KEEP, ROW_ID
 from ..default_registry import registry as default_registry
 from ..graph import components
-from ..io import DataError, NoUsableRows, first_line
+from ..io import DataError, NoUsableRows, data_format, first_line
 from ..lower import lower_step
 from ..opregistry import Registry
 from ..plan_keys import stat_column_name
 from .keys import root_key
 from .plan import DropRecorder, drop_reason, plan_strategy, reason_counts, required_columns, step_kind
 from .report import DROPPED_SCHEMA, RunResult, StepReport
-from .streaming import scan_input, sink_format, written_result
+from .streaming import STREAM_FORMATS, scan_input, sink_format, written_result
 
 __all__ = ["run_ray", "connect", "ray_way", "NotOnRay", "decide"]
 
@@ -375,6 +375,8 @@ def run_ray(
     t0 = time.perf_counter()
     out = Path(output)
     sink_format(out, "ray runs")
+    if data_format(Path(data)) not in STREAM_FORMATS:
+        raise DataError(f"ray runs read {' or '.join(STREAM_FORMATS)} inputs, not {data_format(Path(data))}")
     for i, s in enumerate(strategy.steps, 1):
         why = ray_way(s, ex.registry)[1]
         if why:

@@ -149,6 +149,15 @@ def test_cli_engine_ray(ray_cluster, data, tmp_path):
     assert rep["accounting"]["balanced"] and rep["accounting"]["quarantined"] == 1
 
 
+def test_parquet_in_jsonl_out(ray_cluster, data, tmp_path):
+    pq = tmp_path / "d.parquet"
+    pl.DataFrame(_rows(300)).write_parquet(pq)
+    s = load_strategy(ROOT / "strategies" / "medquad-clean.dp")
+    ex = Executor()
+    out = tmp_path / "out.jsonl"
+    _same(ex.run(s, pq), ex.run_ray(s, pq, out, block_rows=100), out)
+
+
 def test_model_step_is_refused_before_anything_runs(ray_cluster, data, tmp_path, capsys):
     from autodp_dsl.engine.distributed import NotOnRay
 
