@@ -47,7 +47,7 @@ from .plan import DropRecorder, drop_reason, plan_strategy, reason_counts, requi
 from .report import DROPPED_SCHEMA, RunResult, StepReport
 from .streaming import STREAM_FORMATS, scan_input, sink_format, written_result
 
-__all__ = ["run_ray", "connect", "ray_way", "NotOnRay", "decide"]
+__all__ = ["run_ray", "connect", "ray_way", "NotOnRay", "decide", "original_error"]
 
 BLOCK_ROWS = 50_000  # rows per block: a few MB of text, enough work per task to hide Ray's overhead
 _AT, _SUB, _WHY = "__ray_at", "__ray_sub", "__ray_why"  # in a row pass: where a dropped row went
@@ -96,6 +96,17 @@ def _local_call(op) -> str | None:
     return None
 
 
+def original_error(e: BaseException) -> BaseException:
+    """The operator's own error inside Ray's wrappers (a task error carries it as ``cause``), so
+    that a failing step is one line, as in a local run."""
+    for _ in range(10):
+        inner = getattr(e, "cause", None) or e.__cause__
+        if inner is None or not type(e).__module__.startswith("ray"):
+            break
+        e = inner
+    return e
+
+
 def ray_way(step: ir.Step, reg: Registry) -> tuple[str, str | None]:
     """("rows" | "global", None), or (_, why the Ray engine cannot run the step)."""
     exprs: list[ir.Expr] = []
@@ -106,6 +117,8 @@ def ray_way(step: ir.Step, reg: Registry) -> tuple[str, str | None]:
             kind = str(cls.kind)
             if kind == "global":
                 way = "global"
+                if str(cls.cost) in ("llm", "model"):
+                    return way, f"{op} needs a model (model operators on Ray are not done yet)"
             elif kind in ("map", "filter"):
                 why = _local_call(cls)
                 if why:
@@ -397,23 +410,18 @@ def run_ray(
         plan = plan_strategy(strategy, root, ex.registry, ex.services)
         run = _Run(ray, ex, strategy, plan, partitions or max(1, min(len(blocks), 64)), reg)
         rows = loaded.rows_total - loaded.quarantine.height
-        steps = [strategy.steps[i] for i in plan.order]
-        pos = 0
-        while pos < len(steps):
-            if ray_way(steps[pos], ex.registry)[0] == "rows":
-                end = pos + 1
-                while end < len(steps) and ray_way(steps[end], ex.registry)[0] == "rows":
-                    end += 1
-                ds, rows = run.row_pass(ds, list(range(pos, end)), rows)
-                pos = end
-            else:
-                ds, rows = run.global_step(ds, pos, rows)
-                pos += 1
-        parts = []
-        for i, ref in enumerate(ds.to_arrow_refs()):  # one block at a time on the driver, in order
-            part = spill / f"kept-{i:05d}.parquet"
-            pl.from_arrow(ray.get(ref)).write_parquet(part, compression="lz4")
-            parts.append(part)
+        try:
+            ds, rows = run.steps(ds, [strategy.steps[i] for i in plan.order], rows)
+            parts = []
+            for i, ref in enumerate(ds.to_arrow_refs()):  # one block at a time on the driver, in order
+                part = spill / f"kept-{i:05d}.parquet"
+                pl.from_arrow(ray.get(ref)).write_parquet(part, compression="lz4")
+                parts.append(part)
+        except Exception as e:
+            cause = original_error(e)
+            if cause is e:
+                raise
+            raise cause from None
         kept = pl.scan_parquet(parts) if parts else cur.head(0)
         dropped = pl.concat(run.dropped) if run.dropped else pl.DataFrame(schema=DROPPED_SCHEMA)
         return written_result(strategy, plan, root, loaded, kept, rows, dropped, run.reports, out, commit, t0, read_s)
@@ -442,6 +450,22 @@ class _Run:
         kind = step_kind(step, self.ex.registry)[0]
         self.reports.append(StepReport(label, text, kind, key, rows, rows_out, modified, 0, by_reason, seconds, "ray", False, note))
         self.ex.emit("node", key=key, text=text, depth=pos + 1, source="ray", rows_in=rows, rows_out=rows_out, seconds=seconds)
+
+    def steps(self, ds, steps: list[ir.Step], rows: int):
+        """Every step in plan order: runs of row-local steps as one pass each, global steps alone."""
+        reg = self.ex.registry
+        pos = 0
+        while pos < len(steps):
+            if ray_way(steps[pos], reg)[0] == "rows":
+                end = pos + 1
+                while end < len(steps) and ray_way(steps[end], reg)[0] == "rows":
+                    end += 1
+                ds, rows = self.row_pass(ds, list(range(pos, end)), rows)
+                pos = end
+            else:
+                ds, rows = self.global_step(ds, pos, rows)
+                pos += 1
+        return ds, rows
 
     def row_pass(self, ds, group: list[int], rows: int):
         t = time.perf_counter()

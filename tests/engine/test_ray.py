@@ -181,3 +181,21 @@ def test_the_core_does_not_import_ray():
         "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_an_operator_error_inside_ray_is_the_operator_s_own():
+    pytest.importorskip("ray")
+    from ray.data.exceptions import UserCodeException
+    from ray.exceptions import RayTaskError
+
+    from autodp_dsl.engine.distributed import original_error
+
+    cause = ValueError("words(output): not a string")
+    try:
+        try:
+            raise RayTaskError("MapBatches(RowPass)", "Traceback ...", cause).as_instanceof_cause()
+        except Exception as task:
+            raise UserCodeException("UDF failed to process a data block.") from task
+    except Exception as e:
+        assert original_error(e) is cause
+    assert original_error(cause) is cause
