@@ -199,3 +199,21 @@ def test_an_operator_error_inside_ray_is_the_operator_s_own():
     except Exception as e:
         assert original_error(e) is cause
     assert original_error(cause) is cause
+
+
+def test_a_global_step_sends_no_text_to_the_decision(data):
+    """What leaves a block for a global step's decision: ids, statistics, numeric columns, bucket
+    keys; never a string column (no Ray needed: the per-block function runs as is)."""
+    from autodp_dsl.engine.distributed import NarrowPass
+
+    frame = Executor().load(data).frame.with_columns(pl.col("output").str.len_chars().alias("n"))
+    for path in STRATEGIES:
+        if path.stem in NEEDS_MODEL:
+            continue
+        s = load_strategy(path)
+        for step in s.steps:
+            if getattr(step, "op", "").startswith(("dedup.", "select.")):
+                narrow = pl.from_arrow(NarrowPass(None, step)(frame.to_arrow()))
+                assert narrow.height == frame.height and "__rid" in narrow.columns
+                assert not [c for c, t in narrow.schema.items() if t in (pl.String, pl.Categorical)], (path.stem, narrow.schema)
+                assert "n" in narrow.columns  # a numeric column a score may read
