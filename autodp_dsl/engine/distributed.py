@@ -26,6 +26,7 @@ writer (``write_kept``). No result cache is used (the node keys are the local en
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -81,7 +82,9 @@ def connect(address: str | None = None):
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
-    ctx.enable_progress_bars = False  # autodp prints one line a step
+    ctx.enable_progress_bars = False  # autodp prints one line a step, and Ray Data's own lines
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # ("Starting execution of ...") would bury them
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # the notice that bars are off: our choice
     return ray
 
 
