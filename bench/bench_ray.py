@@ -1,8 +1,10 @@
 """The Ray engine against the local engines on the reference recipe (issue 17, first slice):
 
     python bench/bench_ray.py --data /tmp/sft_20000.jsonl [--num-cpus 2] [--block-rows 5000] [--repeat 2]
+    python bench/bench_ray.py --data ../shared/data/medquad/medquad.jsonl --strategy strategies/medquad-clean.dp --repeat 1
 
-The data comes from ``gen_sft_noise.py --n N --seed 0``. In one process, one after the other and
+The data comes from ``gen_sft_noise.py --n N --seed 0`` (or any JSONL/Parquet with
+``--strategy``). In one process, one after the other and
 ``--repeat`` times each: the in-memory (batch) run, the streaming run and the Ray run on a local
 cluster of ``--num-cpus`` CPUs (started before any timing; its first run also starts the workers,
 which is why the runs are repeated). Every run is checked against the batch run: the same kept
@@ -40,6 +42,7 @@ def same(a, b) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, type=Path)
+    ap.add_argument("--strategy", type=Path, default=RECIPE, help="default: strategies/reference-recipe.dp")
     ap.add_argument("--num-cpus", type=int, default=2)
     ap.add_argument("--block-rows", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=2)
@@ -53,7 +56,7 @@ def main() -> int:
     t = time.perf_counter()
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     print(f"ray.init: {time.perf_counter() - t:.1f} s ({args.num_cpus} CPUs)")
-    s = load_strategy(RECIPE)
+    s = load_strategy(args.strategy)
     ex = Executor()
     best: dict[str, float] = {}
     ref = None
