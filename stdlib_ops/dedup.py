@@ -44,6 +44,7 @@ from functools import cache
 
 from pydantic import Field, model_validator
 
+from autodp_dsl.graph import components  # (tests/stdlib/test_dedup.py imports it from here too)
 from autodp_dsl.ir import expr_to_json
 from autodp_dsl.lazy import lazy_import
 from autodp_dsl.lazy import polars as pl  # loaded on first use: `autodp lint` needs no Polars
@@ -111,6 +112,10 @@ class DedupExact(GlobalOp):
             keep.alias(KEEP),
             pl.when(keep).then(None).otherwise(pl.format("exact duplicate of row {}", first)).alias(REASON),
         )
+
+    def buckets(self, frame, params, stats):
+        """One bucket per key (its first 64-bit hash): a row is only ever dropped for a row with its key."""
+        return frame[stats["dedup.exact.key"]].struct.field("a").to_numpy().reshape(-1, 1)
 
 
 # ================================================================ MinHash signatures
@@ -375,25 +380,6 @@ def exact_jaccard(texts: pl.Series, a: np.ndarray, b: np.ndarray, ngram: int, lo
     return out.to_series().to_numpy()
 
 
-def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Connected components of the graph on ``range(n)`` with edges (a, b): each node's smallest
-    node index, by min-label propagation with pointer jumping (NumPy, no per-row Python)."""
-    label = np.arange(n, dtype=np.int64)
-    while len(a):
-        new = label.copy()
-        np.minimum.at(new, a, label[b])
-        np.minimum.at(new, b, label[a])
-        while True:  # pointer jumping: follow labels to their own labels
-            jumped = new[new]
-            if np.array_equal(jumped, new):
-                break
-            new = jumped
-        if np.array_equal(new, label):
-            break
-        label = new
-    return label
-
-
 def lsh_clusters(row_ids: np.ndarray, keys: np.ndarray, verify=None) -> np.ndarray:
     """For each row, the row id of its cluster's root (the smallest row id in its cluster).
 
@@ -519,6 +505,11 @@ class DedupMinHash(GlobalOp):
 
         extra = (text_col,) if p.verify else ()
         return decided(lf, [sig, *extra], decide, temporary=extra)
+
+    def buckets(self, frame, params, stats):
+        """The LSH band keys: rows are linked only through a shared band (``verify`` removes links,
+        never adds one), so a cluster never spans two groups."""
+        return column_band_keys(frame[stats["minhash.signature"]], *params.lsh())
 
 
 def decided(lf: pl.LazyFrame, needs: list[str], decide, temporary: tuple[str, ...] = ()) -> pl.LazyFrame:

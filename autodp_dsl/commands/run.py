@@ -37,6 +37,14 @@ def register(sub) -> None:
         "half the available memory",
     )
     mode.add_argument("--batch", "--no-streaming", dest="streaming", action="store_const", const=False, help="in memory, even for a large input")
+    p.add_argument(
+        "--engine",
+        choices=("polars", "ray"),
+        default="polars",
+        help="polars (default): this machine; ray: a Ray cluster, the same results (jsonl/parquet in; .parquet/.jsonl/.csv out; "
+        "no cache; needs autodp[ray]; docs/ray.md)",
+    )
+    p.add_argument("--address", metavar="ADDR", default=None, help="with --engine ray: the cluster (HOST:PORT, ray://HOST:PORT, auto; default $RAY_ADDRESS, else a local one)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary table")
     p.set_defaults(func=run)
 
@@ -87,6 +95,7 @@ def _err(msg: str) -> int:
 def run(args) -> int:
     from rich.console import Console
 
+    from ..engine.distributed import NotOnRay
     from ..engine.render import StrategyError, load_strategy, summary_table
     from ..io import DataError, NoUsableRows
 
@@ -102,6 +111,9 @@ def run(args) -> int:
     )
 
     force = args.force
+    if args.address and args.engine != "ray":
+        print("error: --address names a Ray cluster: it needs --engine ray", file=sys.stderr)
+        return 2
     out = Path(args.output)
     dropped_path = Path(args.dropped) if args.dropped else Path(str(out) + ".dropped.jsonl")
     q_path = Path(args.quarantine) if args.quarantine else Path(str(out) + ".quarantine.jsonl")
@@ -149,7 +161,12 @@ def run(args) -> int:
     mode = choose_mode(args.data, out, len(strategy.steps), args.streaming)
     try:
         ex = make_executor(args, progress)
-        if mode.streaming:
+        if args.engine == "ray":
+            if not args.quiet:
+                console.print(f"ray run over {args.data} (cluster {args.address or 'of $RAY_ADDRESS, else a local one'}; no cache)")
+            res = ex.run_ray(strategy, args.data, targets["-o"], address=args.address, commit=lambda tmp, path: commit_output(tmp, path, force))
+            data = None
+        elif mode.streaming:
             if not args.quiet:
                 console.print(f"streaming run over {args.data} (out of core, no cache; {mode.why})")
             # to the symlink's target: the sink's temporary file goes beside it
@@ -178,6 +195,9 @@ def run(args) -> int:
             write_file(args.report, json.dumps(rep, indent=2, ensure_ascii=False).encode("utf-8"), force)
     except NoUsableRows as e:
         return _no_usable_rows(args, e, strategy.name)
+    except NotOnRay as e:  # the strategy asks for what the Ray engine does not do: a usage error
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except (DataError, OSError, ValueError) as e:
         return _err(str(e))
     except Exception as e:  # an operator failing at run time: one line, no traceback

@@ -290,6 +290,13 @@ class Executor:
 
         return run_streaming(self, strategy, data, output, **kw)
 
+    def run_ray(self, strategy: ir.Strategy, data: str | Path, output: str | Path, **kw) -> RunResult:
+        """On a Ray cluster: see ``engine.distributed`` (kept rows go to ``output``; no cache;
+        ``address=`` names the cluster)."""
+        from .distributed import run_ray
+
+        return run_ray(self, strategy, data, output, **kw)
+
     def explain(self, strategies: Sequence[ir.Strategy], data: str | Path | Loaded | pl.DataFrame | None = None) -> Explanation:
         """The combined plan: node keys, shared nodes, cache policy and hit map (nothing runs)."""
         strategies = list(strategies)

@@ -53,7 +53,7 @@ from .keys import root_key
 from .plan import DropRecorder, drop_reason, plan_strategy, reason_counts, required_columns, step_kind
 from .report import DROPPED_SCHEMA, Accounting, RunResult, StepReport
 
-__all__ = ["run_streaming", "STREAM_FORMATS", "scan_input", "choose_mode", "estimated_footprint", "ModeChoice"]
+__all__ = ["run_streaming", "STREAM_FORMATS", "scan_input", "choose_mode", "estimated_footprint", "ModeChoice", "sink_format", "write_kept", "written_result"]
 
 STREAM_FORMATS = ("jsonl", "parquet")
 _OUT_SINKS = {".parquet": "parquet", ".jsonl": "ndjson", ".ndjson": "ndjson", ".csv": "csv"}
@@ -166,9 +166,7 @@ def run_streaming(
     Raises ``NoUsableRows`` (with the quarantine) before writing anything when no input record is usable."""
     t0 = time.perf_counter()
     out = Path(output)
-    sink = _OUT_SINKS.get(out.suffix.lower())
-    if sink is None:
-        raise DataError(f"streaming runs write .parquet, .jsonl, .ndjson or .csv, not {out.name}")
+    sink_format(out, "streaming runs")
     spill = Path(tempfile.mkdtemp(prefix="autodp-stream-", dir=spill_dir))
     try:
         req = required if required is not None else required_columns([strategy])
@@ -202,38 +200,59 @@ def run_streaming(
                     continue
             cur, rows, max_issued = _run_one(ex, strategy, plan, pos, cur, rows, max_issued, spill, reports, dropped_files)
             pos += 1
-        final = cur.select([pl.col(c).alias(unescape_column(c)) for c in cur.collect_schema().names() if not c.startswith("__")])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)  # a fresh name beside the output
-        os.close(fd)
-        tmp_out = Path(tmp_name)
-        try:
-            getattr(final, f"sink_{sink}")(tmp_out)
-            commit(tmp_out, out)
-        except BaseException:
-            tmp_out.unlink(missing_ok=True)
-            raise
-        ids = cur.select(ROW_ID).collect()[ROW_ID]
         dropped_ids = pl.concat([pl.read_parquet(p) for p in dropped_files]) if dropped_files else pl.DataFrame(schema=DROPPED_SCHEMA)
-        acc = Accounting(loaded.rows_total, rows, dropped_ids.height, loaded.quarantine.height, sum(r.added for r in reports), reports, dropped_ids.cast(DROPPED_SCHEMA))
-        schema = {c: t for c, t in final.collect_schema().items()}
-        return RunResult(
-            strategy=strategy.name,
-            frame=pl.DataFrame(schema=schema),
-            ids=ids,
-            accounting=acc,
-            quarantine=loaded.quarantine,
-            fingerprint=loaded.fingerprint,
-            root_key=root,
-            keys=list(plan.keys),
-            final_key=plan.keys[-1] if plan.keys else root,
-            seconds=time.perf_counter() - t0,
-            read_seconds=read_s,
-            output=str(out),
-            columns_changed=dict(loaded.changes),
-        )
+        return written_result(strategy, plan, root, loaded, cur, rows, dropped_ids, reports, out, commit, t0, read_s)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def sink_format(out: Path, who: str) -> str:
+    """The Polars sink for an output path (``parquet``, ``ndjson``, ``csv``); a DataError naming ``who`` otherwise."""
+    sink = _OUT_SINKS.get(out.suffix.lower())
+    if sink is None:
+        raise DataError(f"{who} write .parquet, .jsonl, .ndjson or .csv, not {out.name}")
+    return sink
+
+
+def write_kept(cur: pl.LazyFrame, out: Path, commit=commit) -> dict[str, pl.DataType]:
+    """Sink the kept rows of ``cur`` (user columns, their input names restored) to a fresh
+    temporary file beside ``out``, then ``commit(tmp, out)``; returns the written schema. Shared
+    with the Ray engine, so both write the same bytes."""
+    final = cur.select([pl.col(c).alias(unescape_column(c)) for c in cur.collect_schema().names() if not c.startswith("__")])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)  # a fresh name beside the output
+    os.close(fd)
+    tmp_out = Path(tmp_name)
+    try:
+        getattr(final, f"sink_{sink_format(out, 'runs')}")(tmp_out)
+        commit(tmp_out, out)
+    except BaseException:
+        tmp_out.unlink(missing_ok=True)
+        raise
+    return dict(final.collect_schema().items())
+
+
+def written_result(strategy, plan, root: str, loaded: Loaded, cur: pl.LazyFrame, kept: int, dropped_ids: pl.DataFrame, reports: list, out: Path, commit, t0: float, read_s: float) -> RunResult:
+    """Write the kept rows ``cur`` to ``out`` (``write_kept``) and return the run's result, whose
+    frame is empty (the rows are in ``out``). Shared with the Ray engine."""
+    schema = write_kept(cur, out, commit)
+    ids = cur.select(ROW_ID).collect()[ROW_ID]
+    acc = Accounting(loaded.rows_total, kept, dropped_ids.height, loaded.quarantine.height, sum(r.added for r in reports), reports, dropped_ids.cast(DROPPED_SCHEMA))
+    return RunResult(
+        strategy=strategy.name,
+        frame=pl.DataFrame(schema=schema),
+        ids=ids,
+        accounting=acc,
+        quarantine=loaded.quarantine,
+        fingerprint=loaded.fingerprint,
+        root_key=root,
+        keys=list(plan.keys),
+        final_key=plan.keys[-1] if plan.keys else root,
+        seconds=time.perf_counter() - t0,
+        read_seconds=read_s,
+        output=str(out),
+        columns_changed=dict(loaded.changes),
+    )
 
 
 # ---------------------------------------------------------------- the three ways a step runs

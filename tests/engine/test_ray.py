@@ -1,0 +1,219 @@
+"""The Ray engine gives the local engine's results: the same kept rows and ids, drop reasons and
+accounting, for every curated strategy that needs no model (on a local Ray cluster of 2 CPUs).
+
+Skipped when Ray is not installed (``pip install 'autodp[ray]'``), except the check that the core
+never imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from autodp_dsl.cli import main
+from autodp_dsl.engine import Executor
+from autodp_dsl.engine.render import load_strategy
+
+ROOT = Path(__file__).resolve().parents[2]
+STRATEGIES = sorted((ROOT / "strategies").glob("*.dp"))
+NEEDS_MODEL = {"refine-weak-answers"}
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+_WORDS = "asthma airway cough fever gout joint kidney liver heart blood pressure sugar insulin dose tablet sleep pain rest water diet".split()
+
+
+def _rows(n: int, seed: int = 0) -> list[dict]:
+    """Clinical-looking pairs with every problem the curated strategies clean: markup, mojibake,
+    links and e-mail addresses, terse and heading-only answers, answers that echo the question,
+    exact and near duplicates, odd whitespace."""
+    rnd = random.Random(seed)
+    base = [" ".join(rnd.choice(_WORDS) for _ in range(rnd.randint(6, 60))) for _ in range(n // 3)]
+    rows = []
+    for i in range(n):
+        q = f"What helps with {rnd.choice(_WORDS)} and {rnd.choice(_WORDS)} ?"
+        a = base[i % len(base)] if i % 5 else base[rnd.randrange(len(base))]
+        kind = i % 11
+        if kind == 1:
+            a = f"<p>{a}</p> &amp; <b>more</b>"
+        elif kind == 2:
+            a = a.replace("a", "Ã©", 1) + " cafÃ©"
+        elif kind == 3:
+            a = f"{a} mail doc{i}@example.com or see https://example.org/{i}"
+        elif kind == 4:
+            a = rnd.choice(["Yes.", "No", "", "  "])
+        elif kind == 5:
+            a = q + " " + q
+        elif kind == 6:
+            a = a + " " + rnd.choice(_WORDS)  # near-duplicate of another row's answer
+        elif kind == 7:
+            a = "Symptoms\n\n"
+        elif kind == 8:
+            a = "  " + a.replace(" ", "   ", 3) + "\t"
+        elif kind == 9:
+            a = " ".join([rnd.choice(_WORDS)] * 30)  # repetitive
+        rows.append({"instruction": q, "input": rnd.choice(["", "I feel ill", q]), "output": a, "text": q + "\n\n" + a})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    p = tmp_path_factory.mktemp("ray") / "d.jsonl"
+    lines = [json.dumps(r) for r in _rows(300)]
+    lines.insert(17, '{"instruction": "broken')  # quarantined, as locally
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def _same(mem, res, out: Path):
+    """The local (in-memory) result ``mem`` and the Ray result ``res`` (rows written to ``out``) agree."""
+    kept = pl.read_parquet(out) if out.suffix == ".parquet" else pl.read_ndjson(out)
+    assert kept.equals(mem.frame)
+    assert res.ids.equals(mem.ids)
+    assert res.keys == mem.keys and res.fingerprint == mem.fingerprint
+    assert res.quarantine.equals(mem.quarantine)
+    assert res.accounting.dropped_ids.equals(mem.accounting.dropped_ids)
+    for a, b in zip(mem.accounting.steps, res.accounting.steps, strict=True):
+        assert (a.step, a.text, a.kind, a.key, a.rows_in, a.rows_out, a.modified, a.added, a.dropped) == (
+            b.step, b.text, b.kind, b.key, b.rows_in, b.rows_out, b.modified, b.added, b.dropped
+        )
+    acc = res.accounting
+    assert acc.balanced and acc.rows_in == acc.kept + acc.dropped + acc.quarantined
+
+
+@pytest.mark.parametrize("path", [p for p in STRATEGIES if p.stem not in NEEDS_MODEL], ids=lambda p: p.stem)
+def test_curated_strategy_same_as_local(ray_cluster, data, tmp_path, path):
+    s = load_strategy(path)
+    ex = Executor()
+    mem = ex.run(s, data)
+    out = tmp_path / "out.parquet"
+    res = ex.run_ray(s, data, out, block_rows=64, partitions=3)  # 5 blocks, 3 reducers per shuffle
+    _same(mem, res, out)
+    assert sum(st.dropped_total for st in res.accounting.steps) > 0
+
+
+SELECTION = """dp: 1
+name: selection
+steps:
+  - clean.whitespace(output)
+  - short = words(output) < 12
+  - where: short
+    do:
+      - clean.html(output)
+      - filter: chars(output) >= 12
+  - dedup.minhash(output, threshold=0.7, num_perm=64, ngram=2)
+  - select.diverse(output, chars(output), fraction=0.8, num_perm=32, ngram=2)
+  - select.top(words(output), fraction=0.9)
+  - select.sample(fraction=0.9, seed=3)
+"""
+
+
+def test_where_blocks_and_selection_same_as_local(ray_cluster, data, tmp_path):
+    dp = tmp_path / "sel.dp"
+    dp.write_text(SELECTION)
+    s = load_strategy(dp)
+    ex = Executor()
+    mem = ex.run(s, data)
+    out = tmp_path / "out.jsonl"
+    res = ex.run_ray(s, data, out, block_rows=50, partitions=2)
+    _same(mem, res, out)
+    dropped = {st.step for st in res.accounting.steps if st.dropped_total}
+    assert {"3", "4", "5", "6", "7"} <= dropped | {d.split(".")[0] for d in res.accounting.dropped_ids["step"].unique()}
+    assert any("." in d for d in res.accounting.dropped_ids["step"].to_list())  # a drop inside the where-block
+
+
+def test_cli_engine_ray(ray_cluster, data, tmp_path):
+    dp = ROOT / "strategies" / "minimal.dp"
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    assert main(["run", str(dp), str(data), "-o", str(local), "-q", "--no-cache"]) == 0
+    rc = main(["run", str(dp), str(data), "-o", str(remote), "-q", "--no-cache", "--engine", "ray", "--report", str(tmp_path / "r.json")])
+    assert rc == 0
+    assert pl.read_ndjson(remote).equals(pl.read_ndjson(local))
+    assert (tmp_path / "ray.jsonl.dropped.jsonl").read_bytes() == (tmp_path / "local.jsonl.dropped.jsonl").read_bytes()
+    assert (tmp_path / "ray.jsonl.quarantine.jsonl").read_bytes() == (tmp_path / "local.jsonl.quarantine.jsonl").read_bytes()
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["accounting"]["balanced"] and rep["accounting"]["quarantined"] == 1
+
+
+def test_parquet_in_jsonl_out(ray_cluster, data, tmp_path):
+    pq = tmp_path / "d.parquet"
+    pl.DataFrame(_rows(300)).write_parquet(pq)
+    s = load_strategy(ROOT / "strategies" / "medquad-clean.dp")
+    ex = Executor()
+    out = tmp_path / "out.jsonl"
+    _same(ex.run(s, pq), ex.run_ray(s, pq, out, block_rows=100), out)
+
+
+def test_model_step_is_refused_before_anything_runs(ray_cluster, data, tmp_path, capsys):
+    from autodp_dsl.engine.distributed import NotOnRay
+
+    s = load_strategy(ROOT / "strategies" / "refine-weak-answers.dp")
+    with pytest.raises(NotOnRay, match="refine.rewrite needs a model"):
+        Executor().run_ray(s, data, tmp_path / "o.parquet")
+    out = tmp_path / "o.jsonl"
+    assert main(["run", str(ROOT / "strategies" / "refine-weak-answers.dp"), str(data), "-o", str(out), "-q", "--no-cache", "--engine", "ray"]) == 2
+    assert "does not run on Ray" in capsys.readouterr().err and not out.exists()
+
+
+def test_address_needs_the_ray_engine(data, tmp_path, capsys):
+    rc = main(["run", str(ROOT / "strategies" / "minimal.dp"), str(data), "-o", str(tmp_path / "o.jsonl"), "--no-cache", "--address", "auto"])
+    assert rc == 2 and "--engine ray" in capsys.readouterr().err
+
+
+def test_the_core_does_not_import_ray():
+    code = (
+        "import sys, autodp_dsl, autodp_dsl.cli, autodp_dsl.engine, autodp_dsl.engine.executor, autodp_dsl.commands.run, stdlib_ops\n"
+        "import autodp_dsl.engine.distributed\n"  # the Ray engine itself imports Ray only when a run uses it
+        "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_an_operator_error_inside_ray_is_the_operator_s_own():
+    pytest.importorskip("ray")
+    from ray.data.exceptions import UserCodeException
+    from ray.exceptions import RayTaskError
+
+    from autodp_dsl.engine.distributed import original_error
+
+    cause = ValueError("words(output): not a string")
+    try:
+        try:
+            raise RayTaskError("MapBatches(RowPass)", "Traceback ...", cause).as_instanceof_cause()
+        except Exception as task:
+            raise UserCodeException("UDF failed to process a data block.") from task
+    except Exception as e:
+        assert original_error(e) is cause
+    assert original_error(cause) is cause
+
+
+def test_a_global_step_sends_no_text_to_the_decision(data):
+    """What leaves a block for a global step's decision: ids, statistics, numeric columns, bucket
+    keys; never a string column (no Ray needed: the per-block function runs as is)."""
+    from autodp_dsl.engine.distributed import NarrowPass
+
+    frame = Executor().load(data).frame.with_columns(pl.col("output").str.len_chars().alias("n"))
+    for path in STRATEGIES:
+        if path.stem in NEEDS_MODEL:
+            continue
+        s = load_strategy(path)
+        for step in s.steps:
+            if getattr(step, "op", "").startswith(("dedup.", "select.")):
+                narrow = pl.from_arrow(NarrowPass(None, step)(frame.to_arrow()))
+                assert narrow.height == frame.height and "__rid" in narrow.columns
+                assert not [c for c, t in narrow.schema.items() if t in (pl.String, pl.Categorical)], (path.stem, narrow.schema)
+                assert "n" in narrow.columns  # a numeric column a score may read
