@@ -267,6 +267,14 @@ def _inode(path: str) -> tuple[int, int] | None:
         return None
 
 
+def _same_inode(a: str, a_ino: tuple[int, int] | None, b: str, b_ino: tuple[int, int] | None) -> bool:
+    """Whether ``a`` and ``b`` are one file under two names (a hard link), by the inodes seen earlier
+    and confirmed by a fresh look at both: a file replaced meanwhile (a concurrent run re-writing its
+    outputs) frees its inode number, which the file system may give at once to the next file created,
+    and the earlier look would then pair two different files."""
+    return a_ino is not None and a_ino == b_ino and _inode(a) == _inode(b) == a_ino
+
+
 def check_outputs(outputs: Iterable[tuple], inputs: Iterable[tuple[str, str | Path]], force: bool = False) -> dict[str, Path]:
     """Check every output of one run before anything is written: each may be written (``check_output``),
     none is an input or inside an input folder (nor a folder holding an input), no two are the same file.
@@ -285,14 +293,14 @@ def check_outputs(outputs: Iterable[tuple], inputs: Iterable[tuple[str, str | Pa
         fmt = fmt[0] if fmt else output_format(p)
         real, ino, hf = os.path.realpath(p), _inode(p), fmt == "hf"
         for what, ipath, ireal, iino, idir in ins:
-            if real == ireal or (ino is not None and ino == iino):
+            if real == ireal or _same_inode(p, ino, ipath, iino):
                 raise RefusedWrite(f"{label} {p} is {what} {ipath}; autodp never writes onto it")
             if idir and _inside(real, ireal):
                 raise RefusedWrite(f"{label} {p} is inside {what} {ipath}; autodp never writes into it")
             if _inside(ireal, real):
                 raise RefusedWrite(f"{label} {p} holds {what} {ipath}; autodp never writes onto it")
         for olabel, opath, oreal, oino, ohf in seen:
-            if real == oreal or (ino is not None and ino == oino):
+            if real == oreal or _same_inode(p, ino, opath, oino):
                 raise RefusedWrite(f"{label} {p} and {olabel} {opath} name the same file; give each output its own path")
             if (ohf and _inside(real, oreal)) or (hf and _inside(oreal, real)):
                 raise RefusedWrite(f"{label} {p} and {olabel} {opath}: one is inside the other's folder; give each output its own path")
