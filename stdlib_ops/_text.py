@@ -296,7 +296,7 @@ def dj_word_hashes(s: pl.Series, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
         words = pieces.explode(empty_as_null=False, keep_nulls=False).str.strip_chars(ascii_special_characters())
         real = (words.str.len_bytes() > 0).to_numpy()
         rids.append(np.repeat(rows.astype(np.int64), counts)[real])
-        hashes.append(words.filter(pl.Series(real)).hash(seed).to_numpy())
+        hashes.append(words.hash(seed).to_numpy()[real])  # not words.filter(real): that copies every word's view
     rows = np.flatnonzero(wide)
     if len(rows):
         words = low.gather(rows).str.extract_all(_dj_word_pattern())

@@ -93,8 +93,6 @@ def _err(msg: str) -> int:
 
 
 def run(args) -> int:
-    from rich.console import Console
-
     from ..engine.distributed import NotOnRay
     from ..engine.render import StrategyError, load_strategy, summary_table
     from ..io import DataError, NoUsableRows
@@ -131,7 +129,11 @@ def run(args) -> int:
     except OSError as e:
         return _err(str(e))
 
-    console = Console(stderr=True)
+    console = None
+    if not args.quiet:  # rich only for what --quiet leaves out: a scripted run does not import it
+        from rich.console import Console
+
+        console = Console(stderr=True)
     try:
         columns = data_columns(args)
     except NoUsableRows as e:
