@@ -202,12 +202,15 @@ class AutodpEvaluator:
                      per: int = 1, cache: Path | None = None) -> list[int]:
         """Train replicate r's arms (candidate and baseline) of each (candidate, r) in ``wanted`` that are
         not in the memo, ``workers`` at a time; the count per group of ``per`` consecutive entries."""
-        from autodp_eval import Evaluation, fingerprint_rows, run_in_processes
+        from autodp_eval import EvalError, Evaluation, fingerprint_rows, run_in_processes
 
         units: dict[tuple[str, int], tuple[Any, ...]] = {}
         owner: list[int] = [0] * (len(wanted) // per)
         for i, (cand, r) in enumerate(wanted):
-            ev = Evaluation(cand, base, held, self.config, cache or self.cache_dir, judge=self.judge, placebo=False)
+            try:
+                ev = Evaluation(cand, base, held, self.config, cache or self.cache_dir, judge=self.judge, placebo=False)
+            except EvalError:  # e.g. nothing left once the held-out questions are removed: its own evaluation
+                continue  # reports that as the candidate's failure
             for name, rr in ev.pending(r + 1):
                 rows, cfg = ev.rows(name, rr), ev.arm_config(name, rr)
                 key = (fingerprint_rows(rows), cfg.train.seed)

@@ -245,8 +245,14 @@ class Search:
         cfg = self.cfg
         self.console.print(f"noise band: placebo arms dropping {', '.join(f'{f:.0%}' for f in cfg.noise_fractions)} of "
                            f"the rows at random, {cfg.noise_replicates} replicates each ...")
-        d = self.evaluator.noise_band(self.search_frame, self.heldout, tuple(cfg.noise_fractions), cfg.noise_replicates,
-                                      seed=cfg.seed)
+        try:
+            d = self.evaluator.noise_band(self.search_frame, self.heldout, tuple(cfg.noise_fractions),
+                                          cfg.noise_replicates, seed=cfg.seed)
+        except Exception as e:  # like the baseline: without the band no score can be read, so stop cleanly
+            raise BackendFailure(f"the noise band cannot be measured: {type(e).__name__}: {e}") from e
+        if missing := [p["fraction"] for p in d["points"] if p["estimate"] is None]:
+            raise BackendFailure(f"the noise band cannot be measured: no question was judged in every replicate "
+                                 f"at drop fraction(s) {', '.join(f'{f:.0%}' for f in missing)} (judge failures)")
         self.state.finetunes += d["finetunes"]
         self.band = NoiseBand.from_dict(d)
         for p in self.band.points:
@@ -539,8 +545,13 @@ class Search:
             chosen = chosen[: max(cap - self.state.finetunes, 0)]
         if len(chosen) < 2:
             return {}
-        return dict(zip((cid for cid, _ in chosen), fn([f for _, f in chosen], self.search_frame, self.heldout),
-                        strict=True))
+        try:
+            trained = fn([f for _, f in chosen], self.search_frame, self.heldout)
+        except Exception as e:  # training ahead only saves time: each candidate's own evaluation below
+            # trains what is missing and reports its failure as that candidate's, as with one worker
+            self.console.print(f"training ahead stopped ({type(e).__name__}: {e}); the candidates train one by one")
+            return {}
+        return dict(zip((cid for cid, _ in chosen), trained, strict=True))
 
     def _scored_like(self, rnd: int, c: dict[str, Any], run: CandidateRun, near: str,
                      current: dict[str, CandidateRecord]) -> CandidateRecord:

@@ -280,3 +280,36 @@ def test_arms_trained_ahead_are_journaled_with_their_candidates(data, tmp_path):
     per_cand = {p.stem[5:]: json.loads(p.read_text())["finetunes"] for p in j.glob("cand-*.json")}
     assert per_cand == {"r1c1": 1, "r1c2": 1, "r1c3": 0}
     assert res.report["budget_used"]["finetunes"] == ev.trained
+
+
+@pytest.mark.parametrize("failure", ["raises", "no question judged"])
+def test_a_noise_band_that_cannot_be_measured_stops_the_search_cleanly(data, tmp_path, failure):
+    """Like the baseline: a training error or a judge that failed every question of a band replicate is
+    a BackendFailure (one line, exit 4), not a traceback from float(None) or the trainer."""
+    from autodp_search.errors import BackendFailure
+
+    class Broken(ScriptedEvaluator):
+        def noise_band(self, *a, **kw):
+            if failure == "raises":
+                raise RuntimeError("tokenizer exploded")
+            d = super().noise_band(*a, **kw)
+            d["points"][0].update(estimate=None, low=None, high=None, per_replicate=[])
+            return d
+
+    with pytest.raises(BackendFailure, match="noise band cannot be measured"):
+        run_search(cfg(data, tmp_path / "r"), evaluator=Broken(by_min_words(), noise=0.0), agent=ScriptedAgent([[A, C]]))
+
+
+def test_a_failure_while_training_ahead_leaves_each_candidate_to_its_own_evaluation(data, tmp_path):
+    """Training ahead only saves time: when it fails (one candidate's arm cannot be trained in a worker),
+    the candidates are evaluated one by one as with one worker, not the whole search stopped."""
+    calls = []
+
+    class Flaky(ScriptedEvaluator):
+        def train_ahead(self, candidates, baseline, heldout, replicates=1):
+            calls.append(len(candidates))
+            raise RuntimeError("worker died")
+
+    res = run_search(cfg(data, tmp_path / "r"), evaluator=Flaky(by_min_words(), noise=0.0), agent=ScriptedAgent([[A, C]]))
+    assert calls == [2]
+    assert {r.cid: r.status for r in res.records} == {"r1c1": "ok", "r1c2": "ok"}
