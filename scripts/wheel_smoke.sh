@@ -70,7 +70,7 @@ head -n 200 "$repo/examples/medquad_sample.jsonl" > data.jsonl
 [ -s cleaned.jsonl ] || fail "run wrote no rows"
 
 "$autodp" search data.jsonl --out search --eval-preset smoke --rounds 1 -k 2 --max-finetunes 2 \
-  --no-final --heldout 20 --no-target-selection --quiet > search.out 2>&1 \
+  --no-final --heldout 20 --no-target-selection --noise-replicates 0 --race-replicates 1 --quiet > search.out 2>&1 \
   || { rc=$?; [ "$rc" = 3 ] || { cat search.out; fail "search exited $rc"; }; }
 # the first round's plan names each proposal's origin: one must be a curated strategy
 grep -Eq '"origin": *"seed:curated"' search/journal/round-0001.plan.json \
