@@ -600,8 +600,10 @@ class Search:
         if r.status == "ok":
             pb = "" if r.placebo is None else (f"; placebo of its size {r.placebo:.2f}: "
                                                + {True: "beaten", False: "better", None: "not separated"}[r.beats_placebo])
-            self.console.print(f"  {r.cid}: score - r0 = {r.delta:+.3f} [{r.ci_low:.2f}, {r.ci_high:.2f}] over "
-                               f"{r.replicates} replicate(s){pb}  {r.rows_out}/{r.rows_in} rows  ({r.origin})")
+            # the interval is the win rate's: printed beside the win rate, not beside score - r0 (= win rate - 0.5)
+            self.console.print(f"  {r.cid}: win rate {r.win_rate:.3f} [{r.ci_low:.2f}, {r.ci_high:.2f}] (score - r0 = "
+                               f"{r.delta:+.3f}) over {r.replicates} replicate(s){pb}  {r.rows_out}/{r.rows_in} rows  "
+                               f"({r.origin})")
         else:
             self.console.print(f"  {r.cid}: {r.status} {r.feedback}")
 
