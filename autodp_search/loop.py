@@ -822,10 +822,10 @@ class Search:
 
     def _round_table(self, rnd: int) -> None:
         recs = sorted([r for r in self.records if r.status == "ok"], key=lambda r: r.delta)[-8:]
-        rows = [[r.cid, f"{r.delta:+.3f}", f"[{r.ci_low:.2f}, {r.ci_high:.2f}]", f"{r.rows_out}/{r.rows_in}", r.origin]
-                for r in recs]
+        rows = [[r.cid, f"{r.delta:+.3f}", f"{r.win_rate:.3f} [{r.ci_low:.2f}, {r.ci_high:.2f}]", str(r.replicates),
+                 f"{r.rows_out}/{r.rows_in}", r.origin] for r in recs]
         self.console.table(f"after round {rnd}: candidates by score - r0 (best last)",
-                           ["candidate", "score - r0", "CI", "rows kept", "origin"], rows)
+                           ["candidate", "score - r0", "win rate [CI]", "replicates", "rows kept", "origin"], rows)
 
     # ------------------------------------------------------------------ final
 
