@@ -446,7 +446,7 @@ class Evaluation:
         """Train (or find) every arm of replicate ``r`` and judge each pair: the unit of work."""
         if r < 0:
             raise ValueError(f"replicate index must be >= 0, got {r}")
-        cfg, say = self.config, self.say
+        say = self.say
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
 
