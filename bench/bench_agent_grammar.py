@@ -8,7 +8,9 @@ strategies), at temperature 0.8: ``--k`` grammar-constrained documents per conte
 unconstrained request per context asking for ``--k`` strategies as JSON (the prompt an API model
 gets). Counted per proposal: parses (no YAML/syntax error), lint clean before any repair (the
 language's lint plus the agent path's rules), empty; and distinct canonical strategies. Results
-go to ``--out`` after every context, so a run cut short keeps what it measured.
+go to ``--out`` after every context, so a run cut short keeps what it measured; ``--resume`` goes
+on from such a file (the contexts are deterministic: context N has the same history and seed in
+every run), skipping the contexts it already holds.
 
 Nothing here shows that the model *searches* well: that needs a real endpoint and the comparison
 of docs/search.md (``--agent llm`` vs ``offline`` vs ``random`` on the same budget).
@@ -68,18 +70,33 @@ def judge(texts: list[str]) -> dict:
     return {"proposals": len(texts), "parsed": parsed, "lint_clean": clean, "empty": empty, "distinct_clean": len(keys)}
 
 
+def resumed(out: Path, res: dict, k: int) -> int:
+    """Load a cut-short run's results into ``res``; the number of contexts it holds."""
+    if not out.exists():
+        return 0
+    old = json.loads(out.read_text())
+    same = (old.get("model"), old.get("temperature")) == (res["model"], res["temperature"])
+    if not same or len(old["constrained"]) != k * old["contexts"]:
+        raise SystemExit(f"{out} holds a run with other settings; pass another --out")
+    res.update({key: old[key] for key in ("contexts", "constrained", "unconstrained", "seconds")})
+    print(f"resuming after {old['contexts']} context(s) from {out}", flush=True)
+    return int(old["contexts"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--contexts", type=int, default=10)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--out", default="bench/agent_grammar.json")
+    ap.add_argument("--resume", action="store_true", help="go on from the contexts --out already holds")
     a = ap.parse_args()
     cons = LLMAgent(LLMConfig(model="local:smollm2", temperature=0.8, malformed_retries=0, grammar="on"))
     free = LLMAgent(LLMConfig(model="local:smollm2", temperature=0.8, malformed_retries=0, grammar="off",
                               max_tokens=600), backend=None)
     res: dict = {"model": "local:smollm2 (SmolLM2-135M-Instruct)", "temperature": 0.8, "contexts": 0,
                  "constrained": [], "unconstrained": [], "seconds": {"constrained": 0.0, "unconstrained": 0.0}}
-    for ctx in contexts(a.contexts, a.k):
+    done = resumed(Path(a.out), res, a.k) if a.resume else 0
+    for ctx in contexts(a.contexts, a.k)[done:]:
         t = time.perf_counter()
         try:
             texts = [p.dp_text for p in cons.propose(ctx)]
