@@ -15,7 +15,15 @@ import polars as pl
 import pytest
 
 from autodp_backends.records import fields_dict
-from autodp_dsl.engine.report import DROPPED_SCHEMA, Accounting, ExplainNode, Explanation, RunResult, StatRecord, StepReport
+from autodp_dsl.engine.report import (
+    DROPPED_SCHEMA,
+    Accounting,
+    ExplainNode,
+    Explanation,
+    RunResult,
+    StatRecord,
+    StepReport,
+)
 from autodp_search import budget as budget_module
 from autodp_search.budget import Budget, BudgetState
 from stdlib_ops.backends.base import Sampling
