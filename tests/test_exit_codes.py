@@ -131,6 +131,17 @@ def test_usage_errors_are_one_line_with_code_2(argv, capsys):
     assert line.startswith("error: autodp") and line.endswith("--help`)")
 
 
+@pytest.mark.parametrize("command", ["lint", "compile"])
+@pytest.mark.parametrize(("option", "said"), [(["--columns", "a:nosuchtype"], "error: --columns: unknown type 'nosuchtype'"),
+                                             (["--data", "nope.jsonl"], "error: cannot read the columns of nope.jsonl")])
+def test_unusable_input_columns_are_a_usage_error_in_one_line(command, option, said, capsys, tmp_path):
+    """--data / --columns are resolved before the command runs (lsp's case: tests/lsp/test_analysis.py)."""
+    dp = tmp_path / "s.dp"
+    dp.write_text("steps:\n  - filter: words(output) > 3\n")
+    assert main([command, str(dp), *option]) == exitcodes.USAGE
+    assert one_line(capsys.readouterr().err).startswith(said)
+
+
 def test_eval_without_a_baseline_is_a_usage_error_in_one_line(capsys):
     # --baseline is optional for argparse since `--calibrate DATA` needs none; eval says what it needs
     assert main(["eval", "c.jsonl"]) == exitcodes.USAGE
