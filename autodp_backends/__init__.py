@@ -12,6 +12,12 @@ language) and ``autodp_search`` can all use it.
 - ``atomic``: the one atomic write of a file or a folder.
 - ``testing``: the one fake OpenAI-compatible server for tests.
 
+Two plain pieces live here for the same reason, that the evaluator must share them without
+importing the language:
+
+- ``exitcodes``: the exit codes of every ``autodp`` subcommand (docs/cli.md).
+- ``records``: ``fields_dict``, the plain part of a record's stable JSON (reports, budgets, samplings).
+
 The exception tree (``errors``)::
 
     BackendError                    every error a model call raises

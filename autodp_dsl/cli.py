@@ -6,7 +6,7 @@ function ``register(subparsers)`` that adds its subparser and ``set_defaults(fun
 ``run(args) -> int``. Only the module of the command being run is imported, so ``autodp lint``
 starts without loading the evaluator or the search.
 
-Every error is one line on stderr and an exit code from ``autodp_dsl.exitcodes`` (docs/cli.md):
+Every error is one line on stderr and an exit code from ``autodp_backends.exitcodes`` (docs/cli.md):
 argparse's usage errors included, and any exception a command did not expect (a bug), which
 ``AUTODP_DEBUG=1`` turns back into a traceback.
 """
@@ -18,7 +18,7 @@ import importlib
 import os
 import sys
 
-from . import exitcodes
+from autodp_backends import exitcodes
 
 __all__ = ["main", "build_parser"]
 

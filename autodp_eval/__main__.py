@@ -1,6 +1,6 @@
 """``python -m autodp_eval eval ...``: the ``autodp eval`` subcommand without the main CLI.
 
-Errors are one line with the exit codes of ``autodp`` (``cli.EXIT_CODES``), as under ``autodp``'s
+Errors are one line with the exit codes of ``autodp`` (``autodp_backends.exitcodes``), as under ``autodp``'s
 own guard: argparse's usage errors exit USAGE, anything unexpected INTERNAL (``AUTODP_DEBUG=1``
 shows the traceback).
 """
@@ -11,7 +11,9 @@ import argparse
 import os
 import sys
 
-from .cli import INTERNAL, INTERRUPTED, OK, USAGE, internal_error, register
+from autodp_backends.exitcodes import INTERNAL, INTERRUPTED, OK, USAGE
+
+from .cli import internal_error, register
 
 
 class _Parser(argparse.ArgumentParser):

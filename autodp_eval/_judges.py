@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from autodp_backends.errors import BackendError, TransientError
 from autodp_backends.openai_client import openai_client, request_error
+from autodp_backends.records import fields_dict
 from autodp_backends.retry import backoff_delay
 
 from ._config import EvalConfig, JudgeConfig, canonical_hash, llm_verdict_settings
@@ -362,16 +363,9 @@ class PairwiseLLMJudge:
             jc.model,
             jc.base_url,
             backend="vllm" if jc.kind == "vllm" else "openai",
-            api_key_env=jc.api_key_env,
-            both_orders=jc.both_orders,
-            use_reference=jc.use_reference,
-            temperature=jc.temperature,
-            max_tokens=jc.max_tokens,
-            max_retries=jc.max_retries,
-            backoff_s=jc.backoff_s,
-            backoff_max_s=jc.backoff_max_s,
-            timeout_s=jc.timeout_s,
-            concurrency=jc.concurrency,
+            # the judge's settings are the config's fields of the same names
+            **fields_dict(jc, "api_key_env", "both_orders", "use_reference", "temperature", "max_tokens",
+                          "max_retries", "backoff_s", "backoff_max_s", "timeout_s", "concurrency"),
             **kwargs,
         )
 

@@ -14,28 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_CODES", "register", "run"]
+# The exit codes of the whole ``autodp`` command (docs/cli.md). ``eval`` uses OK, FAILED (no question
+# could be judged), USAGE (bad input or configuration, as docs/eval.md states), INTERNAL and INTERRUPTED.
+from autodp_backends.exitcodes import FAILED, INTERNAL, INTERRUPTED, OK, USAGE
 
-# The exit codes of the whole ``autodp`` command (docs/cli.md), mirrored from autodp_dsl.exitcodes:
-# autodp_eval imports nothing from autodp_dsl, and tests/test_exit_codes.py checks that both tables
-# are equal. ``eval`` uses OK, FAILED (no question could be judged), USAGE (bad input or
-# configuration, as docs/eval.md states), INTERNAL and INTERRUPTED.
-OK = 0
-FAILED = 1
-USAGE = 2
-NO_STRATEGY = 3  # search only
-BACKEND = 4  # search only
-INTERNAL = 70
-INTERRUPTED = 130
-EXIT_CODES: dict[str, int] = {
-    "OK": OK,
-    "FAILED": FAILED,
-    "USAGE": USAGE,
-    "NO_STRATEGY": NO_STRATEGY,
-    "BACKEND": BACKEND,
-    "INTERNAL": INTERNAL,
-    "INTERRUPTED": INTERRUPTED,
-}
+__all__ = ["register", "run"]
 
 EPILOG = """examples:
   autodp eval cleaned.jsonl --baseline raw.jsonl
@@ -238,7 +221,7 @@ def internal_error(e: BaseException) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``autodp eval``; returns the exit code (see ``EXIT_CODES``): OK, FAILED when no question
+    """Run ``autodp eval``; returns the exit code (``autodp_backends.exitcodes``): OK, FAILED when no question
     could be judged, USAGE for bad input or configuration, INTERNAL for a bug, INTERRUPTED."""
     from pydantic import ValidationError
 

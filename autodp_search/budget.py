@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autodp_backends.records import fields_dict
+
 __all__ = ["Budget", "BudgetState", "Estimate", "estimate"]
 
 
@@ -89,14 +91,9 @@ class BudgetState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rounds_done": self.rounds_done,
-            "finetunes": self.finetunes,
-            "agent_calls": self.agent_calls,
-            "repairs": self.repairs,
-            "evaluations": self.evaluations,
+            **fields_dict(self, "rounds_done", "finetunes", "agent_calls", "repairs", "evaluations"),
             "wall_s": round(self.wall_s, 3),
-            "rounds_since_improvement": self.rounds_since_improvement,
-            "best_delta": self.best_delta,
+            **fields_dict(self, "rounds_since_improvement", "best_delta"),
         }
 
 

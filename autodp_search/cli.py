@@ -8,7 +8,7 @@ import math
 import sys
 from pathlib import Path
 
-from autodp_dsl import exitcodes
+from autodp_backends import exitcodes
 
 __all__ = ["register", "run", "build_config", "usage_error"]
 

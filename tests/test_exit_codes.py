@@ -1,4 +1,4 @@
-"""One exit-code table for the whole ``autodp`` command, its mirror in autodp_eval and its docs;
+"""One exit-code table for the whole ``autodp`` command, the evaluator's use of it and its docs;
 the guard that turns an unexpected exception into one line; argparse's errors as one line."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autodp_dsl import exitcodes
+from autodp_backends import exitcodes
 from autodp_dsl.cli import CORE, PLUGINS_FALLBACK, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,13 +27,9 @@ def one_line(err: str) -> str:
 # ---------------------------------------------------------------- the table
 
 
-def test_the_evaluator_mirrors_the_table():
-    from autodp_eval import cli as eval_cli
-
-    assert eval_cli.EXIT_CODES == exitcodes.TABLE
+def test_the_table_names_every_code():
     for name, code in exitcodes.TABLE.items():
         assert getattr(exitcodes, name) == code
-        assert getattr(eval_cli, name) == code
 
 
 def test_codes_are_distinct_and_fit_a_process_status():
@@ -43,7 +39,7 @@ def test_codes_are_distinct_and_fit_a_process_status():
 
 
 def test_the_module_is_a_leaf():
-    tree = ast.parse((ROOT / "autodp_dsl" / "exitcodes.py").read_text())
+    tree = ast.parse((ROOT / "autodp_backends" / "exitcodes.py").read_text())
     imports = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
     assert all(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in imports)
 
@@ -133,6 +129,17 @@ def test_usage_errors_are_one_line_with_code_2(argv, capsys):
     assert main(argv) == exitcodes.USAGE
     line = one_line(capsys.readouterr().err)
     assert line.startswith("error: autodp") and line.endswith("--help`)")
+
+
+@pytest.mark.parametrize("command", ["lint", "compile"])
+@pytest.mark.parametrize(("option", "said"), [(["--columns", "a:nosuchtype"], "error: --columns: unknown type 'nosuchtype'"),
+                                             (["--data", "nope.jsonl"], "error: cannot read the columns of nope.jsonl")])
+def test_unusable_input_columns_are_a_usage_error_in_one_line(command, option, said, capsys, tmp_path):
+    """--data / --columns are resolved before the command runs (lsp's case: tests/lsp/test_analysis.py)."""
+    dp = tmp_path / "s.dp"
+    dp.write_text("steps:\n  - filter: words(output) > 3\n")
+    assert main([command, str(dp), *option]) == exitcodes.USAGE
+    assert one_line(capsys.readouterr().err).startswith(said)
 
 
 def test_eval_without_a_baseline_is_a_usage_error_in_one_line(capsys):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..compiler import compile_file, json_schema
 from ..diagnostics import Diagnostic, has_errors, render_all, to_json
@@ -39,6 +42,21 @@ def columns_from_args(args) -> tuple[dict[str, Type] | None, str | None]:
         except (OSError, ValueError) as e:
             return None, f"cannot read the columns of {args.data}: {e}"
     return None, None
+
+
+def with_columns(run: Callable[[Any, dict[str, Type] | None], int]) -> Callable[[Any], int]:
+    """The command ``run(args, columns)`` given the input schema of --data / --columns; when they
+    cannot be used, one line and exit 2 instead. ``lint``, ``compile`` and ``lsp`` share it."""
+
+    @functools.wraps(run)
+    def command(args) -> int:
+        columns, err = columns_from_args(args)
+        if err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return run(args, columns)
+
+    return command
 
 
 def _print_diags(path: str, diags: list[Diagnostic], source: str, fmt: str) -> None:
@@ -80,11 +98,8 @@ def _fix_file(f: str, columns) -> bool:
     return True
 
 
-def run_lint(args) -> int:
-    columns, err = columns_from_args(args)
-    if err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+@with_columns
+def run_lint(args, columns) -> int:
     failed = False
     report = []
     for f in args.files:
@@ -118,11 +133,8 @@ def register_compile(sub) -> None:
     p.set_defaults(func=run_compile)
 
 
-def run_compile(args) -> int:
-    columns, err = columns_from_args(args)
-    if err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+@with_columns
+def run_compile(args, columns) -> int:
     r = compile_file(args.file, columns, level=args.level)
     if not r.ok:
         print(to_json(r.diagnostics)) if args.format == "json" else _print_diags(args.file, r.diagnostics, r.source, "text")

@@ -7,6 +7,8 @@ from typing import Any
 
 import polars as pl
 
+from autodp_backends.records import fields_dict
+
 __all__ = ["StatRecord", "StepReport", "Accounting", "RunResult", "ExplainNode", "Explanation", "DROPPED_SCHEMA"]
 
 DROPPED_SCHEMA = {"rid": pl.UInt64, "step": pl.String, "reason": pl.String}
@@ -22,7 +24,7 @@ class StatRecord:
     bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "key": self.key, "source": self.source, "seconds": round(self.seconds, 6), "persisted": self.persisted, "bytes": self.bytes}
+        return {**fields_dict(self, "name", "key", "source"), "seconds": round(self.seconds, 6), **fields_dict(self, "persisted", "bytes")}
 
 
 @dataclass(slots=True)
@@ -49,21 +51,11 @@ class StepReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "step": self.step,
-            "text": self.text,
-            "kind": self.kind,
-            "key": self.key,
-            "rows_in": self.rows_in,
-            "rows_out": self.rows_out,
-            "modified": self.modified,
-            "added": self.added,
+            **fields_dict(self, "step", "text", "kind", "key", "rows_in", "rows_out", "modified", "added"),
             "dropped": self.dropped_total,
             "dropped_by_reason": dict(self.dropped),
             "seconds": round(self.seconds, 6),
-            "cache": self.cache,
-            "persisted": self.persisted,
-            "policy": self.policy,
-            "shared": self.shared,
+            **fields_dict(self, "cache", "persisted", "policy", "shared"),
             "statistics": [s.to_json() for s in self.stats],
         }
 
@@ -92,12 +84,7 @@ class Accounting:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "rows_in": self.rows_in,
-            "kept": self.kept,
-            "dropped": self.dropped,
-            "quarantined": self.quarantined,
-            "generated": self.generated,
-            "balanced": self.balanced,
+            **fields_dict(self, "rows_in", "kept", "dropped", "quarantined", "generated", "balanced"),
             "steps": [s.to_json() for s in self.steps],
         }
 
@@ -137,13 +124,7 @@ class RunResult:
         if q.height:
             by_reason = dict(q.group_by("reason").len().sort("reason").iter_rows())
         return {
-            "strategy": self.strategy,
-            "error": self.error,
-            "fingerprint": self.fingerprint,
-            "root_key": self.root_key,
-            "final_key": self.final_key,
-            "keys": self.keys,
-            "cache_hits": self.cache_hits,
+            **fields_dict(self, "strategy", "error", "fingerprint", "root_key", "final_key", "keys", "cache_hits"),
             "seconds": round(self.seconds, 6),
             "read_seconds": round(self.read_seconds, 6),
             "accounting": self.accounting.to_json(),
@@ -168,11 +149,7 @@ class ExplainNode:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "key": self.key,
-            "parent": self.parent,
-            "depth": self.depth,
-            "text": self.text,
-            "kind": self.kind,
+            **fields_dict(self, "key", "parent", "depth", "text", "kind"),
             "strategies": self.labels,
             "shared": len(self.labels),
             "final_of": self.finals,
@@ -200,13 +177,7 @@ class Explanation:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "root_key": self.root_key,
-            "fingerprint": self.fingerprint,
-            "data": self.data,
-            "rows": self.rows,
-            "quarantined": self.quarantined,
-            "cache_dir": self.cache_dir,
-            "strategies": self.strategies,
+            **fields_dict(self, "root_key", "fingerprint", "data", "rows", "quarantined", "cache_dir", "strategies"),
             "nodes": [n.to_json() for n in self.nodes],
             "shared_nodes": len(self.shared),
             "hits": sum(1 for n in self.nodes if n.cache == "hit"),

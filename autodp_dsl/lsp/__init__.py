@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from ..commands.language import columns_options, with_columns
+
 __all__ = ["register", "run"]
 
 
@@ -19,19 +21,12 @@ def register(sub) -> None:
                    help="wait this long after the last change before checking a document (default 0.15)")
     p.add_argument("--check-timeout", type=float, default=5.0, metavar="SECONDS",
                    help="report a check that takes longer than this instead of waiting for it (default 5)")
-    from ..commands.language import columns_options
-
     columns_options(p)  # --data / --columns: check and complete against these input columns, as `lint` does
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from ..commands.language import columns_from_args
-
-    columns, err = columns_from_args(args)
-    if err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+@with_columns
+def run(args, columns) -> int:
     try:
         from .server import build_server
     except ImportError as e:

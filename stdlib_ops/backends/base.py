@@ -35,6 +35,7 @@ from autodp_backends.errors import (
     UnsupportedError,
 )
 from autodp_backends.memo import Memo, memo_from, memo_key
+from autodp_backends.records import fields_dict
 from autodp_backends.retry import backoff_delay
 from autodp_backends.stats import BackendStats
 
@@ -117,13 +118,9 @@ class Sampling:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "top_p": self.top_p,
-            "seed": self.seed,
+            **fields_dict(self, "temperature", "max_tokens", "top_p", "seed"),
             "stop": list(self.stop),
-            "json_schema": self.json_schema,
-            "schema_name": self.schema_name,
+            **fields_dict(self, "json_schema", "schema_name"),
             **({"grammar": self.grammar} if self.grammar else {}),  # memo keys of earlier runs stay valid
         }
 

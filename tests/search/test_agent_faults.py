@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from autodp_dsl import exitcodes
+from autodp_backends import exitcodes
 from autodp_dsl.cli import main
 from autodp_search import ScriptedEvaluator
 from stdlib_ops.backends.testing import FakeOpenAIServer, Reply

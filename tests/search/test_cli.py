@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from autodp_dsl import exitcodes
+from autodp_backends import exitcodes
 from autodp_dsl.cli import main
 from autodp_search import BackendFailure, Budget, EvalOutcome, NoValidStrategy, ScriptedEvaluator, estimate
 from autodp_search.cli import build_config, register

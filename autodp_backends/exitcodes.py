@@ -1,8 +1,8 @@
 """The exit codes of the ``autodp`` command: one table for every subcommand (docs/cli.md).
 
-A leaf module with no imports, so that every command and ``autodp_search`` can name the codes
-without loading anything. ``autodp_eval`` imports nothing from ``autodp_dsl`` and mirrors the
-numbers it uses in ``autodp_eval/cli.py``; ``tests/test_exit_codes.py`` checks that both agree.
+A module with no imports in the leaf package every other one may import, so that the language's
+commands, ``autodp eval`` (which imports nothing of the language) and ``autodp search`` all name
+the codes from this one table without loading anything.
 """
 
 from __future__ import annotations
