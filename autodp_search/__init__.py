@@ -30,7 +30,7 @@ from .boundary import standard_feedback
 from .budget import Budget, BudgetState, Estimate, estimate
 from .config import SearchConfig
 from .data import TARGET_COLUMN
-from .errors import BackendFailure, NoValidStrategy
+from .errors import BackendFailure, NoValidStrategy, SettingsError
 from .evaluators import AutodpEvaluator, EvalOutcome, Evaluator, ScriptedEvaluator
 from .journal import Journal, JournalMismatch
 from .loop import Search, SearchResult, run_search
@@ -60,6 +60,7 @@ __all__ = [
     "Search",
     "SearchConfig",
     "SearchResult",
+    "SettingsError",
     "StepCount",
     "TARGET_COLUMN",
     "estimate",

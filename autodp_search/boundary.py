@@ -194,12 +194,16 @@ def candidate_view(r: CandidateRecord, counts: Counts, near_of: str | None = Non
 
 
 def coarse_drop_fraction(rows_in: int | None, rows_out: int | None, k: int) -> float:
-    """The share of rows a candidate dropped, from its dropped count rounded like ``Counts`` (under k:
-    none): the placebo rule, which the agent is told, must not carry an exact row count."""
-    if not rows_in or rows_out is None:
+    """The share of rows a candidate dropped, from its kept count and its input's size both rounded
+    to multiples of k (under k dropped: none, like ``<k``). The placebo rule, which the agent is told
+    in numbers, is a function of this fraction alone, so no exact row count -- not the kept count,
+    not the sample's size -- can be read back out of it: every pair of counts that round alike gives
+    the same figure (an exact denominator made the interpolated figure move with each row)."""
+    if not rows_in or rows_out is None or rows_in - rows_out < k:
         return 0.0
-    dropped = max(rows_in - rows_out, 0)
-    return 0.0 if dropped < k else min(int(round(dropped / k)) * k, rows_in) / rows_in
+    total = max(int(round(rows_in / k)), 1) * k
+    kept = int(round(rows_out / k)) * k
+    return min(max(1.0 - kept / total, 0.0), 1.0)
 
 
 # ---------------------------------------------------------------- outputs that differ by fewer than k rows

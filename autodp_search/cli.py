@@ -246,7 +246,7 @@ def run(args) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from .errors import BackendFailure, NoValidStrategy
+    from .errors import BackendFailure, NoValidStrategy, SettingsError
     from .journal import Journal, JournalMismatch, out_dir_problem
     from .loop import run_search
 
@@ -269,7 +269,7 @@ def run(args) -> int:
 
     try:
         res = run_search(cfg)
-    except JournalMismatch as e:
+    except (JournalMismatch, SettingsError) as e:
         return _error(str(e), exitcodes.USAGE)
     except (DataError, EvalInputError, OSError) as e:
         return _error(str(e), exitcodes.FAILED)

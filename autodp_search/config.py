@@ -11,7 +11,8 @@ from .prompts import DEFAULT_TASK
 
 __all__ = ["SEARCH_VERSION", "SearchConfig"]
 
-SEARCH_VERSION = 3  # part of the journal's identity: a journal of another version is not resumed (3: racing)
+SEARCH_VERSION = 4  # part of the journal's identity: a journal of another version is not resumed (3: racing;
+# 4: the journal's "finetunes" are the budget's nominal count, "trained" the arms trained)
 # evaluation settings that schedule the work without changing a result (EvalConfig.cache_key leaves them
 # out too): a search started with --eval-workers 2 resumes with 1, on a machine with other cores
 SCHEDULING_SETTINGS = frozenset({"workers", "threads"})

@@ -8,6 +8,9 @@ Layout of ``<out>/journal/``::
     round-0001.plan.json      the round's candidates after linting, repairs and de-duplication,
                               written before any evaluation (a resumed round reuses them: an LLM
                               is not asked again)
+    round-0001.ahead.json     arms trained ahead of their candidates' evaluation (``--eval-workers``),
+                              per candidate, written as soon as they are trained: a search that stops
+                              before evaluating them keeps the count (the arms are in the memo)
     cand-r1c2.json            one evaluated candidate (written as soon as it is scored)
     round-0001.race.json      the round's race so far: each extra replicate given, with the score it
                               gave (rewritten after each; a resumed race replays it, then goes on)
@@ -39,7 +42,7 @@ __all__ = ["Journal", "JournalMismatch", "is_journal_meta", "out_dir_problem", "
 
 JOURNAL_VERSION = 1
 # the names of the files a journal holds (and the temporary files of their atomic writes)
-_NAME = r"(?:meta|setup|final|round-\d{4}(?:\.w\d+)?(?:\.plan|\.race)?|cand-[A-Za-z0-9_-]+)\.json"
+_NAME = r"(?:meta|setup|final|round-\d{4}(?:\.w\d+)?(?:\.plan|\.race|\.ahead)?|cand-[A-Za-z0-9_-]+)\.json"
 JOURNAL_FILE = re.compile(rf"{_NAME}|\.{_NAME}\.\w+\.tmp")
 
 
@@ -136,6 +139,12 @@ class Journal:
 
     def race(self, rnd: int) -> list[dict[str, Any]]:
         return (self._read(f"round-{rnd:04d}.race.json") or {}).get("steps", [])
+
+    def write_ahead(self, rnd: int, arms: dict[str, int]) -> None:
+        self._write(f"round-{rnd:04d}.ahead.json", {"round": rnd, "arms": arms})
+
+    def ahead(self, rnd: int) -> dict[str, int]:
+        return dict((self._read(f"round-{rnd:04d}.ahead.json") or {}).get("arms", {}))
 
     def write_round(self, rnd: int, data: dict[str, Any]) -> None:
         self._write(f"round-{rnd:04d}.json", data)

@@ -58,7 +58,7 @@ from .data import (
     tidy_text_columns,
     user_columns,
 )
-from .errors import BackendFailure, NoValidStrategy
+from .errors import BackendFailure, NoValidStrategy, SettingsError
 from .evaluators import EVAL_COLUMNS, AutodpEvaluator, EvalOutcome, Evaluator
 from .execution import CandidateRun, run_strategies
 from .journal import Journal, JournalMismatch, record_from_json, record_to_json
@@ -120,6 +120,7 @@ class Search:
         self.racing = replicated and config.race_replicates > 1
         self.banding = replicated and config.noise_replicates >= 2
         self.band: NoiseBand | None = None
+        self.base_reps = 1  # the baseline's replicates asked for so far (a race step past them needs one more)
         self.events_log: list[str] = []  # every limit that bit and fallback taken (for the report)
 
     # ------------------------------------------------------------------ setup
@@ -220,17 +221,43 @@ class Search:
             self.r0 = EvalOutcome.from_dict(saved["baseline"])
             self.console.print("baseline r0: from the journal")
             if not self.state.rounds_done:  # else the last round's budget counted it
-                self.state.finetunes += self.r0.finetunes
+                self._charge(1, self.r0.finetunes)
             return
         self.console.print(f"baseline: fine-tuning on the unprocessed {'sample' if self.cfg.sampling else 'data'} ...")
         o = self.evaluator.evaluate(self.search_frame, self.search_frame, self.heldout)
         if o.error:
             raise BackendFailure(f"the baseline cannot be evaluated: {o.error}")
-        self.state.finetunes += o.finetunes
+        self._charge(1, o.finetunes)
         self.r0 = o
         self.console.print(f"baseline r0 = 0.5 by definition (win rate against itself: {o.win_rate}); held-out loss "
                            f"{o.baseline_loss if o.baseline_loss is not None else 'n/a'}; {o.seconds:.1f} s")
         self.journal.write_setup(self.setup_json())
+
+    @property
+    def band_cost(self) -> int:
+        """The noise band's fine-tunes: a placebo arm per drop fraction and replicate, and the
+        baseline's replicates beyond its first."""
+        cfg = self.cfg
+        return (len(cfg.noise_fractions) + 1) * cfg.noise_replicates - 1 if self.banding else 0
+
+    def _charge(self, nominal: int, trained: int) -> None:
+        """Budget the fine-tunes a decision asked for (``nominal``: counted whether the memo holds
+        the arms or not, so a resumed search or a warm memo decides as a cold run does) and count
+        the arms trained now (``trained``, reported beside it)."""
+        self.state.finetunes += nominal
+        self.state.trained += trained
+
+    def _check_settings(self) -> None:
+        """Refuse, before anything runs, a fine-tune budget the baseline and the noise band spend
+        before one round's first replicates (the search would stop before round 1 with exit 3)."""
+        cap, cfg = self.cfg.budget.max_finetunes, self.cfg
+        need = 1 + self.band_cost + cfg.k
+        if cap is not None and self.band_cost and cap < need:
+            raise SettingsError(
+                f"--max-finetunes {cap} is spent before round 1: the baseline (1) and the noise band "
+                f"({self.band_cost}: {len(cfg.noise_fractions)} drop fractions x {cfg.noise_replicates} replicates and "
+                f"{cfg.noise_replicates - 1} more of the baseline) take {1 + self.band_cost}; one round of {cfg.k} "
+                f"candidates needs --max-finetunes {need} or more (or --noise-replicates 0: no band, no placebo rule)")
 
     def noise_band(self, saved: dict[str, Any] | None) -> None:
         """Measure the noise band once (placebo arms at the configured drop fractions, paired with the
@@ -239,8 +266,9 @@ class Search:
             return
         if saved and saved.get("noise_band"):
             self.band = NoiseBand.from_dict(saved["noise_band"])
+            self.base_reps = max(self.base_reps, self.cfg.noise_replicates)
             if not self.state.rounds_done:  # else the last round's budget counted it
-                self.state.finetunes += self.band.finetunes
+                self._charge(self.band_cost, self.band.finetunes)
             return
         cfg = self.cfg
         self.console.print(f"noise band: placebo arms dropping {', '.join(f'{f:.0%}' for f in cfg.noise_fractions)} of "
@@ -253,7 +281,8 @@ class Search:
         if missing := [p["fraction"] for p in d["points"] if p["estimate"] is None]:
             raise BackendFailure(f"the noise band cannot be measured: no question was judged in every replicate "
                                  f"at drop fraction(s) {', '.join(f'{f:.0%}' for f in missing)} (judge failures)")
-        self.state.finetunes += d["finetunes"]
+        self._charge(self.band_cost, d["finetunes"])
+        self.base_reps = max(self.base_reps, cfg.noise_replicates)
         self.band = NoiseBand.from_dict(d)
         for p in self.band.points:
             self.console.print(f"  placebo, {p.fraction:.0%} of the rows dropped at random: win rate {p.estimate:.3f} "
@@ -261,7 +290,7 @@ class Search:
         hw = self.band.training_half_width(1)
         self.console.print(f"  training noise: sd {self.band.sd:.3f} per replicate (df {self.band.df}); one replicate's "
                            f"score is uncertain by +-{hw:.3f}, {cfg.race_replicates} replicates' by "
-                           f"+-{self.band.training_half_width(cfg.race_replicates):.3f}; {d['finetunes']} fine-tunes, "
+                           f"+-{self.band.training_half_width(cfg.race_replicates):.3f}; {self.band_cost} fine-tunes, "
                            f"{d['seconds']:.0f} s")
         self.journal.write_setup(self.setup_json())
 
@@ -470,7 +499,7 @@ class Search:
                 done = self.journal.candidate(c["cid"])
                 if done is not None:
                     records[c["cid"]] = record_from_json(done["record"])
-                    self.state.finetunes += done.get("finetunes", 0)
+                    self._charge(done.get("finetunes", 0), done.get("trained", 0))
                     self.state.evaluations += int(done.get("evaluated", True))
                     if done.get("output_fp") and records[c["cid"]].status == "ok":
                         self.output_fps.setdefault(done["output_fp"], c["cid"])
@@ -488,11 +517,11 @@ class Search:
         runs = run_strategies(strategies, self.search_frame, self.search_fp, self._exec_cache(), self.cfg.cache)
         exec_s = time.perf_counter() - t
         self.console.print(f"round {rnd}: ran {len(todo)} candidates as one batch ({exec_s:.2f} s)")
-        ahead = self._train_ahead(todo, runs)
+        ahead = self._train_ahead(rnd, todo, runs)
         for c, run in zip(todo, runs, strict=True):
             stop = self.state.candidate_stop()
-            if stop:
-                self.state.finetunes += sum(ahead.get(x["cid"], 0) for x in todo if x["cid"] not in records)
+            if stop:  # arms trained ahead for the candidates left stay in the memo and in round-NNNN.ahead.json
+                self.state.trained += sum(ahead.get(x["cid"], 0) for x in todo if x["cid"] not in records)
                 break
             ok_run = run.frame is not None and not run.error
             fp = output_fingerprint(run.frame) if ok_run else ""
@@ -509,12 +538,12 @@ class Search:
                                                         "evaluated": False, "output_fp": fp})
                 self.console.print(f"  {c['cid']}: within {self.cfg.profile_k} rows of {near}'s data: scored as {near}")
                 continue
-            rec, finetunes = self._evaluate(rnd, c, run)
-            finetunes += ahead.get(c["cid"], 0)  # its arm, trained beside the others before
-            self.state.finetunes += ahead.get(c["cid"], 0)
+            rec, nominal, trained = self._evaluate(rnd, c, run)
+            trained += ahead.get(c["cid"], 0)  # its arm, trained beside the others before
+            self._charge(nominal, trained)
             if fp and rec.status == "ok":
                 self.output_fps[fp] = c["cid"]
-            entry = {"record": record_to_json(rec), "finetunes": finetunes, "output_fp": fp}
+            entry = {"record": record_to_json(rec), "finetunes": nominal, "trained": trained, "output_fp": fp}
             if hashes is not None and rec.status == "ok":
                 self.row_sets.add(c["cid"], hashes)
                 entry["row_hashes"] = boundary.RowSets.encode(hashes)
@@ -523,11 +552,22 @@ class Search:
             self._print_candidate(rec)
         return stop, repeated
 
-    def _train_ahead(self, todo: list[dict[str, Any]], runs: list[CandidateRun]) -> dict[str, int]:
+    def _train_ahead(self, rnd: int, todo: list[dict[str, Any]], runs: list[CandidateRun]) -> dict[str, int]:
         """Have the evaluator train the arms of the candidates the wave will evaluate, ``--eval-workers``
         at a time (``AutodpEvaluator.train_ahead``), instead of one after another: which ones is
         decided as the loop below decides (ran, kept enough rows, not within k rows of a scored output,
-        within the fine-tune budget). Returns the arms trained per candidate id."""
+        within the fine-tune budget). Returns the arms trained per candidate id, this session's and
+        those an earlier session trained ahead but stopped before evaluating (journaled in
+        ``round-NNNN.ahead.json`` as soon as they are trained; the arms are in the evaluator's memo,
+        so their evaluation after ``--resume`` trains nothing and counts them here)."""
+        saved = self.journal.ahead(rnd)
+        trained = self._train_ahead_now(todo, runs)
+        if any(trained.values()):
+            saved.update({cid: n for cid, n in trained.items() if n})
+            self.journal.write_ahead(rnd, saved)
+        return saved
+
+    def _train_ahead_now(self, todo: list[dict[str, Any]], runs: list[CandidateRun]) -> dict[str, int]:
         fn = getattr(self.evaluator, "train_ahead", None)
         if fn is None:
             return {}
@@ -567,20 +607,21 @@ class Search:
                                rows_in=run.rows_in, rows_out=run.rows_out, steps=tuple(run.steps),
                                origin=c.get("origin", ""), **score)
 
-    def _evaluate(self, rnd: int, c: dict[str, Any], run: CandidateRun) -> tuple[CandidateRecord, int]:
+    def _evaluate(self, rnd: int, c: dict[str, Any], run: CandidateRun) -> tuple[CandidateRecord, int, int]:
+        """The candidate's record, the fine-tunes it asked for (the budget's count) and those trained now."""
         base = dict(round=rnd, cid=c["cid"], dp_text=c["dp_text"], key=c["key"], rows_in=run.rows_in,
                     rows_out=run.rows_out, steps=tuple(run.steps), origin=c.get("origin", ""))
         if run.error or run.frame is None:
             code = (run.error or "error").split(":", 1)[0][:40]
-            return CandidateRecord(status="failed", feedback=f"execution failed ({code})", errors=(code,), **base), 0
+            return CandidateRecord(status="failed", feedback=f"execution failed ({code})", errors=(code,), **base), 0, 0
         if run.rows_out < self.cfg.min_rows:
-            return CandidateRecord(status="failed", feedback=f"kept {run.rows_out} rows: too few to fine-tune on", **base), 0
+            return CandidateRecord(status="failed", feedback=f"kept {run.rows_out} rows: too few to fine-tune on", **base), 0, 0
         o = self.evaluator.evaluate(run.frame, self.search_frame, self.heldout)
         self.state.evaluations += 1
-        self.state.finetunes += o.finetunes
+        # one fine-tune asked for: the candidate's first replicate (the baseline's is r0's)
         if o.error or o.win_rate is None:
-            return CandidateRecord(status="failed", feedback=o.feedback, **base), o.finetunes
-        return CandidateRecord(status="ok", **self.score_fields(o, run.rows_in, run.rows_out), **base), o.finetunes
+            return CandidateRecord(status="failed", feedback=o.feedback, **base), 1, o.finetunes
+        return CandidateRecord(status="ok", **self.score_fields(o, run.rows_in, run.rows_out), **base), 1, o.finetunes
 
     def score_fields(self, o: EvalOutcome, rows_in: int | None, rows_out: int | None,
                      question_halfwidth: float | None = None) -> dict[str, Any]:
@@ -621,10 +662,10 @@ class Search:
         steps = self.journal.race(rnd)
         for st in steps:  # done before a kill: replayed, not trained again
             self.apply_race(st, current)
-            self.state.finetunes += st["finetunes"]
+            self._charge(st["finetunes"], st.get("trained", 0))
             self.state.evaluations += 1
         spent = sum(st["finetunes"] for st in steps)
-        while spent < cfg.race_finetunes:
+        while True:
             if stop := self.state.candidate_stop():
                 return stop
             pool = [*self.records, *current.values()]
@@ -632,6 +673,11 @@ class Search:
             if not order:
                 break
             rec = next(r for r in pool if r.cid == order[0])
+            # the candidate's next arm, and the baseline's when no decision has asked for that replicate
+            # yet: counted so whether the memo holds them or not (a warm memo races as a cold one)
+            cost = 1 + (rec.replicates + 1 > self.base_reps)
+            if spent + cost > cfg.race_finetunes or not self.state.affords(cost):
+                break
             run = run_strategies([self._lint(rec.dp_text).strategy], self.search_frame, self.search_fp,
                                  self._exec_cache(), cfg.cache)[0]
             o = None if run.error or run.frame is None else \
@@ -639,13 +685,13 @@ class Search:
             if o is None or o.error or o.win_rate is None:  # it ran and scored before: a back-end problem
                 self.notes.append(f"racing stopped: {rec.cid} could not be given another replicate")
                 break
-            step = {"cid": rec.cid, "finetunes": o.finetunes,
+            step = {"cid": rec.cid, "finetunes": cost, "trained": o.finetunes,
                     "score": self.score_fields(o, rec.rows_in, rec.rows_out, rec.question_halfwidth)}
             steps.append(step)
             self.journal.write_race(rnd, steps)
             self.apply_race(step, current)
-            spent += o.finetunes
-            self.state.finetunes += o.finetunes
+            spent += cost
+            self._charge(cost, o.finetunes)
             self.state.evaluations += 1
             self._print_candidate(next(r for r in (*self.records, *current.values()) if r.cid == rec.cid))
         return None
@@ -654,6 +700,7 @@ class Search:
         """A race step's new score for its candidate, and for the candidates scored like it (outputs
         within k rows: they show the same score, as when they were scored)."""
         cid, score = step["cid"], step["score"]
+        self.base_reps = max(self.base_reps, score["replicates"])
         for i, r in enumerate(self.records):
             if r.cid == cid or (r.status == "duplicate" and r.duplicate_of == cid and r.rows_in is not None):
                 self.records[i] = replace(r, **score)
@@ -672,6 +719,7 @@ class Search:
     def run(self) -> SearchResult:
         t_start = time.perf_counter()
         try:
+            self._check_settings()
             resuming = self._start_journal()
             self._preflight()
             self.prepare()
@@ -724,6 +772,7 @@ class Search:
             self.state.agent_calls = b.get("agent_calls", self.state.agent_calls)
             self.state.repairs = b.get("repairs", self.state.repairs)
             self.state.finetunes = b.get("finetunes", self.state.finetunes)
+            self.state.trained = b.get("trained", self.state.trained)
             self.state.evaluations = b.get("evaluations", self.state.evaluations)
             self.state.wall_before_s = rd.get("wall_s", 0.0)
             best = max((r.delta for r in self.records if r.status == "ok" and r.delta is not None), default=None)
@@ -736,13 +785,13 @@ class Search:
         """The pre-flight estimate of the whole search, from the baseline's measured evaluation time."""
         cfg = self.cfg
         per_eval = max(self.r0.seconds, 0.1)
-        band_arms = (len(cfg.noise_fractions) + 1) * cfg.noise_replicates - 1 if self.banding else 0
+        band_arms = self.band_cost
         self.estimate = estimate(cfg.budget, cfg.k, self.search_frame.height, self.full_frame.height, per_eval, cfg.final,
                                  basis=f"{per_eval:.1f} s per fine-tune measured on the baseline",
                                  same_steps=self.train_steps is not None,
                                  race_finetunes=cfg.race_finetunes if self.racing else 0,
                                  band_arms=band_arms,
-                                 verdict_replicates=cfg.verdict_replicates)
+                                 verdict_replicates=cfg.verdict_replicates, workers=cfg.eval_workers)
         self.console.print(f"[cyan]{self.estimate.text()}[/cyan]")
 
     def _rounds(self, rnd: int) -> tuple[str, str | None]:
@@ -861,7 +910,10 @@ class Search:
         self.console.print(f"final: best strategy {best.cid if best else '(none)'} kept {run.rows_out} of {run.rows_in} rows "
                            f"of the full data ({exec_s:.1f} s); evaluating against the unprocessed data ...")
         o = self.evaluator.evaluate(run.frame, self.full_frame, self.final_heldout, verdict=True)
-        self.state.finetunes += o.finetunes
+        # the candidate, the unprocessed data and a placebo per replicate (an evaluator without a
+        # replicated verdict: the candidate's one arm)
+        vr = getattr(self.evaluator, "verdict_replicates", None)
+        self._charge(3 * vr if vr else 1, o.finetunes)
         final = {
             "cid": best.cid if best else None,
             "key": key,

@@ -391,9 +391,11 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }} 
 <p>Data: <code>{_esc(rep['data']['path'])}</code> — {rep['data'].get('full')} rows ({rep['data'].get('search')} searched).
 Agent: {_esc(cfg.get('agent'))}; seed {_esc(cfg.get('seed'))}; sampling {'on' if cfg.get('sampling') else 'off'},
 target selection {'on' if cfg.get('target_selection') else 'off'}, cache {'on' if cfg.get('cache') else 'off'}.
-Stopped: {_esc(rep.get('stop_reason'))}. Total time {rep.get('seconds', 0):.1f} s; {used.get('finetunes')} fine-tune runs,
+Stopped: {_esc(rep.get('stop_reason'))}. Total time {rep.get('seconds', 0):.1f} s; {used.get('finetunes')} fine-tune runs as the budget counts them
+({used.get('trained', '?')} arms trained in this run; the evaluator's memo held the others),
 {used.get('evaluations')} evaluations, {used.get('agent_calls')} agent calls ({used.get('repairs')} repairs).
-Pre-flight estimate: {est.get('evaluations', '?')} evaluations, about {est.get('seconds', 0):.0f} s.</p>
+Pre-flight estimate: at most {est.get('finetunes', '?')} fine-tune runs, {est.get('evaluations', '?')} evaluations, about {est.get('seconds', 0):.0f} s
+(at most {est.get('seconds_max', est.get('seconds', 0)):.0f} s one after another).</p>
 <p class='big'><b>In plain words:</b> {_esc(rep.get('verdict_text', ''))}</p>
 {fin}
 <p><small>{_esc(_interval_note(rep))}</small></p>

@@ -74,7 +74,7 @@ def _explanation(d: dict) -> Explanation:
 
 def _budget_state(d: dict, monkeypatch) -> BudgetState:
     monkeypatch.setattr(budget_module.time, "monotonic", lambda: 1000.0)  # wall_s = wall_before_s exactly
-    keep = ("rounds_done", "finetunes", "agent_calls", "repairs", "evaluations", "rounds_since_improvement", "best_delta")
+    keep = ("rounds_done", "finetunes", "trained", "agent_calls", "repairs", "evaluations", "rounds_since_improvement", "best_delta")
     return BudgetState(Budget(), wall_before_s=d["wall_s"], started=1000.0, **{k: d[k] for k in keep})
 
 

@@ -149,6 +149,34 @@ def test_the_placebo_feedback_carries_no_exact_row_count():
     assert coarse_drop_fraction(300, 285, 20) == 0.0  # under k rows dropped: none, like "<20"
 
 
+def test_an_adversary_cannot_read_an_exact_count_out_of_the_placebo_figure():
+    """A curious agent reads the placebo figure of its candidate (what as many rows dropped at random
+    score, interpolated in the noise band) and solves it for the kept count or the sample's size. The
+    figure, as the loop computes it (``Search.score_fields``), is the same for every pair of exact
+    counts that round alike (input ~280, kept ~240): there is nothing to solve for. The control: fed
+    the exact share dropped, the same band gives the counts away."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from autodp_search.loop import Search
+    from autodp_search.racing import NoiseBand, placebo_rule
+
+    band = NoiseBand.from_points([{"fraction": 0.1, "dropped": 28, "per_replicate": [0.4, 0.45, 0.5], "estimate": 0.45,
+                                   "low": 0.33, "high": 0.57},
+                                  {"fraction": 0.3, "dropped": 84, "per_replicate": [0.3, 0.32, 0.34],
+                                   "estimate": 0.32, "low": 0.27, "high": 0.37}])
+    search = SimpleNamespace(band=band, cfg=SimpleNamespace(profile_k=20))
+    fields = ("placebo", "placebo_low", "placebo_high", "beats_placebo", "improvement")
+    seen, exact = defaultdict(set), set()
+    for rows_in in range(271, 290):  # the sample's size, shown as about 280
+        for kept in range(231, 250):  # the candidate's kept count, shown as ~240
+            f = Search.score_fields(search, EvalOutcome(0.5, 0.4, 0.6), rows_in, kept)
+            seen[(round(rows_in / 20), round(kept / 20))].add(tuple(f[x] for x in fields))
+            exact.add(placebo_rule(0.5, 0.4, 0.6, band, (rows_in - kept) / rows_in)["placebo"])
+    assert len(seen) == 1 and all(len(v) == 1 for v in seen.values()), {k: len(v) for k, v in seen.items()}
+    assert len(exact) > 100  # the control: an exact share would tell the worlds apart
+
+
 def test_the_leak_check_catches_a_leak(canary_data):
     _, rows, canaries = canary_data
     with pytest.raises(AssertionError):

@@ -313,3 +313,97 @@ def test_a_failure_while_training_ahead_leaves_each_candidate_to_its_own_evaluat
     res = run_search(cfg(data, tmp_path / "r"), evaluator=Flaky(by_min_words(), noise=0.0), agent=ScriptedAgent([[A, C]]))
     assert calls == [2]
     assert {r.cid: r.status for r in res.records} == {"r1c1": "ok", "r1c2": "ok"}
+
+
+# ---------------------------------------------------------------- the budget counts what decisions ask for
+
+
+D = dp("d", "filter: words(output) >= 9")
+
+
+def test_a_warm_memo_races_like_a_cold_run(data, tmp_path):
+    """The fine-tune budget (the race's and --max-finetunes) counts the fine-tunes a decision asks for,
+    memoised or not: a second search on the first one's memo, where every arm is already trained,
+    races the same candidates to the same replicates and stops for the same reason. Counting only the
+    arms trained now, the warm run's race was free: it raced on past the cold run's budget."""
+    units: set = set()
+    runs = {}
+    for name in ("cold", "warm"):
+        ev = ScriptedEvaluator(by_min_words(), noise=0.02, units=units)
+        res = run_search(cfg(data, tmp_path / name, race_finetunes=2, budget=Budget(max_rounds=2, max_finetunes=15)),
+                         evaluator=ev, agent=ScriptedAgent([[A, B, C], [D]]))
+        runs[name] = res, ev
+    (cold, cold_ev), (warm, warm_ev) = runs["cold"], runs["warm"]
+    assert warm_ev.trained == 0 and cold_ev.trained > 0
+    assert {r.cid: r.replicates for r in warm.records} == {r.cid: r.replicates for r in cold.records}
+    assert [(s["cid"], s["finetunes"]) for s in race_steps(tmp_path / "warm")] == \
+        [(s["cid"], s["finetunes"]) for s in race_steps(tmp_path / "cold")]
+    assert warm.stop_reason == cold.stop_reason == "fine-tune budget spent (15/15)"
+    used_c, used_w = cold.report["budget_used"], warm.report["budget_used"]
+    assert used_w["finetunes"] == used_c["finetunes"] == used_c["trained"] == cold_ev.trained and used_w["trained"] == 0
+    assert used_c["finetunes"] <= cold.report["estimate"]["finetunes"]
+
+
+def test_a_race_step_past_the_baselines_replicates_counts_the_baselines_arm(data, tmp_path):
+    """Without the noise band the baseline has one replicate: the incumbent's second replicate needs
+    the baseline's second too, two fine-tunes; its third would need two more, and a race budget of 3
+    has one left: the race ends there, within its budget."""
+    ev = ScriptedEvaluator(by_min_words(), noise=0.02)
+    run_search(cfg(data, tmp_path / "r", race_finetunes=3, noise_replicates=0), evaluator=ev,
+               agent=ScriptedAgent([[A, B, C]]))
+    steps = race_steps(tmp_path / "r")
+    assert [(s["cid"], s["finetunes"], s["trained"]) for s in steps] == [("r1c1", 2, 2)]
+
+
+class AheadThenStop(AheadScripted):
+    """Trains a wave's arms ahead, then a STOP file appears (before the first candidate is evaluated)."""
+
+    def __init__(self, *a, stop_file=None, **kw):
+        super().__init__(*a, **kw)
+        self.stop_file = stop_file
+
+    def train_ahead(self, candidates, baseline, heldout, replicates=1):
+        out = super().train_ahead(candidates, baseline, heldout, replicates)
+        if self.stop_file is not None:
+            self.stop_file.write_text("")
+        return out
+
+
+def test_arms_trained_ahead_are_journaled_when_the_search_stops_before_evaluating_them(data, tmp_path):
+    """A stop between candidates (STOP file, time) after the wave's arms were trained ahead: they are
+    journaled (round-NNNN.ahead.json) and in the memo, so --resume evaluates their candidates without
+    training them again and every arm is counted once over both sessions."""
+    out = tmp_path / "r"
+    agent = [[A, B, C]]
+    ev = AheadThenStop(by_min_words(), noise=0.02, stop_file=out / "STOP")
+    first = run_search(cfg(data, out), evaluator=ev, agent=ScriptedAgent(agent))
+    assert "stop file" in first.stop_reason and not first.records
+    assert json.loads((out / "journal" / "round-0001.ahead.json").read_text())["arms"] == {"r1c1": 1, "r1c2": 1, "r1c3": 1}
+    assert first.report["budget_used"]["trained"] == ev.trained == 1 + 8 + 3
+    (out / "STOP").unlink()
+    ev2 = AheadThenStop(by_min_words(), noise=0.02, units=ev.units)
+    res = run_search(cfg(data, out, resume=True), evaluator=ev2, agent=ScriptedAgent(agent))
+    assert ev2.trained == sum(s["trained"] for s in race_steps(out))  # only the race's arms are new
+    cold_ev = ScriptedEvaluator(by_min_words(), noise=0.02)
+    cold = run_search(cfg(data, tmp_path / "cold"), evaluator=cold_ev, agent=ScriptedAgent(agent))
+    assert {r.cid: r.replicates for r in res.records} == {r.cid: r.replicates for r in cold.records}
+    assert res.report["budget_used"]["finetunes"] == cold.report["budget_used"]["finetunes"]
+    assert res.report["budget_used"]["trained"] == len(ev2.units) == cold_ev.trained
+
+
+def test_a_budget_the_noise_band_spends_before_round_1_is_refused_before_anything_runs(data, tmp_path):
+    ev = ScriptedEvaluator(by_min_words(), noise=0.02)
+    from autodp_search import SettingsError
+
+    with pytest.raises(SettingsError, match=r"--max-finetunes 12 is spent before round 1: the baseline \(1\) and the "
+                                            r"noise band \(8: .*\) take 9; one round of 4 candidates needs "
+                                            r"--max-finetunes 13 or more \(or --noise-replicates 0"):
+        run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=1, max_finetunes=12)), evaluator=ev,
+                   agent=ScriptedAgent([[A, B, C]]))
+    assert ev.calls == 0 and not (tmp_path / "r").exists()
+    ok = run_search(cfg(data, tmp_path / "r", budget=Budget(max_rounds=1, max_finetunes=13)), evaluator=ev,
+                    agent=ScriptedAgent([[A, B, C]]))
+    assert [r.status for r in ok.records] == ["ok"] * 3
+    # without the band (or with an evaluator that does not replicate) a small budget is the user's choice
+    run_search(cfg(data, tmp_path / "off", noise_replicates=0, budget=Budget(max_rounds=1, max_finetunes=2)),
+               evaluator=ScriptedEvaluator(by_min_words(), noise=0.02), agent=ScriptedAgent([[A, B, C]]))
