@@ -195,11 +195,15 @@ def candidate_view(r: CandidateRecord, counts: Counts, near_of: str | None = Non
 
 def coarse_drop_fraction(rows_in: int | None, rows_out: int | None, k: int) -> float:
     """The share of rows a candidate dropped, from its kept count and its input's size both rounded
-    to multiples of k (under k dropped: none, like ``<k``). The placebo rule, which the agent is told
+    to multiples of k (under k dropped: none, under k kept: all, both shown as ``<k``). The placebo rule, which the agent is told
     in numbers, is a function of this fraction alone, so no exact row count -- not the kept count,
     not the sample's size -- can be read back out of it: every pair of counts that round alike gives
     the same figure (an exact denominator made the interpolated figure move with each row)."""
-    if not rows_in or rows_out is None or rows_in - rows_out < k:
+    if not rows_in or rows_out is None or rows_in < k:
+        return 0.0
+    if rows_out < k:  # shown as "<k": 10 kept must not read unlike 11 (round(10/20) is 0, round(11/20) 1)
+        return 1.0
+    if rows_in - rows_out < k:
         return 0.0
     total = max(int(round(rows_in / k)), 1) * k
     kept = int(round(rows_out / k)) * k

@@ -203,3 +203,19 @@ def test_feedback_is_numbers_only():
     fb = standard_feedback(o)
     assert "6 wins" in fb and "1.000 vs 1.100" in fb
     assert not any(ch.isalpha() and ch.isupper() for ch in fb)
+
+
+def test_the_placebo_figure_of_a_candidate_keeping_under_k_rows_tells_nothing_more_than_lt_k():
+    """A candidate that keeps between min_rows (10) and k (20) rows is evaluated and shown as keeping
+    "<20" rows; its placebo figure must not tell 10 kept rows from 11 (round(10/20) is 0 but
+    round(11/20) is 1: an agent learned whether any row past a known ten matched). Every count the
+    agent sees alike, from 0 kept to all of them, gives one figure."""
+    from collections import defaultdict
+
+    from autodp_search.boundary import Counts, coarse_drop_fraction
+
+    for k, total in ((20, 300), (20, 1003), (5, 47), (20, 30)):
+        counts, seen = Counts(k, total), defaultdict(set)
+        for kept in range(total + 1):
+            seen[counts(kept)].add(coarse_drop_fraction(total, kept, k))
+        assert all(len(v) == 1 for v in seen.values()), {c: v for c, v in seen.items() if len(v) > 1}
