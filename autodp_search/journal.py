@@ -144,7 +144,11 @@ class Journal:
         self._write(f"round-{rnd:04d}.ahead.json", {"round": rnd, "arms": arms})
 
     def ahead(self, rnd: int) -> dict[str, int]:
-        return dict((self._read(f"round-{rnd:04d}.ahead.json") or {}).get("arms", {}))
+        """The arms trained ahead per candidate id; entries that are not a count (a tampered file) are
+        left out like an unreadable file: the count is the report's, no decision depends on it."""
+        doc = self._read(f"round-{rnd:04d}.ahead.json")
+        arms = doc.get("arms") if isinstance(doc, dict) else None
+        return {cid: n for cid, n in arms.items() if type(n) is int and n >= 0} if isinstance(arms, dict) else {}
 
     def write_round(self, rnd: int, data: dict[str, Any]) -> None:
         self._write(f"round-{rnd:04d}.json", data)

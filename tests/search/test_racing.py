@@ -407,3 +407,21 @@ def test_a_budget_the_noise_band_spends_before_round_1_is_refused_before_anythin
     # without the band (or with an evaluator that does not replicate) a small budget is the user's choice
     run_search(cfg(data, tmp_path / "off", noise_replicates=0, budget=Budget(max_rounds=1, max_finetunes=2)),
                evaluator=ScriptedEvaluator(by_min_words(), noise=0.02), agent=ScriptedAgent([[A, B, C]]))
+
+
+@pytest.mark.parametrize("tampered", ['{"round": 1, "arms": {"r1c1": "1", "r1c2": null, "r1c3": true}}',
+                                      '{"round": 1, "arms": ["r1c1", "r1c2"]}', '[1, 2]', '{"round": 1, "arms": {"r1c1": -5}}'])
+def test_a_tampered_ahead_file_is_read_as_no_arms_not_a_crash_on_resume(data, tmp_path, tampered):
+    """round-NNNN.ahead.json only carries a count for the report: on --resume, entries that are not a
+    candidate id and a count of arms (>= 0) are left out, like an unreadable file, instead of a
+    TypeError (exit 70) from adding a string to the count. The search's decisions do not depend on it."""
+    out = tmp_path / "r"
+    agent = [[A, B, C]]
+    ev = AheadThenStop(by_min_words(), noise=0.02, stop_file=out / "STOP")
+    run_search(cfg(data, out), evaluator=ev, agent=ScriptedAgent(agent))
+    (out / "STOP").unlink()
+    (out / "journal" / "round-0001.ahead.json").write_text(tampered)
+    res = run_search(cfg(data, out, resume=True), evaluator=AheadThenStop(by_min_words(), noise=0.02, units=ev.units),
+                     agent=ScriptedAgent(agent))
+    assert [r.status for r in res.records] == ["ok"] * 3
+    assert isinstance(res.report["budget_used"]["trained"], int) and res.report["budget_used"]["trained"] >= 0
