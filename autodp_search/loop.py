@@ -786,7 +786,9 @@ class Search:
         cfg = self.cfg
         per_eval = max(self.r0.seconds, 0.1)
         band_arms = self.band_cost
-        self.estimate = estimate(cfg.budget, cfg.k, self.search_frame.height, self.full_frame.height, per_eval, cfg.final,
+        # an LLM agent is asked for between --k-min and --k-max proposals (the suggestion is -k): at most k_max
+        per_round = cfg.k_max if cfg.agent in ("llm", "automl") else cfg.k
+        self.estimate = estimate(cfg.budget, per_round, self.search_frame.height, self.full_frame.height, per_eval, cfg.final,
                                  basis=f"{per_eval:.1f} s per fine-tune measured on the baseline",
                                  same_steps=self.train_steps is not None,
                                  race_finetunes=cfg.race_finetunes if self.racing else 0,

@@ -341,3 +341,23 @@ def test_cache_dir_may_not_be_or_hold_the_data(tmp_path, monkeypatch, capsys, ca
     assert main(["search", data, "--out", "o", "--cache-dir", cache]) == 2
     assert "--cache-dir" in one_line(capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("agent", ["offline", "llm"])
+def test_the_preflight_fine_tunes_are_at_most_what_the_agent_may_propose(agent):
+    """The LLM agent is asked for between --k-min and --k-max proposals and the loop keeps up to
+    --k-max (8) of them: the estimate's "at most" counts k_max first replicates a round for it, not
+    the suggested -k (4). The offline agents propose -k at most."""
+    from types import SimpleNamespace
+
+    from autodp_search.loop import Search
+
+    cfg = build_config(parse("d.jsonl", "--agent", agent, "--rounds", "2", "--race-finetunes", "2",
+                             *(["--llm-base-url", "http://127.0.0.1:9/v1", "--llm-model", "m"] if agent == "llm" else [])))
+    frame = SimpleNamespace(height=300)
+    s = SimpleNamespace(cfg=cfg, r0=SimpleNamespace(seconds=10.0), band_cost=8, train_steps=None, racing=True,
+                        search_frame=frame, full_frame=frame, console=SimpleNamespace(print=lambda *a: None))
+    Search._estimate(s)
+    per_round = cfg.k_max if agent == "llm" else cfg.k
+    assert (cfg.k, cfg.k_max) == (4, 8)
+    assert s.estimate.finetunes == 1 + 8 + 2 * (per_round + 2) + 3 * cfg.verdict_replicates
