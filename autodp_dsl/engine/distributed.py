@@ -89,6 +89,9 @@ def connect(address: str | None = None):
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
+    # the operator's own exception, not Ray Data's UserCodeException "from" it: the chain does not
+    # survive the trip to the driver (exceptions pickle without __cause__), the exception itself does
+    ctx.raise_original_map_exception = True
     ctx.enable_progress_bars = False  # autodp prints one line a step, and Ray Data's own lines
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # ("Starting execution of ...") would bury them
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # the notice that bars are off: our choice
@@ -138,7 +141,14 @@ def original_error(e: BaseException) -> BaseException:
         if inner is None or not type(e).__module__.startswith("ray"):
             break
         e = inner
+    # Ray Data appends its retry advice to the message ("\nFailed to apply UDF transform after
+    # 1/1 attempts ..."): the operator's message is what precedes it
+    if e.args and isinstance(e.args[0], str) and _RAY_NOTE in e.args[0]:
+        e.args = (e.args[0].split(_RAY_NOTE)[0], *e.args[1:])
     return e
+
+
+_RAY_NOTE = "\nFailed to apply UDF transform"
 
 
 def ray_way(step: ir.Step, reg: Registry) -> tuple[str, str | None]:
