@@ -372,7 +372,7 @@ def test_medquad_reference_recipe_same_as_local(ray_cluster, tmp_path):
     if not src.exists():
         pytest.skip("needs ../shared/data/medquad")
     data = tmp_path / "medquad.parquet"
-    pl.read_ndjson(src).with_columns(text=pl.col("instruction") + "\n\n" + pl.col("output")).write_parquet(data)
+    pl.read_ndjson(src, infer_schema_length=None).with_columns(text=pl.col("instruction") + "\n\n" + pl.col("output")).write_parquet(data)
     s = load_strategy(ROOT / "strategies" / "reference-recipe.dp")
     ex = Executor()
     mem = ex.run(s, data)
