@@ -133,12 +133,17 @@ class Loaded:
 # ---------------------------------------------------------------- formats
 
 
+_FOLDER_FORMATS = ("hf", "shards")  # inputs that are folders: a datasets folder, Parquet shards
+
+
 def data_format(path: str | Path) -> str:
     p = Path(path)
     if p.is_dir():
         if (p / "dataset_dict.json").exists() or (p / "state.json").exists() or (p / "dataset_info.json").exists() or any(p.glob("*.arrow")):
             return "hf"
-        raise DataError(f"{p} is a folder but not a Hugging Face datasets folder (no state.json or *.arrow)")
+        if _shard_files(p):
+            return "shards"
+        raise DataError(f"{p} is a folder but neither a Hugging Face datasets folder (no state.json or *.arrow) nor a folder of Parquet shards")
     name = p.name.lower()
     for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet"), (".arrow", "arrow")):
         if name.endswith(suffix):
@@ -640,6 +645,16 @@ def _dtype_ok(dt, t: Type) -> bool:
     return dt == t.to_polars()
 
 
+def _shard_files(p: Path) -> list[Path]:
+    """The Parquet files of a folder of shards (``--format parquet-shards``), in name order, which
+    is row order (each is named after its first row id); hidden files (a write in progress) are not."""
+    return sorted(f for f in p.glob("*.parquet") if not f.name.startswith("."))
+
+
+def _folder_files(p: Path, fmt: str, split: str | None) -> list[Path]:
+    return _shard_files(p) if fmt == "shards" else _hf_files(p, split)
+
+
 def _hf_files(p: Path, split: str | None) -> list[Path]:
     if (p / "dataset_dict.json").exists():
         splits = json.loads((p / "dataset_dict.json").read_text()).get("splits", [])
@@ -657,6 +672,13 @@ def _hf_files(p: Path, split: str | None) -> list[Path]:
     if not files:
         raise DataError(f"{p} holds no .arrow files")
     return files
+
+
+def _read_parquet(b: bytes, name: str) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(io.BytesIO(b))
+    except Exception as e:
+        raise DataError(f"cannot read {name}: {first_line(e)}") from e
 
 
 def _read_arrow(f, name: str | None = None) -> pl.DataFrame:
@@ -764,13 +786,13 @@ def open_source(path: str | Path, split: str | None = None, known_sha256: str | 
     if not p.exists():
         raise DataError(f"no such file or folder: {p}")
     fmt = data_format(p)
-    if fmt != "hf":
+    if fmt not in _FOLDER_FORMATS:
         check_regular(p)
     if known_sha256 is not None:
         return Source(p, fmt, known_sha256, None, split, max_row_bytes)
     try:
-        if fmt == "hf":
-            files = _hf_files(p, split)
+        if fmt in _FOLDER_FORMATS:
+            files = _folder_files(p, fmt, split)
             digest = hashlib.sha256()
             payload = []
             for f in files:
@@ -795,7 +817,7 @@ def open_source(path: str | Path, split: str | None = None, known_sha256: str | 
 def source_stat(path: str | Path, split: str | None = None) -> list:
     """What identifies an input's bytes without reading them: path, size, mtime_ns, inode of each file."""
     p = Path(path).resolve()
-    files = _hf_files(p, split) if p.is_dir() else [p]
+    files = _folder_files(p, data_format(p), split) if p.is_dir() else [p]
     out = []
     for f in files:
         st = os.stat(f)
@@ -807,8 +829,8 @@ def parse_source(src: Source, required=("instruction", "output"), max_row_bytes:
     req = normalise_required(required)
     src.load_payload()
     fmt = src.format
-    if fmt == "hf":
-        frames = [_read_arrow(io.BytesIO(b), name) for name, b in src.payload]
+    if fmt in _FOLDER_FORMATS:
+        frames = [_read_parquet(b, name) if fmt == "shards" else _read_arrow(io.BytesIO(b), name) for name, b in src.payload]
         df = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
         frame, quarantine, total, changes = _validate_columnar(df, req, max_row_bytes)
     elif fmt == "jsonl":
@@ -877,11 +899,11 @@ def peek_columns(path: str | Path, n: int = 1000) -> dict[str, Type]:
     Raises ``DataError`` when the input cannot be read."""
     p = Path(path)
     fmt = data_format(p)
-    if fmt != "hf":
+    if fmt not in _FOLDER_FORMATS:
         check_regular(p)
     try:
-        if fmt == "parquet":
-            schema = pl.read_parquet_schema(p)
+        if fmt in ("parquet", "shards"):
+            schema = pl.read_parquet_schema(_shard_files(p)[0] if fmt == "shards" else p)
         elif fmt in ("hf", "arrow"):
             f = _hf_files(p, None)[0] if fmt == "hf" else p
             schema = _read_arrow(f).schema

@@ -38,11 +38,13 @@ import polars as pl
 
 from .atomic import RefusedWrite, check_target, commit, kind_of, resolve_target, write_bytes_atomic
 
-__all__ = ["INDEX", "MARKER", "RefusedWrite", "check_output", "check_outputs", "is_ours", "nested_columns", "output_format", "commit_output",
-           "record", "write_data", "write_file"]
+__all__ = ["INDEX", "MARKER", "SHARDS", "RefusedWrite", "check_output", "check_outputs", "is_ours", "nested_columns", "output_format", "commit_output",
+           "commit_folder", "record", "write_data", "write_file"]
 
 INDEX = ".autodp-outputs.json"  # in a folder where autodp wrote file outputs
 MARKER = ".autodp-output"  # inside a datasets folder autodp wrote
+SHARDS = "parquet-shards"  # a folder of Parquet files, one per block of a Ray run (``--format parquet-shards``)
+_FOLDERS = ("hf", SHARDS)  # the formats written as a folder, under the folder rules
 _SUFFIXES = ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".parquet", "parquet"), (".csv", "csv"))
 
 
@@ -212,7 +214,7 @@ def _check_output(path: str | Path, force: bool = False, fmt: str | None = None)
     target = resolve_target(path)
     if {Path(path).name, target.name} & {INDEX, MARKER}:
         raise RefusedWrite(f"{path}: {target.name} is the name of autodp's own record of its outputs; choose another name")
-    if fmt == "hf" and _holds_working_folder(path):
+    if fmt in _FOLDERS and _holds_working_folder(path):
         raise RefusedWrite(f"{path} is the working folder (or holds it); autodp does not replace the folder it runs in: "
                            "name an output folder inside it")
     try:
@@ -222,7 +224,7 @@ def _check_output(path: str | Path, force: bool = False, fmt: str | None = None)
     if st is None:
         _check_creatable(Path(path), target)
     elif stat.S_ISDIR(st.st_mode):
-        if fmt != "hf":
+        if fmt not in _FOLDERS:
             raise RefusedWrite(f"{path} is a folder; refusing to replace it")
         with os.scandir(target) as it:
             empty = next(it, None) is None
@@ -232,12 +234,12 @@ def _check_output(path: str | Path, force: bool = False, fmt: str | None = None)
     elif not stat.S_ISREG(st.st_mode):
         raise RefusedWrite(f"{path} is {kind_of(st.st_mode)}; refusing to write to it")
     else:
-        if not force and (fmt == "hf" or not is_ours(target)):
+        if not force and (fmt in _FOLDERS or not is_ours(target)):
             raise RefusedWrite(f"{path} exists and is not an earlier autodp output; pass --force to overwrite it")
         check_target(target, force)  # hard links
     if st is not None:
         _probe(target.parent, path)
-    if fmt != "hf":
+    if fmt not in _FOLDERS:
         _read_index(target.parent)  # an unrelated file named like the index is not overwritten
     return target
 
@@ -291,7 +293,7 @@ def check_outputs(outputs: Iterable[tuple], inputs: Iterable[tuple[str, str | Pa
             continue
         p = str(p)
         fmt = fmt[0] if fmt else output_format(p)
-        real, ino, hf = os.path.realpath(p), _inode(p), fmt == "hf"
+        real, ino, hf = os.path.realpath(p), _inode(p), fmt in _FOLDERS
         for what, ipath, ireal, iino, idir in ins:
             if real == ireal or _same_inode(p, ino, ipath, iino):
                 raise RefusedWrite(f"{label} {p} is {what} {ipath}; autodp never writes onto it")
@@ -389,11 +391,8 @@ def _hf_feature(dt) -> dict[str, Any]:
 
 def _write_hf(frame: pl.DataFrame, p: Path) -> None:
     """A ``save_to_disk``-style folder: one arrow stream file plus dataset_info.json, state.json and
-    the marker. An earlier folder at ``p`` (checked to be autodp's, or empty) is swapped out and its
-    listed files removed; whatever else appeared in it meanwhile is kept, in the renamed folder."""
-    parent = p.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=parent))
+    the marker, swapped in by ``_swap_in``."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
     try:
         name = "data-00000-of-00001.arrow"
         frame.write_ipc_stream(tmp / name, compat_level=pl.CompatLevel.oldest())
@@ -409,7 +408,20 @@ def _write_hf(frame: pl.DataFrame, p: Path) -> None:
             "_split": None,
         }
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
-        files = {n: _identity(os.stat(tmp / n)) for n in (name, "dataset_info.json", "state.json")}  # a rename keeps them
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder
+        raise
+    _swap_in(tmp, p)
+
+
+def _swap_in(tmp: Path, p: Path) -> None:
+    """Make the finished folder ``tmp`` (beside ``p``, written by autodp: every file in it is
+    listed in the marker written here) the output ``p``. An earlier folder at ``p`` (checked to be
+    autodp's, or empty) is swapped out and its listed files removed; whatever else appeared in it
+    meanwhile is kept, in the renamed folder. ``tmp`` is removed on failure."""
+    parent = p.parent
+    try:
+        files = {e.name: _identity(e.stat(follow_symlinks=False)) for e in os.scandir(tmp) if e.name != MARKER}  # a rename keeps them
         (tmp / MARKER).write_text(json.dumps({"autodp": "output", "version": 2, "files": files}))
         try:
             old = os.lstat(p)
@@ -427,6 +439,21 @@ def _write_hf(frame: pl.DataFrame, p: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder
         raise
     _remove_aside(aside, p)
+
+
+def commit_folder(tmp: str | Path, path: str | Path, force: bool = False, fmt: str = SHARDS) -> Path:
+    """Make the finished folder ``tmp`` (created by autodp beside ``path``, e.g. with
+    ``tempfile.mkdtemp(dir=parent)``, holding only files it wrote) the folder output ``path``,
+    under the rules: checked again under the lock, an earlier autodp folder replaced as above."""
+    target = resolve_target(path)
+    with _locked(target.parent):
+        try:
+            target = _check_output(path, force, fmt)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _swap_in(Path(tmp), target)
+    return target
 
 
 def _remove_aside(aside: Path, p: Path) -> None:

@@ -41,8 +41,16 @@ def register(sub) -> None:
         "--engine",
         choices=("polars", "ray"),
         default="polars",
-        help="polars (default): this machine; ray: a Ray cluster, the same results (jsonl/parquet in; .parquet/.jsonl/.csv out; "
+        help="polars (default): this machine; ray: a Ray cluster, the same results (jsonl/parquet in; .parquet/.jsonl/.csv or "
+        "--format parquet-shards out; "
         "no cache; needs autodp[ray]; docs/ray.md)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("parquet-shards",),
+        default=None,
+        help="the layout of -o when not its suffix: parquet-shards, a folder of Parquet files (one per block, written by the Ray "
+        "workers; --engine ray; a local run reads the folder as its DATA)",
     )
     p.add_argument("--address", metavar="ADDR", default=None, help="with --engine ray: the cluster (HOST:PORT, ray://HOST:PORT, auto; default $RAY_ADDRESS, else a local one)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary table")
@@ -99,8 +107,10 @@ def run(args) -> int:
 
     # every output is checked before anything is read, written or run (autodp_dsl/outputs.py has the rules)
     from ..outputs import (
+        SHARDS,
         RefusedWrite,
         check_outputs,
+        commit_folder,
         commit_output,
         nested_columns,
         output_format,
@@ -112,10 +122,13 @@ def run(args) -> int:
     if args.address and args.engine != "ray":
         print("error: --address names a Ray cluster: it needs --engine ray", file=sys.stderr)
         return 2
+    if args.format and args.engine != "ray":
+        print(f"error: --format {args.format} is written by the Ray workers: it needs --engine ray", file=sys.stderr)
+        return 2
     out = Path(args.output)
     dropped_path = Path(args.dropped) if args.dropped else Path(str(out) + ".dropped.jsonl")
     q_path = Path(args.quarantine) if args.quarantine else Path(str(out) + ".quarantine.jsonl")
-    outputs = [("-o", out), ("--dropped", dropped_path), ("--quarantine", q_path), ("--report", args.report, "json")]
+    outputs = [("-o", out, *([args.format] if args.format else [])), ("--dropped", dropped_path), ("--quarantine", q_path), ("--report", args.report, "json")]
     try:
         inputs = [("the input", args.data), ("the strategy", args.strategy)]
         if not args.no_cache:  # the cache is read as an input: no output lands in it
@@ -166,7 +179,8 @@ def run(args) -> int:
         if args.engine == "ray":
             if not args.quiet:
                 console.print(f"ray run over {args.data} (cluster {args.address or 'of $RAY_ADDRESS, else a local one'}; no cache)")
-            res = ex.run_ray(strategy, args.data, targets["-o"], address=args.address, commit=lambda tmp, path: commit_output(tmp, path, force))
+            res = ex.run_ray(strategy, args.data, targets["-o"], address=args.address, commit=lambda tmp, path: commit_output(tmp, path, force),
+                             shards=args.format == SHARDS, publish=lambda tmp, path: commit_folder(tmp, path, force))
             data = None
         elif mode.streaming:
             if not args.quiet:

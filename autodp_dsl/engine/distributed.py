@@ -21,15 +21,21 @@ accounting of the local engines (docs/ray.md). Ray is imported only when a run u
   are refused before anything runs: a one-line error, never a silent substitute.
 
 The kept rows are fetched block by block, in row-id order, and written by the streaming engine's
-writer (``write_kept``). No result cache is used (the node keys are the local engines').
+writer (``write_kept``); or, as Parquet shards (``shards=True``), written by the workers, one file
+a block, into a folder beside the output that becomes the output once every shard is checked: the
+driver sees only ids. No result cache is used (the node keys are the local engines').
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
+import socket
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import polars as pl
@@ -42,11 +48,12 @@ from ..graph import components
 from ..io import DataError, NoUsableRows, data_format, first_line
 from ..lower import lower_step
 from ..opregistry import Registry
+from ..outputs import commit_folder
 from ..plan_keys import stat_column_name
 from .keys import root_key
 from .plan import DropRecorder, drop_reason, plan_strategy, reason_counts, required_columns, step_kind
 from .report import DROPPED_SCHEMA, RunResult, StepReport
-from .streaming import STREAM_FORMATS, scan_input, sink_format, written_result
+from .streaming import STREAM_FORMATS, finished_result, kept_columns, scan_input, sink_format, written_result
 
 __all__ = ["run_ray", "connect", "ray_way", "NotOnRay", "decide", "original_error"]
 
@@ -82,10 +89,37 @@ def connect(address: str | None = None):
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
+    # the operator's own exception, not Ray Data's UserCodeException "from" it: the chain does not
+    # survive the trip to the driver (exceptions pickle without __cause__), the exception itself does
+    ctx.raise_original_map_exception = True
     ctx.enable_progress_bars = False  # autodp prints one line a step, and Ray Data's own lines
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # ("Starting execution of ...") would bury them
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # the notice that bars are off: our choice
     return ray
+
+
+def _fault_point(where: str) -> None:
+    """Test hook (``tests/engine/test_ray.py``), armed only by a file: with ``AUTODP_RAY_FAULT``
+    naming a file that holds ``WHERE kill``, the first worker reaching ``where`` claims the file
+    (a rename: one worker, once) and kills its own process by its PID, as a crashed node would;
+    ``WHERE raise-always`` makes every such task raise, as a broken operator would."""
+    path = os.environ.get("AUTODP_RAY_FAULT")
+    if not path:
+        return
+    try:
+        at, how = Path(path).read_text().split()
+    except (OSError, ValueError):
+        return
+    if at != where:
+        return
+    if how == "raise-always":
+        raise RuntimeError(f"injected failure in {where}")
+    if how == "kill":
+        try:
+            os.rename(path, f"{path}.taken.{os.getpid()}")
+        except OSError:
+            return  # another worker claimed it
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- which way a step runs
@@ -107,7 +141,14 @@ def original_error(e: BaseException) -> BaseException:
         if inner is None or not type(e).__module__.startswith("ray"):
             break
         e = inner
+    # Ray Data appends its retry advice to the message ("\nFailed to apply UDF transform after
+    # 1/1 attempts ..."): the operator's message is what precedes it
+    if e.args and isinstance(e.args[0], str) and _RAY_NOTE in e.args[0]:
+        e.args = (e.args[0].split(_RAY_NOTE)[0], *e.args[1:])
     return e
+
+
+_RAY_NOTE = "\nFailed to apply UDF transform"
 
 
 def ray_way(step: ir.Step, reg: Registry) -> tuple[str, str | None]:
@@ -209,6 +250,7 @@ class RowPass:
         self.reg, self.steps = reg, steps
 
     def __call__(self, table):
+        _fault_point("rows")
         df = pl.from_arrow(table)
         reg = _registry(self.reg)
         gone: list[pl.DataFrame] = []
@@ -273,6 +315,7 @@ class NarrowPass:
         self.reg, self.step = reg, step
 
     def __call__(self, table):
+        _fault_point("statistics")
         df = pl.from_arrow(table)
         reg = _registry(self.reg)
         ctx = _Statistics(reg)
@@ -377,20 +420,80 @@ class _Without:
         return pl.from_arrow(table).filter(~pl.col(ROW_ID).is_in(ids.implode())).to_arrow()
 
 
+# ---------------------------------------------------------------- Parquet shards
+
+
+def _write_shard(table, folder: str):
+    """A worker writes one block of kept rows into ``folder`` (the run's temporary output folder,
+    never created here: a node that does not see it fails instead of writing where nobody reads),
+    as ``part-<first row id>.parquet`` so that name order is row order. Written under a hidden
+    temporary name and renamed: a retried task replaces the file whole. Returns the block's row
+    ids and (name, rows, bytes), or None for an empty block."""
+    _fault_point("shard")
+    df = pl.from_arrow(table)
+    ids = df.select(ROW_ID).to_arrow()
+    if df.height == 0:
+        return ids, None
+    d = Path(folder)
+    if not d.is_dir():
+        raise DataError(f"the output folder {d.parent} is not visible on the Ray node {socket.gethostname()}: "
+                        "Parquet shards need an -o on storage every node mounts at the same path")
+    name = f"part-{df[ROW_ID][0]:020d}.parquet"
+    tmp = d / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        kept_columns(df).write_parquet(tmp)
+        os.replace(tmp, d / name)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ids, (name, df.height, (d / name).stat().st_size)
+
+
+def _shards(ray, ds, out: Path, empty: pl.DataFrame, publish) -> tuple[dict, pl.Series]:
+    """Write the kept rows of ``ds`` as Parquet shards, checked, then published as the folder
+    ``out``; the written schema and the kept ids. ``empty``: the columns when no block is left."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write = ray.remote(_write_shard).options(num_returns=2)
+        parts = [write.remote(r, str(folder)) for r in ds.to_arrow_refs()]
+        ids = _frames(ray, [i for i, _ in parts])
+        infos = [x for x in ray.get([w for _, w in parts]) if x is not None]
+        if sum(n for _, n, _ in infos) != ids.height:
+            raise OSError(f"the shards hold {sum(n for _, n, _ in infos):,} rows, the run kept {ids.height:,}")
+        for name, _, size in infos:  # each shard a worker reported is there, whole
+            st = os.lstat(folder / name)
+            if st.st_size != size:
+                raise OSError(f"shard {name} has {st.st_size} bytes, its worker wrote {size}: is the output folder shared by every node?")
+        for f in os.listdir(folder):  # leftovers of a task that died writing, in our own folder
+            if f.startswith("."):
+                os.unlink(folder / f)
+        if not infos:  # no row kept: one empty shard, so that a reader still finds the columns
+            kept_columns(empty).write_parquet(folder / f"part-{0:020d}.parquet")
+        schema = pl.read_parquet_schema(folder / min(os.listdir(folder)))
+        publish(folder, out)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return schema, (ids[ROW_ID] if ids.height else pl.Series(ROW_ID, [], dtype=pl.UInt64))
+
+
 # ---------------------------------------------------------------- the run
 
 
 def run_ray(
     ex, strategy: ir.Strategy, data: str | Path, output: str | Path, *, address: str | None = None, block_rows: int = BLOCK_ROWS,
-    partitions: int | None = None, spill_dir: str | Path | None = None, required=None, commit=commit,
+    partitions: int | None = None, spill_dir: str | Path | None = None, required=None, commit=commit, shards: bool = False, publish=commit_folder,
 ) -> RunResult:
     """Run ``strategy`` over ``data`` on Ray and write the kept rows to ``output`` (.parquet,
-    .jsonl/.ndjson or .csv); ``RunResult.frame`` is empty, as after a streaming run. ``partitions``:
-    reducers of a shuffle (default: one per block, at most 64). Raises ``NotOnRay`` before reading
-    anything when a step cannot run on Ray, ``NoUsableRows`` when no input record is usable."""
+    .jsonl/.ndjson or .csv; with ``shards``, a folder of Parquet files written by the workers and
+    made the output by ``publish(folder, output)``); ``RunResult.frame`` is empty, as after a
+    streaming run. ``partitions``: reducers of a shuffle (default: one per block, at most 64).
+    Raises ``NotOnRay`` before reading anything when a step cannot run on Ray, ``NoUsableRows``
+    when no input record is usable."""
     t0 = time.perf_counter()
     out = Path(output)
-    sink_format(out, "ray runs")
+    if not shards:
+        sink_format(out, "ray runs")
     if data_format(Path(data)) not in STREAM_FORMATS:
         raise DataError(f"ray runs read {' or '.join(STREAM_FORMATS)} inputs, not {data_format(Path(data))}")
     for i, s in enumerate(strategy.steps, 1):
@@ -415,6 +518,10 @@ def run_ray(
         rows = loaded.rows_total - loaded.quarantine.height
         try:
             ds, rows = run.steps(ds, [strategy.steps[i] for i in plan.order], rows)
+            if shards:
+                dropped = pl.concat(run.dropped) if run.dropped else pl.DataFrame(schema=DROPPED_SCHEMA)
+                schema, ids = _shards(ray, ds, out, cur.head(0).collect(), publish)
+                return finished_result(strategy, plan, root, loaded, schema, ids, rows, dropped, run.reports, out, t0, read_s)
             parts = []
             for i, ref in enumerate(ds.to_arrow_refs()):  # one block at a time on the driver, in order
                 part = spill / f"kept-{i:05d}.parquet"

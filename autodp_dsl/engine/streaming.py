@@ -53,7 +53,8 @@ from .keys import root_key
 from .plan import DropRecorder, drop_reason, plan_strategy, reason_counts, required_columns, step_kind
 from .report import DROPPED_SCHEMA, Accounting, RunResult, StepReport
 
-__all__ = ["run_streaming", "STREAM_FORMATS", "scan_input", "choose_mode", "estimated_footprint", "ModeChoice", "sink_format", "write_kept", "written_result"]
+__all__ = ["run_streaming", "STREAM_FORMATS", "scan_input", "choose_mode", "estimated_footprint", "ModeChoice", "sink_format", "kept_columns", "write_kept",
+           "written_result", "finished_result"]
 
 STREAM_FORMATS = ("jsonl", "parquet")
 _OUT_SINKS = {".parquet": "parquet", ".jsonl": "ndjson", ".ndjson": "ndjson", ".csv": "csv"}
@@ -214,11 +215,17 @@ def sink_format(out: Path, who: str) -> str:
     return sink
 
 
+def kept_columns(frame):
+    """What an output holds of a frame (lazy or not) of kept rows: the user columns, their input
+    names restored."""
+    return frame.select([pl.col(c).alias(unescape_column(c)) for c in frame.collect_schema().names() if not c.startswith("__")])
+
+
 def write_kept(cur: pl.LazyFrame, out: Path, commit=commit) -> dict[str, pl.DataType]:
     """Sink the kept rows of ``cur`` (user columns, their input names restored) to a fresh
     temporary file beside ``out``, then ``commit(tmp, out)``; returns the written schema. Shared
     with the Ray engine, so both write the same bytes."""
-    final = cur.select([pl.col(c).alias(unescape_column(c)) for c in cur.collect_schema().names() if not c.startswith("__")])
+    final = kept_columns(cur)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)  # a fresh name beside the output
     os.close(fd)
@@ -236,7 +243,13 @@ def written_result(strategy, plan, root: str, loaded: Loaded, cur: pl.LazyFrame,
     """Write the kept rows ``cur`` to ``out`` (``write_kept``) and return the run's result, whose
     frame is empty (the rows are in ``out``). Shared with the Ray engine."""
     schema = write_kept(cur, out, commit)
-    ids = cur.select(ROW_ID).collect()[ROW_ID]
+    return finished_result(strategy, plan, root, loaded, schema, cur.select(ROW_ID).collect()[ROW_ID], kept, dropped_ids, reports, out, t0, read_s)
+
+
+def finished_result(strategy, plan, root: str, loaded: Loaded, schema, ids: pl.Series, kept: int, dropped_ids: pl.DataFrame, reports: list, out: Path, t0: float,
+                    read_s: float) -> RunResult:
+    """The result of a run whose kept rows (``ids``, columns ``schema``) are already in ``out``:
+    its frame is empty."""
     acc = Accounting(loaded.rows_total, kept, dropped_ids.height, loaded.quarantine.height, sum(r.added for r in reports), reports, dropped_ids.cast(DROPPED_SCHEMA))
     return RunResult(
         strategy=strategy.name,

@@ -176,3 +176,24 @@ def test_a_duplicate_key_is_quarantined_in_jsonl_and_json(tmp_path):
         loaded = read_data(tmp_path / name)
         assert loaded.frame.height == 1 and loaded.quarantine["reason"].to_list() == ["duplicate-key"], name
         assert repr(key) in loaded.quarantine["detail"][0]
+
+
+def test_a_folder_of_parquet_shards_is_an_input(tmp_path):
+    """The output of ``--format parquet-shards``: its files in name order (= row order), hidden
+    files (a write in progress) left out; a folder of neither shards nor a datasets layout is refused."""
+    from autodp_dsl.io import data_format
+
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    pl.DataFrame({"instruction": ["c", "d"], "output": ["3", "4"]}).write_parquet(folder / "part-00000000000000000010.parquet")
+    pl.DataFrame({"instruction": ["a", "b"], "output": ["1", "2"]}).write_parquet(folder / "part-00000000000000000000.parquet")
+    pl.DataFrame({"instruction": ["x"], "output": ["x"]}).write_parquet(folder / ".part-00000000000000000020.parquet.ab12cd34.tmp.parquet")
+    (folder / ".autodp-output").write_text("{}")
+    assert data_format(folder) == "shards" and set(peek_columns(folder)) == {"instruction", "output"}
+    got = read_data(folder)
+    assert got.frame["instruction"].to_list() == ["a", "b", "c", "d"] and got.frame["__rid"].to_list() == [0, 1, 2, 3]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="nor a folder of Parquet shards"):
+        read_data(empty)
