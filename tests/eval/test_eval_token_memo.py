@@ -29,7 +29,7 @@ def _stable(x: Any) -> Any:
     return [_stable(v) for v in x] if isinstance(x, list) else x
 
 
-def test_memoised_ids_equal_fresh_ids_in_any_batch(tmp_path):
+def test_memoised_ids_equal_fresh_ids_in_any_batch(tmp_path, monkeypatch):
     rows = make_qa_rows(60, seed=3)
     spec = EvalConfig.preset("smoke").train.tiny
     tok = load_tokenizer(str(tiny_tokenizer_dir(rows, spec, tmp_path)[0]))
@@ -50,6 +50,10 @@ def test_memoised_ids_equal_fresh_ids_in_any_batch(tmp_path):
     assert fmt().prompt_ids(prompts) == fresh_prompts
     # a different truncation is a different entry, not a stale hit
     assert Formatter(tok, max_seq_len=64, max_prompt_len=3).prompt_ids(prompts) != fresh_prompts
+    # past its bound the memo starts over (hits mixed with new texts included), with the same ids
+    monkeypatch.setattr(_format, "_IDS_MAX", 50)
+    assert fmt().pairs([*prompts, "one more"], [*answers, "y"])[:-1] == fresh
+    assert fmt().prompt_ids(prompts) == fresh_prompts
     clear_ids()
 
 
