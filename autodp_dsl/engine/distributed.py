@@ -40,6 +40,8 @@ from pathlib import Path
 
 import polars as pl
 
+from autodp_backends.atomic import publish
+
 from .. import ir
 from ..atomic import commit
 from ..declarations import KEEP, ROW_ID
@@ -115,8 +117,9 @@ def _fault_point(where: str) -> None:
     if how == "raise-always":
         raise RuntimeError(f"injected failure in {where}")
     if how == "kill":
-        try:
-            os.rename(path, f"{path}.taken.{os.getpid()}")
+        try:  # claim the fault once: every worker may link, only one unlinks the original
+            os.link(path, f"{path}.taken.{os.getpid()}")
+            os.unlink(path)
         except OSError:
             return  # another worker claimed it
         os.kill(os.getpid(), signal.SIGKILL)
@@ -442,7 +445,7 @@ def _write_shard(table, folder: str):
     tmp = d / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         kept_columns(df).write_parquet(tmp)
-        os.replace(tmp, d / name)
+        publish(tmp, d / name)
     finally:
         tmp.unlink(missing_ok=True)
     return ids, (name, df.height, (d / name).stat().st_size)

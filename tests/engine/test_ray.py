@@ -44,7 +44,9 @@ def ray_cluster(fault_file):
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=env, log_to_driver=False, configure_logging=False)
     else:
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False, configure_logging=False, runtime_env=env)
+        # address="local": a new cluster even where /tmp/ray names an earlier one (a head left by a
+        # developer's `ray start` would otherwise be joined, and then num_cpus is refused)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False, configure_logging=False, runtime_env=env)
     yield ray
     ray.shutdown()
 
